@@ -1,0 +1,98 @@
+/// Decides return targets (`rd`) the way `/oauth2/start?rd=` and `/oauth2/sign_out?rd=` do (CONTRACT 4).
+///
+/// A target is allowed only as the ``BrowserURL`` a browser would make of it against ``base``; the
+/// `Location` Detour emits is that URL's serialisation, so what was checked is what the browser
+/// follows. Every refusal carries a ``RejectionReason`` with a stable code.
+public struct ReturnTargetPolicy: Sendable {
+    /// Where relative targets are resolved: `server.public_url`. Its own origin is always allowed.
+    public let base: BrowserURL
+    public let allowedHosts: [AllowedHost]
+    /// Detour's endpoint prefix (`server.prefix`); targets under it would loop back into sign-in.
+    public let prefix: String
+    private let prefixFolder: String
+    /// The longest target accepted, in bytes.
+    public static let maximumLength = 4096
+
+    public init(base: BrowserURL, allowedHosts: [AllowedHost], prefix: String = "/oauth2") {
+        self.base = base
+        self.allowedHosts = allowedHosts
+        self.prefix = prefix.hasSuffix("/") ? String(prefix.dropLast()) : prefix
+        self.prefixFolder = self.prefix + "/"
+    }
+
+    /// The verdict on one target: the already-decoded value of an `rd` parameter.
+    public func evaluate(_ target: String) -> ReturnTargetVerdict {
+        guard !target.utf8.allSatisfy({ $0 == 0x20 }) else { return .rejected(.empty) }
+        guard target.utf8.count <= Self.maximumLength else { return .rejected(.tooLong) }
+        // Browsers silently drop tabs and newlines and strip other controls at the ends; a target that
+        // relies on that is an attack, and CR or LF could never go into a Location header anyway.
+        guard !target.utf8.contains(where: { $0 < 0x20 || $0 == 0x7F }) else { return .rejected(.controlCharacter) }
+
+        let url: BrowserURL
+        do {
+            url = try BrowserURL(parsing: target, against: base)
+        } catch {
+            switch error {
+            case .unsupportedScheme: return .rejected(.scheme)
+            case .unsupportedInternationalHost: return .rejected(.internationalHost)
+            default: return .rejected(.unparseable)
+            }
+        }
+        if url.hasCredentials { return .rejected(.userinfo) }
+        if !url.isSameOrigin(as: base) {
+            guard url.scheme == .https || url.host.isLoopback else { return .rejected(.scheme) }
+            guard allowedHosts.contains(where: { $0.matchesHost(url.host) }) else { return .rejected(.host) }
+            guard allowedHosts.contains(where: { $0.matchesHost(url.host) && $0.matchesPort(of: url) }) else {
+                return .rejected(.port)
+            }
+        }
+        let path = url.path
+        if path == prefix || path.hasPrefix(prefixFolder) { return .rejected(.loop) }
+        return .allowed(url)
+    }
+}
+
+/// The outcome of checking one return target: the URL to put in `Location`, or why not.
+public enum ReturnTargetVerdict: Sendable, Hashable {
+    case allowed(BrowserURL)
+    case rejected(RejectionReason)
+
+    /// The allowed URL, or `nil` when rejected.
+    public var location: BrowserURL? {
+        if case .allowed(let url) = self { url } else { nil }
+    }
+}
+
+/// Why a return target was refused. ``code`` is stable: `redirect check` prints it and logs record it.
+public struct RejectionReason: Sendable, Hashable, CustomStringConvertible {
+    /// The machine-readable reason, kebab-case.
+    public let code: String
+    /// One sentence for people.
+    public let explanation: String
+
+    private init(_ code: String, _ explanation: String) {
+        self.code = code
+        self.explanation = explanation
+    }
+
+    public static let empty = RejectionReason("empty", "the target is empty")
+    public static let tooLong = RejectionReason("too-long", "the target is longer than 4096 bytes")
+    public static let controlCharacter = RejectionReason(
+        "control-character", "the target contains a control character (tab, newline, NUL...)")
+    public static let unparseable = RejectionReason("unparseable", "a browser could not parse the target as a URL")
+    public static let scheme = RejectionReason(
+        "scheme", "only https targets are allowed (and http to localhost, 127.0.0.1 or [::1])")
+    public static let internationalHost = RejectionReason(
+        "idn", "the host has international characters Detour does not map exactly as a browser would")
+    public static let userinfo = RejectionReason("userinfo", "the target carries a user name or password")
+    public static let host = RejectionReason("host", "the host is not in the allowed hosts")
+    public static let port = RejectionReason("port", "the host is allowed, but not on this port")
+    public static let loop = RejectionReason("loop", "the target is one of Detour's own sign-in endpoints")
+
+    /// Every reason, for documentation and tests.
+    public static let all: [RejectionReason] = [
+        .empty, .tooLong, .controlCharacter, .unparseable, .scheme, .internationalHost, .userinfo, .host, .port, .loop,
+    ]
+
+    public var description: String { code }
+}

@@ -43,6 +43,9 @@ public struct BrowserURL: Sendable, Hashable, CustomStringConvertible {
     /// The serialised fragment without its `#`, or `nil` when the URL has none.
     public var fragment: Substring? { fragmentStart.map { slice($0 + 1, href.utf8.count) } }
 
+    /// The path, query and fragment: everything after the origin.
+    public var pathQueryAndFragment: Substring { slice(pathStart, href.utf8.count) }
+
     public var description: String { href }
 
     /// Whether both URLs have the same origin (RFC 6454): scheme, host and port.

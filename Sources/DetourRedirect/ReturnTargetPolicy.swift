@@ -52,6 +52,25 @@ public struct ReturnTargetPolicy: Sendable {
     }
 }
 
+extension ReturnTargetPolicy {
+    /// Row S1: where sign-in (or sign-out) returns to: `rd` when it is allowed, else `fallback`
+    /// (`return_to.default`, checked when the configuration was loaded). Never an open redirect.
+    public func returnTarget(for rd: String?, fallback: BrowserURL) -> ReturnTargetResolution {
+        guard let rd else { return ReturnTargetResolution(target: fallback, rejection: nil) }
+        switch evaluate(rd) {
+        case .allowed(let url): return ReturnTargetResolution(target: url, rejection: nil)
+        case .rejected(let reason): return ReturnTargetResolution(target: fallback, rejection: reason)
+        }
+    }
+}
+
+/// A return target after row S1: the URL to go to, and why `rd` was set aside, if it was.
+public struct ReturnTargetResolution: Sendable, Hashable {
+    public let target: BrowserURL
+    /// Set when the requested target was refused and the default used instead (row S1).
+    public let rejection: RejectionReason?
+}
+
 /// The outcome of checking one return target: the URL to put in `Location`, or why not.
 public enum ReturnTargetVerdict: Sendable, Hashable {
     case allowed(BrowserURL)

@@ -1,0 +1,91 @@
+public import DetourRedirect
+
+/// A loaded, validated `detour.yaml` (CONTRACT section 3).
+///
+/// Every value has been type-checked, every allowlist entry parsed and the return-target default
+/// checked against the allowlist; keys left out have the contract's defaults.
+public struct Configuration: Sendable {
+    /// The file it was loaded from.
+    public var file: String
+    public var server = Server()
+    /// `nil` when the file has no `oidc:` section (enough for `redirect check` and `policy` commands).
+    public var oidc: OIDC?
+    public var session = Session()
+    public var returnTo = ReturnTo()
+    /// Policy files and folders, relative to the configuration file.
+    public var policies: [String] = []
+
+    public struct Server: Sendable {
+        public var listen = "127.0.0.1:4180"
+        /// How browsers reach Detour; `nil` when not configured (`http://localhost:4180/` is assumed).
+        public var publicURL: BrowserURL?
+        public var prefix = "/oauth2"
+        public var trustedProxies: [String] = []
+        public var redirectHTTPToHTTPS = false
+    }
+
+    public struct OIDC: Sendable {
+        public enum ResponseMode: String, Sendable, CaseIterable {
+            case query
+            case formPost = "form_post"
+        }
+
+        public enum TokenEndpointAuth: String, Sendable, CaseIterable {
+            case clientSecretBasic = "client_secret_basic"
+            case clientSecretPost = "client_secret_post"
+        }
+
+        public var issuer = ""
+        public var clientID = ""
+        public var clientSecret: String?
+        public var clientSecretFile: String?
+        public var scopes = ["openid", "email", "profile"]
+        public var responseMode = ResponseMode.query
+        public var tokenEndpointAuth = TokenEndpointAuth.clientSecretBasic
+        public var caFile: String?
+        public var timeout = Duration.seconds(10)
+    }
+
+    public struct Session: Sendable {
+        public var cookieName = "_detour"
+        public var secrets: [String] = []
+        public var lifetime = Duration.seconds(8 * 3600)
+        public var refreshBefore = Duration.seconds(300)
+        public var cookieDomain: String?
+        public var store = "cookie"
+    }
+
+    public struct ReturnTo: Sendable {
+        public var allowedHosts: [AllowedHost] = []
+        /// `nil`: the same as ``allowedHosts``.
+        public var logoutAllowedHosts: [AllowedHost]?
+        public var defaultTarget = "/"
+        public var preservePost = false
+    }
+
+    /// The URL relative return targets resolve against: `server.public_url`, else `http://localhost:4180/`.
+    public var baseURL: BrowserURL { server.publicURL ?? Self.defaultBase }
+
+    static let defaultBase: BrowserURL = {
+        guard let url = try? BrowserURL(parsing: "http://localhost:4180/") else {
+            preconditionFailure("the default public URL is a valid URL")
+        }
+        return url
+    }()
+
+    /// The policy that decides `/oauth2/start?rd=` targets.
+    public var signInTargets: ReturnTargetPolicy {
+        ReturnTargetPolicy(base: baseURL, allowedHosts: returnTo.allowedHosts, prefix: server.prefix)
+    }
+
+    /// The policy that decides `/oauth2/sign_out?rd=` targets.
+    public var signOutTargets: ReturnTargetPolicy {
+        ReturnTargetPolicy(
+            base: baseURL, allowedHosts: returnTo.logoutAllowedHosts ?? returnTo.allowedHosts, prefix: server.prefix)
+    }
+
+    /// The configuration with every default, as if loaded from an empty file.
+    public init(file: String) {
+        self.file = file
+    }
+}

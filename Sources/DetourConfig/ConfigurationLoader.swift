@@ -1,0 +1,202 @@
+public import Foundation
+import DetourRedirect
+import Yams
+
+extension Configuration {
+    /// Loads and validates a configuration file; reads nothing but the file and `environment`.
+    ///
+    /// - Throws: ``ConfigError`` listing every problem, each as `FILE:LINE:COLUMN: message`.
+    public static func load(file: String, environment: [String: String] = ProcessInfo.processInfo.environment)
+        throws(ConfigError) -> Configuration
+    {
+        let text: String
+        do {
+            text = try String(contentsOfFile: file, encoding: .utf8)
+        } catch {
+            throw ConfigError(
+                diagnostics: [ConfigDiagnostic(file: file, line: 0, column: 0, message: "cannot read the file")],
+                isUnreadable: true)
+        }
+        return try parse(text, file: file, environment: environment)
+    }
+
+    /// Validates configuration text as if it were the contents of `file`.
+    public static func parse(_ text: String, file: String, environment: [String: String]) throws(ConfigError)
+        -> Configuration
+    {
+        let root: Node?
+        do {
+            root = try Yams.compose(yaml: text)
+        } catch {
+            throw ConfigError(diagnostics: [yamlSyntaxDiagnostic(error, file: file)])
+        }
+        var reader = YAMLReader(file: file, environment: environment)
+        var configuration = Configuration(file: file)
+        if let root {
+            configuration.read(root, with: &reader)
+        }
+        guard reader.diagnostics.isEmpty else { throw ConfigError(diagnostics: reader.diagnostics) }
+        return configuration
+    }
+
+    private static func yamlSyntaxDiagnostic(_ error: any Error, file: String) -> ConfigDiagnostic {
+        switch error as? YamlError {
+        case .scanner(_, let problem, let mark, _), .parser(_, let problem, let mark, _),
+            .composer(_, let problem, let mark, _):
+            return ConfigDiagnostic(file: file, line: mark.line, column: mark.column, message: "YAML syntax: \(problem)")
+        default:
+            return ConfigDiagnostic(file: file, line: 1, column: 1, message: "YAML syntax: \(error)")
+        }
+    }
+
+    private mutating func read(_ root: Node, with reader: inout YAMLReader) {
+        let keys = ["server", "oidc", "session", "return_to", "policies", "routes", "redirects"]
+        guard let top = reader.mapping(root, "", keys: keys) else { return }
+        if let node = top["server"] { readServer(node, &reader) }
+        if let node = top["oidc"] { readOIDC(node, &reader) }
+        if let node = top["session"] { readSession(node, &reader) }
+        if let node = top["return_to"] { readReturnTo(node, &reader) }
+        if let node = top["policies"], let list = reader.strings(node, "policies") { policies = list.map(\.0) }
+        checkDefaultTarget(top["return_to"] ?? root, &reader)
+    }
+
+    private mutating func readServer(_ node: Node, _ reader: inout YAMLReader) {
+        let keys = ["listen", "public_url", "prefix", "trusted_proxies", "redirect_http_to_https"]
+        guard let entries = reader.mapping(node, "server", keys: keys) else { return }
+        if let value = entries["listen"], let text = reader.string(value, "server.listen") { server.listen = text }
+        if let value = entries["public_url"], let text = reader.string(value, "server.public_url") {
+            do {
+                let url = try BrowserURL(parsing: text)
+                if url.path != "/" || url.query != nil || url.fragment != nil || url.hasCredentials {
+                    reader.report(value, "server.public_url must be an origin such as https://auth.example.com, not \"\(text)\"")
+                } else {
+                    server.publicURL = url
+                }
+            } catch {
+                reader.report(value, "server.public_url is not an http(s) URL (\(error)): \"\(text)\"")
+            }
+        }
+        if let value = entries["prefix"], let text = reader.string(value, "server.prefix") {
+            if text.hasPrefix("/"), text.count > 1, !text.hasSuffix("/"), !text.contains(where: { "?#\\ ".contains($0) }) {
+                server.prefix = text
+            } else {
+                reader.report(value, "server.prefix must be a path such as /oauth2 (a leading slash, no trailing one)")
+            }
+        }
+        if let value = entries["trusted_proxies"], let list = reader.strings(value, "server.trusted_proxies") {
+            server.trustedProxies = list.map(\.0)
+        }
+        if let value = entries["redirect_http_to_https"], let flag = reader.bool(value, "server.redirect_http_to_https") {
+            server.redirectHTTPToHTTPS = flag
+        }
+    }
+
+    private mutating func readOIDC(_ node: Node, _ reader: inout YAMLReader) {
+        let keys = [
+            "issuer", "client_id", "client_secret", "client_secret_file", "scopes", "response_mode",
+            "token_endpoint_auth", "ca_file", "timeout",
+        ]
+        guard let entries = reader.mapping(node, "oidc", keys: keys) else { return }
+        var oidc = OIDC()
+        for required in ["issuer", "client_id"] where entries[required] == nil {
+            reader.report(node, "oidc.\(required) is required")
+        }
+        if let value = entries["issuer"], let text = reader.string(value, "oidc.issuer") { oidc.issuer = text }
+        if let value = entries["client_id"], let text = reader.string(value, "oidc.client_id") { oidc.clientID = text }
+        if let value = entries["client_secret"], let text = reader.string(value, "oidc.client_secret") {
+            oidc.clientSecret = text
+        }
+        if let value = entries["client_secret_file"], let text = reader.string(value, "oidc.client_secret_file") {
+            oidc.clientSecretFile = text
+        }
+        if entries["client_secret"] != nil, let value = entries["client_secret_file"] {
+            reader.report(value, "oidc.client_secret and oidc.client_secret_file are exclusive: keep one")
+        }
+        if let value = entries["scopes"], let list = reader.strings(value, "oidc.scopes") { oidc.scopes = list.map(\.0) }
+        if let value = entries["response_mode"],
+            let mode = reader.choice(value, "oidc.response_mode", as: OIDC.ResponseMode.self)
+        {
+            oidc.responseMode = mode
+        }
+        if let value = entries["token_endpoint_auth"],
+            let auth = reader.choice(value, "oidc.token_endpoint_auth", as: OIDC.TokenEndpointAuth.self)
+        {
+            oidc.tokenEndpointAuth = auth
+        }
+        if let value = entries["ca_file"], !reader.isNull(value), let text = reader.string(value, "oidc.ca_file") {
+            oidc.caFile = text
+        }
+        if let value = entries["timeout"], let duration = reader.duration(value, "oidc.timeout") { oidc.timeout = duration }
+        self.oidc = oidc
+    }
+
+    private mutating func readSession(_ node: Node, _ reader: inout YAMLReader) {
+        let keys = ["cookie_name", "secrets", "lifetime", "refresh_before", "cookie_domain", "store"]
+        guard let entries = reader.mapping(node, "session", keys: keys) else { return }
+        if let value = entries["cookie_name"], let text = reader.string(value, "session.cookie_name") {
+            session.cookieName = text
+        }
+        if let value = entries["secrets"], let list = reader.strings(value, "session.secrets") {
+            for (secret, item) in list where (Data(base64Encoded: secret)?.count ?? 0) < 32 {
+                reader.report(item, "session.secrets entries must be base64 of at least 32 random bytes")
+            }
+            session.secrets = list.map(\.0)
+        }
+        if let value = entries["lifetime"], let duration = reader.duration(value, "session.lifetime") {
+            session.lifetime = duration
+        }
+        if let value = entries["refresh_before"], let duration = reader.duration(value, "session.refresh_before") {
+            session.refreshBefore = duration
+        }
+        if let value = entries["cookie_domain"], !reader.isNull(value),
+            let text = reader.string(value, "session.cookie_domain")
+        {
+            session.cookieDomain = text
+        }
+        if let value = entries["store"], let text = reader.string(value, "session.store") { session.store = text }
+    }
+
+    private mutating func readReturnTo(_ node: Node, _ reader: inout YAMLReader) {
+        let keys = ["allowed_hosts", "logout_allowed_hosts", "default", "preserve_post"]
+        guard let entries = reader.mapping(node, "return_to", keys: keys) else { return }
+        if let value = entries["allowed_hosts"] {
+            returnTo.allowedHosts = Self.allowedHosts(value, "return_to.allowed_hosts", &reader)
+        }
+        if let value = entries["logout_allowed_hosts"], !reader.isNull(value) {
+            returnTo.logoutAllowedHosts = Self.allowedHosts(value, "return_to.logout_allowed_hosts", &reader)
+        }
+        if let value = entries["default"], let text = reader.string(value, "return_to.default") {
+            returnTo.defaultTarget = text
+        }
+        if let value = entries["preserve_post"], let flag = reader.bool(value, "return_to.preserve_post") {
+            returnTo.preservePost = flag
+        }
+    }
+
+    private static func allowedHosts(_ node: Node, _ path: String, _ reader: inout YAMLReader) -> [AllowedHost] {
+        guard let list = reader.strings(node, path) else { return [] }
+        return list.compactMap { text, item in
+            do {
+                return try AllowedHost(parsing: text)
+            } catch {
+                reader.report(item, "\(path): \(error)")
+                return nil
+            }
+        }
+    }
+
+    /// `return_to.default` is where every rejected target goes, so it must itself be allowed.
+    private func checkDefaultTarget(_ node: Node, _ reader: inout YAMLReader) {
+        let defaultNode: Node =
+            if case .mapping(let mapping) = node, let value = mapping["default"] { value } else { node }
+        for (name, policy) in [("allowed_hosts", signInTargets), ("logout_allowed_hosts", signOutTargets)] {
+            if case .rejected(let reason) = policy.evaluate(returnTo.defaultTarget) {
+                reader.report(
+                    defaultNode,
+                    "return_to.default \"\(returnTo.defaultTarget)\" is not allowed by return_to.\(name): "
+                        + reason.explanation)
+                return
+            }
+        }
+    }
+}

@@ -1,0 +1,167 @@
+import Foundation
+import Yams
+
+/// Reads typed values out of a YAML node tree, collecting a diagnostic for every problem instead of
+/// stopping at the first, so that a file's errors are all reported at once.
+///
+/// Scalars have `${NAME}` replaced by the environment variable NAME (an unset one is an error);
+/// mappings are strict: an unknown or repeated key is an error, with a suggestion when it looks
+/// like a misspelling of a known one.
+struct YAMLReader {
+    let file: String
+    let environment: [String: String]
+    private(set) var diagnostics: [ConfigDiagnostic] = []
+
+    init(file: String, environment: [String: String]) {
+        self.file = file
+        self.environment = environment
+    }
+
+    mutating func report(_ node: Node?, _ message: String) {
+        let mark = node?.mark
+        diagnostics.append(ConfigDiagnostic(file: file, line: mark?.line ?? 1, column: mark?.column ?? 1, message: message))
+    }
+
+    /// The entries of a mapping whose keys must all be in `keys`; `nil` (reported) if it is not a mapping.
+    mutating func mapping(_ node: Node, _ path: String, keys: [String]) -> [String: Node]? {
+        if case .scalar = node, node.tag.rawValue == Tag.Name.null.rawValue { return [:] }
+        guard case .mapping(let mapping) = node else {
+            report(node, "\(path) must be a mapping of keys to values")
+            return nil
+        }
+        var entries: [String: Node] = [:]
+        for (keyNode, value) in mapping {
+            guard let key = keyNode.string else {
+                report(keyNode, "\(path) has a key that is not a string")
+                continue
+            }
+            let qualified = path.isEmpty ? key : "\(path).\(key)"
+            guard keys.contains(key) else {
+                let suggestion = keys.min { editDistance(key, $0) < editDistance(key, $1) }
+                    .flatMap { editDistance(key, $0) <= 2 ? " (did you mean \"\($0)\"?)" : nil } ?? ""
+                report(keyNode, "unknown key \"\(qualified)\"\(suggestion)")
+                continue
+            }
+            guard entries[key] == nil else {
+                report(keyNode, "key \"\(qualified)\" appears twice")
+                continue
+            }
+            entries[key] = value
+        }
+        return entries
+    }
+
+    func isNull(_ node: Node) -> Bool {
+        if case .scalar(let scalar) = node { return node.tag.rawValue == Tag.Name.null.rawValue && scalar.style == .plain }
+        return false
+    }
+
+    /// A string scalar with `${NAME}` interpolated; numbers and booleans are refused, not coerced.
+    mutating func string(_ node: Node, _ path: String) -> String? {
+        guard case .scalar(let scalar) = node, node.tag.rawValue == Tag.Name.str.rawValue || scalar.style != .plain
+        else {
+            report(node, "\(path) must be a string")
+            return nil
+        }
+        return interpolate(scalar.string, node, path)
+    }
+
+    mutating func bool(_ node: Node, _ path: String) -> Bool? {
+        guard case .scalar = node, let value = node.bool, node.tag.rawValue == Tag.Name.bool.rawValue else {
+            report(node, "\(path) must be true or false")
+            return nil
+        }
+        return value
+    }
+
+    mutating func strings(_ node: Node, _ path: String) -> [(String, Node)]? {
+        guard case .sequence(let sequence) = node else {
+            report(node, "\(path) must be a list")
+            return nil
+        }
+        return sequence.enumerated().compactMap { index, item in string(item, "\(path)[\(index)]").map { ($0, item) } }
+    }
+
+    /// `30s`, `5m`, `8h`, `1h30m`, `250ms`.
+    mutating func duration(_ node: Node, _ path: String) -> Duration? {
+        guard let text = string(node, path) else { return nil }
+        guard let duration = parseDuration(text) else {
+            report(node, "\(path) must be a duration such as 30s, 5m, 8h or 1h30m, not \"\(text)\"")
+            return nil
+        }
+        return duration
+    }
+
+    mutating func choice<T: RawRepresentable<String> & CaseIterable>(_ node: Node, _ path: String, as: T.Type) -> T? {
+        guard let text = string(node, path) else { return nil }
+        guard let value = T(rawValue: text) else {
+            report(node, "\(path) must be one of \(T.allCases.map { "\"\($0.rawValue)\"" }.joined(separator: ", "))")
+            return nil
+        }
+        return value
+    }
+
+    private mutating func interpolate(_ text: String, _ node: Node, _ path: String) -> String? {
+        guard text.contains("${") else { return text }
+        var output = ""
+        var rest = Substring(text)
+        while let start = rest.range(of: "${") {
+            output += rest[..<start.lowerBound]
+            guard let end = rest[start.upperBound...].firstIndex(of: "}") else {
+                report(node, "\(path) has \"${\" without a closing \"}\"")
+                return nil
+            }
+            let name = String(rest[start.upperBound..<end])
+            guard let value = environment[name] else {
+                report(node, "\(path) uses ${\(name)}, but the environment variable \(name) is not set")
+                return nil
+            }
+            output += value
+            rest = rest[rest.index(after: end)...]
+        }
+        return output + rest
+    }
+}
+
+func parseDuration(_ text: String) -> Duration? {
+    var total = Duration.zero
+    var number = ""
+    var rest = Substring(text)
+    guard !rest.isEmpty else { return nil }
+    while let character = rest.first {
+        if character.isASCII, character.isNumber {
+            number.append(character)
+            rest.removeFirst()
+            continue
+        }
+        guard let value = Int(number) else { return nil }
+        number = ""
+        if rest.hasPrefix("ms") {
+            total += .milliseconds(value)
+            rest.removeFirst(2)
+            continue
+        }
+        switch rest.removeFirst() {
+        case "s": total += .seconds(value)
+        case "m": total += .seconds(value * 60)
+        case "h": total += .seconds(value * 3600)
+        default: return nil
+        }
+    }
+    return number.isEmpty ? total : nil
+}
+
+/// Levenshtein distance, for "did you mean" suggestions on short keys.
+func editDistance(_ a: String, _ b: String) -> Int {
+    let a = Array(a)
+    let b = Array(b)
+    var previous = Array(0...b.count)
+    for (i, ca) in a.enumerated() {
+        var current = [i + 1]
+        for (j, cb) in b.enumerated() {
+            current.append(min(previous[j + 1] + 1, current[j] + 1, previous[j] + (ca == cb ? 0 : 1)))
+        }
+        previous = current
+    }
+    return previous[b.count]
+}

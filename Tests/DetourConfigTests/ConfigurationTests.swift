@@ -1,0 +1,132 @@
+import DetourRedirect
+import Testing
+
+@testable import DetourConfig
+
+@Suite struct ConfigurationTests {
+    static let secret = "MDEyMzQ1Njc4OTAxMjM0NTY3ODkwMTIzNDU2Nzg5MDE="  // base64 of 32 bytes
+
+    func load(_ text: String, environment: [String: String] = [:]) throws(ConfigError) -> Configuration {
+        try Configuration.parse(text, file: "detour.yaml", environment: environment)
+    }
+
+    func diagnostics(_ text: String, environment: [String: String] = [:]) -> [String] {
+        do {
+            _ = try load(text, environment: environment)
+            return []
+        } catch {
+            return error.diagnostics.map(\.description)
+        }
+    }
+
+    @Test func theContractExampleLoads() throws {
+        let configuration = try load(
+            """
+            server:
+              listen: "127.0.0.1:4180"
+              public_url: "https://auth.example.com"
+              prefix: "/oauth2"
+              trusted_proxies: []
+              redirect_http_to_https: false
+            oidc:
+              issuer: "https://idp.example.com/realms/main"
+              client_id: "detour"
+              client_secret: "${DETOUR_CLIENT_SECRET}"
+              scopes: ["openid", "email", "profile"]
+              response_mode: "query"
+              token_endpoint_auth: "client_secret_basic"
+              ca_file: null
+              timeout: "10s"
+            session:
+              cookie_name: "_detour"
+              secrets: ["${DETOUR_COOKIE_SECRET}"]
+              lifetime: "8h"
+              refresh_before: "5m"
+              cookie_domain: null
+              store: "cookie"
+            return_to:
+              allowed_hosts: ["app.example.com", "*.corp.example", "localhost:8080"]
+              logout_allowed_hosts: null
+              default: "/"
+              preserve_post: false
+            policies: ["policies/"]
+            """, environment: ["DETOUR_CLIENT_SECRET": "s3cret", "DETOUR_COOKIE_SECRET": Self.secret])
+        #expect(configuration.server.publicURL?.href == "https://auth.example.com/")
+        #expect(configuration.oidc?.clientSecret == "s3cret")
+        #expect(configuration.oidc?.timeout == .seconds(10))
+        #expect(configuration.session.lifetime == .seconds(8 * 3600))
+        #expect(configuration.returnTo.allowedHosts.map(\.description) == ["app.example.com", "*.corp.example", "localhost:8080"])
+        #expect(configuration.returnTo.logoutAllowedHosts == nil)
+        #expect(configuration.signInTargets.evaluate("https://a.corp.example/").location != nil)
+    }
+
+    @Test func unknownKeysAreErrorsWithPositionAndSuggestion() {
+        #expect(
+            diagnostics("return_to:\n  allowed_host: [\"a.example\"]\n")
+                == ["detour.yaml:2:3: unknown key \"return_to.allowed_host\" (did you mean \"allowed_hosts\"?)"])
+        #expect(diagnostics("sever:\n  listen: x\n") == ["detour.yaml:1:1: unknown key \"sever\" (did you mean \"server\"?)"])
+    }
+
+    @Test func everyErrorOfAFileIsReportedAtOnce() {
+        let found = diagnostics(
+            """
+            server:
+              public_url: "https://auth.example.com/path"
+              redirect_http_to_https: "yes"
+            session:
+              lifetime: "8 hours"
+            return_to:
+              allowed_hosts: ["*.com", "ok.example"]
+              preserve_post: 1
+            """)
+        #expect(
+            found == [
+                "detour.yaml:2:15: server.public_url must be an origin such as https://auth.example.com, not \"https://auth.example.com/path\"",
+                "detour.yaml:3:27: server.redirect_http_to_https must be true or false",
+                "detour.yaml:5:13: session.lifetime must be a duration such as 30s, 5m, 8h or 1h30m, not \"8 hours\"",
+                "detour.yaml:7:19: return_to.allowed_hosts: allowed host \"*.com\" matches every host under the public suffix \"com\"",
+                "detour.yaml:8:18: return_to.preserve_post must be true or false",
+            ])
+    }
+
+    @Test func environmentInterpolation() throws {
+        let configuration = try load("server:\n  public_url: \"https://${HOST}:${PORT}\"\n", environment: ["HOST": "a.example", "PORT": "8443"])
+        #expect(configuration.server.publicURL?.href == "https://a.example:8443/")
+        #expect(
+            diagnostics("oidc:\n  issuer: x\n  client_id: y\n  client_secret: ${NOPE}\n")
+                == ["detour.yaml:4:18: oidc.client_secret uses ${NOPE}, but the environment variable NOPE is not set"])
+    }
+
+    @Test func theDefaultTargetMustItselfBeAllowed() {
+        #expect(
+            diagnostics("return_to:\n  allowed_hosts: [\"app.example.com\"]\n  default: \"https://evil.example/\"\n")
+                == ["detour.yaml:3:12: return_to.default \"https://evil.example/\" is not allowed by return_to.allowed_hosts: the host is not in the allowed hosts"])
+    }
+
+    @Test func syntaxErrorsHaveAPosition() {
+        let found = diagnostics("server:\n  listen: [unclosed\n")
+        #expect(found.count == 1)
+        #expect(found.first?.hasPrefix("detour.yaml:3:") == true || found.first?.hasPrefix("detour.yaml:2:") == true)
+    }
+
+    @Test func secretsMustBeLongEnough() {
+        #expect(diagnostics("session:\n  secrets: [\"c2hvcnQ=\"]\n") == ["detour.yaml:2:13: session.secrets entries must be base64 of at least 32 random bytes"])
+    }
+
+    @Test func anEmptyFileHasTheDefaults() throws {
+        let configuration = try load("")
+        #expect(configuration.baseURL.href == "http://localhost:4180/")
+        #expect(configuration.server.prefix == "/oauth2")
+        #expect(configuration.session.cookieName == "_detour")
+    }
+
+    @Test(arguments: [("30s", 30), ("5m", 300), ("8h", 28800), ("1h30m", 5400)])
+    func durations(text: String, seconds: Int64) {
+        #expect(parseDuration(text) == .seconds(seconds))
+    }
+
+    @Test(arguments: ["", "5", "m", "5x", "-5s", "5 s"])
+    func badDurations(text: String) {
+        #expect(parseDuration(text) == nil)
+    }
+}

@@ -35,7 +35,13 @@ extension Configuration {
         if let root {
             configuration.read(root, with: &reader)
         }
-        guard reader.diagnostics.isEmpty else { throw ConfigError(diagnostics: reader.diagnostics) }
+        guard reader.diagnostics.isEmpty else {
+            // Reported in file order, whichever check found them first.
+            let ordered = reader.diagnostics.enumerated().sorted {
+                ($0.element.line, $0.element.column, $0.offset) < ($1.element.line, $1.element.column, $1.offset)
+            }
+            throw ConfigError(diagnostics: ordered.map(\.element))
+        }
         return configuration
     }
 

@@ -39,9 +39,12 @@ public struct ReturnTargetPolicy: Sendable {
             }
         }
         if url.hasCredentials { return .rejected(.userinfo) }
+        // The public URL's host counts as listed; its exact origin is allowed whatever its scheme.
+        guard url.host == base.host || allowedHosts.contains(where: { $0.matchesHost(url.host) }) else {
+            return .rejected(.host)
+        }
         if !url.isSameOrigin(as: base) {
             guard url.scheme == .https || url.host.isLoopback else { return .rejected(.scheme) }
-            guard allowedHosts.contains(where: { $0.matchesHost(url.host) }) else { return .rejected(.host) }
             guard allowedHosts.contains(where: { $0.matchesHost(url.host) && $0.matchesPort(of: url) }) else {
                 return .rejected(.port)
             }

@@ -116,11 +116,23 @@ public struct AllowedHost: Sendable, Hashable, CustomStringConvertible {
 
     /// `name` ends in "." + `suffix` and every label before it is non-empty.
     private static func isStrictSubdomain(_ name: String, of suffix: String) -> Bool {
-        guard name.utf8.count > suffix.utf8.count + 1, name.hasSuffix(suffix) else { return false }
-        let head = name.utf8.dropLast(suffix.utf8.count)
-        guard head.last == UInt8(ascii: ".") else { return false }
-        return !head.dropLast().split(separator: UInt8(ascii: "."), omittingEmptySubsequences: false)
-            .contains(where: \.isEmpty)
+        var name = name
+        var suffix = suffix
+        return name.withUTF8 { name in
+            suffix.withUTF8 { suffix in
+                let headCount = name.count - suffix.count - 1
+                guard headCount > 0, name[headCount] == UInt8(ascii: "."),
+                    UnsafeBufferPointer(rebasing: name[(headCount + 1)...]).elementsEqual(suffix)
+                else { return false }
+                // No empty label before the suffix: no leading dot, no "..".
+                var previous = UInt8(ascii: ".")
+                for byte in name[..<headCount] {
+                    if byte == UInt8(ascii: "."), previous == UInt8(ascii: ".") { return false }
+                    previous = byte
+                }
+                return previous != UInt8(ascii: ".")
+            }
+        }
     }
 }
 

@@ -41,10 +41,14 @@ private struct URLParser {
 
     /// Strips leading and trailing C0 controls and spaces and removes every tab, LF and CR.
     private static func preprocess(_ input: String) -> [UInt8] {
-        let bytes = input.utf8
-        guard let first = bytes.firstIndex(where: { $0 > 0x20 }), let last = bytes.lastIndex(where: { $0 > 0x20 })
-        else { return [] }
-        return bytes[first...last].filter { $0 != 0x09 && $0 != 0x0A && $0 != 0x0D }
+        var input = input
+        return input.withUTF8 { bytes in
+            guard let first = bytes.firstIndex(where: { $0 > 0x20 }), let last = bytes.lastIndex(where: { $0 > 0x20 })
+            else { return [] }
+            let trimmed = UnsafeBufferPointer(rebasing: bytes[first...last])
+            guard trimmed.contains(where: { $0 == 0x09 || $0 == 0x0A || $0 == 0x0D }) else { return Array(trimmed) }
+            return trimmed.filter { $0 != 0x09 && $0 != 0x0A && $0 != 0x0D }
+        }
     }
 
     private static func isSlash(_ byte: UInt8?) -> Bool { byte == UInt8(ascii: "/") || byte == UInt8(ascii: "\\") }
@@ -54,12 +58,22 @@ private struct URLParser {
         byte == nil || isSlash(byte) || byte == UInt8(ascii: "?") || byte == UInt8(ascii: "#")
     }
 
+    private static func scheme(_ name: [UInt8]) -> BrowserURL.Scheme? {
+        guard name.count >= 4, name[0] == UInt8(ascii: "h"), name[1] == UInt8(ascii: "t"), name[2] == UInt8(ascii: "t"),
+            name[3] == UInt8(ascii: "p")
+        else { return nil }
+        if name.count == 4 { return .http }
+        return name.count == 5 && name[4] == UInt8(ascii: "s") ? .https : nil
+    }
+
     private func at(_ index: Int) -> UInt8? { index >= 0 && index < input.count ? input[index] : nil }
 
     mutating func parse() throws(BrowserURL.ParseError) -> BrowserURL {
         var state = State.schemeStart
         var pointer = 0
-        var buffer: [UInt8] = []
+        var buffer: [UInt8] = []  // the scheme
+        var bufferStart = 0  // where the authority, host or port being read starts in the input
+        var segmentStart: Int?  // where the path segment being read starts in the output
         var atSignSeen = false
         var passwordTokenSeen = false
         var insideBrackets = false
@@ -84,9 +98,8 @@ private struct URLParser {
                 {
                     buffer.append(isASCIIAlpha(c) ? c | 0x20 : c)
                 } else if c == UInt8(ascii: ":") {
-                    let name = String(decoding: buffer, as: UTF8.self)
-                    guard let parsed = BrowserURL.Scheme(rawValue: name) else {
-                        throw BrowserURL.ParseError(.unsupportedScheme, scheme: name)
+                    guard let parsed = Self.scheme(buffer) else {
+                        throw BrowserURL.ParseError(.unsupportedScheme, scheme: String(decoding: buffer, as: UTF8.self))
                     }
                     scheme = parsed
                     output.append(contentsOf: buffer)
@@ -121,6 +134,7 @@ private struct URLParser {
             case .specialAuthorityIgnoreSlashes:
                 if !Self.isSlash(c) {
                     state = .authority
+                    bufferStart = pointer
                     pointer -= 1
                 }
 
@@ -128,7 +142,9 @@ private struct URLParser {
                 guard let base else { throw .missingScheme }
                 scheme = base.scheme
                 if Self.isSlash(c) {
-                    output = Array(base.scheme.rawValue.utf8) + [UInt8(ascii: ":")]
+                    output.removeAll(keepingCapacity: true)
+                    output.append(contentsOf: base.scheme.rawValue.utf8)
+                    output.append(UInt8(ascii: ":"))
                     state = .relativeSlash
                     break
                 }
@@ -163,9 +179,14 @@ private struct URLParser {
 
             case .authority:
                 if c == UInt8(ascii: "@") {
-                    if atSignSeen { buffer.insert(contentsOf: Array("%40".utf8), at: 0) }
+                    // An earlier "@" belongs to the userinfo, as "%40".
+                    if atSignSeen, passwordTokenSeen {
+                        password.append(contentsOf: "%40".utf8)
+                    } else if atSignSeen {
+                        username.append(contentsOf: "%40".utf8)
+                    }
                     atSignSeen = true
-                    for byte in buffer {
+                    for byte in input[bufferStart..<pointer] {
                         if byte == UInt8(ascii: ":"), !passwordTokenSeen {
                             passwordTokenSeen = true
                         } else if passwordTokenSeen {
@@ -174,53 +195,50 @@ private struct URLParser {
                             username.appendPercentEncoded(byte, in: .userinfo)
                         }
                     }
-                    buffer = []
+                    bufferStart = pointer + 1
                 } else if Self.endsAuthority(c) {
-                    if atSignSeen, buffer.isEmpty { throw .missingHost }
-                    pointer -= buffer.count + 1
-                    buffer = []
+                    if atSignSeen, bufferStart == pointer { throw .missingHost }
+                    pointer = bufferStart - 1
                     state = .host
-                } else if let c {
-                    buffer.append(c)
                 }
 
             case .host:
                 if c == UInt8(ascii: ":"), !insideBrackets {
-                    guard !buffer.isEmpty else { throw .missingHost }
-                    try writeAuthority(username: username, password: password, host: HostParser.parse(buffer[...]))
-                    buffer = []
+                    guard bufferStart < pointer else { throw .missingHost }
+                    try writeAuthority(username: username, password: password, host: HostParser.parse(input[bufferStart..<pointer]))
+                    bufferStart = pointer + 1
                     state = .port
                 } else if Self.endsAuthority(c) {
+                    guard bufferStart < pointer else { throw .missingHost }
+                    try writeAuthority(username: username, password: password, host: HostParser.parse(input[bufferStart..<pointer]))
                     pointer -= 1
-                    guard !buffer.isEmpty else { throw .missingHost }
-                    try writeAuthority(username: username, password: password, host: HostParser.parse(buffer[...]))
-                    buffer = []
                     state = .pathStart
-                } else if let c {
-                    if c == UInt8(ascii: "[") { insideBrackets = true }
-                    if c == UInt8(ascii: "]") { insideBrackets = false }
-                    buffer.append(c)
+                } else if c == UInt8(ascii: "[") {
+                    insideBrackets = true
+                } else if c == UInt8(ascii: "]") {
+                    insideBrackets = false
                 }
 
             case .port:
                 if let c, isASCIIDigit(c) {
-                    buffer.append(c)
-                } else if Self.endsAuthority(c) {
-                    if !buffer.isEmpty {
+                    break  // another digit of the port
+                }
+                guard Self.endsAuthority(c) else { throw .invalidPort }
+                do {
+                    if bufferStart < pointer {
                         var value = 0
-                        for digit in buffer { value = min(value * 10 + Int(digit - UInt8(ascii: "0")), 65_536) }
+                        for digit in input[bufferStart..<pointer] {
+                            value = min(value * 10 + Int(digit - UInt8(ascii: "0")), 65_536)
+                        }
                         guard value <= 65_535 else { throw .invalidPort }
                         if value != Int(scheme.defaultPort) {
                             port = UInt16(value)
                             output.append(UInt8(ascii: ":"))
                             output.append(contentsOf: String(value).utf8)
                         }
-                        buffer = []
                     }
                     state = .pathStart
                     pointer -= 1
-                } else {
-                    throw .invalidPort
                 }
 
             case .pathStart:
@@ -229,27 +247,33 @@ private struct URLParser {
                 if !Self.isSlash(c) { pointer -= 1 }
 
             case .path:
-                if Self.endsAuthority(c) {
-                    let endsSegmentOnly = Self.isSlash(c)
-                    if isDoubleDotSegment(buffer) {
-                        shortenPath()
-                        if !endsSegmentOnly { output.append(UInt8(ascii: "/")) }
-                    } else if isSingleDotSegment(buffer) {
-                        if !endsSegmentOnly { output.append(UInt8(ascii: "/")) }
-                    } else {
-                        output.append(UInt8(ascii: "/"))
-                        output.append(contentsOf: buffer)
-                    }
-                    buffer = []
-                    if c == UInt8(ascii: "?") {
-                        startQuery()
-                        state = .query
-                    } else if c == UInt8(ascii: "#") {
-                        startFragment()
-                        state = .fragment
-                    }
-                } else if let c {
-                    buffer.appendPercentEncoded(c, in: .path)
+                // The segment is written to the output as it is read, after its "/", and taken back
+                // out if it turns out to be a dot segment.
+                if segmentStart == nil {
+                    segmentStart = output.count
+                    output.append(UInt8(ascii: "/"))
+                }
+                guard Self.endsAuthority(c), let start = segmentStart else {
+                    if let c { output.appendPercentEncoded(c, in: .path) }
+                    break
+                }
+                let endsSegmentOnly = Self.isSlash(c)
+                let segment = output[(start + 1)...]
+                if isDoubleDotSegment(segment) {
+                    output.removeSubrange(start...)
+                    shortenPath()
+                    if !endsSegmentOnly { output.append(UInt8(ascii: "/")) }
+                } else if isSingleDotSegment(segment) {
+                    output.removeSubrange(start...)
+                    if !endsSegmentOnly { output.append(UInt8(ascii: "/")) }
+                }
+                segmentStart = nil
+                if c == UInt8(ascii: "?") {
+                    startQuery()
+                    state = .query
+                } else if c == UInt8(ascii: "#") {
+                    startFragment()
+                    state = .fragment
                 }
 
             case .query:
@@ -276,7 +300,9 @@ private struct URLParser {
     }
 
     private mutating func copyBase(_ base: BrowserURL, through end: Int) {
-        output = Array(base.href.utf8.prefix(end))
+        output.removeAll(keepingCapacity: true)
+        var href = base.href
+        href.withUTF8 { output.append(contentsOf: UnsafeBufferPointer(rebasing: $0[..<end])) }
         host = base.host
         port = base.port
         hasCredentials = base.hasCredentials
@@ -315,17 +341,20 @@ private struct URLParser {
         output.append(UInt8(ascii: "#"))
     }
 
-    private func isSingleDotSegment(_ segment: [UInt8]) -> Bool {
-        segment == [UInt8(ascii: ".")] || (segment.count == 3 && isEncodedDot(segment[...]))
+    /// `.` or `%2e` (any case).
+    private func isSingleDotSegment(_ segment: ArraySlice<UInt8>) -> Bool {
+        (segment.count == 1 && segment.first == UInt8(ascii: ".")) || isEncodedDot(segment)
     }
 
-    private func isDoubleDotSegment(_ segment: [UInt8]) -> Bool {
+    /// `..`, `.%2e`, `%2e.` or `%2e%2e` (any case).
+    private func isDoubleDotSegment(_ segment: ArraySlice<UInt8>) -> Bool {
+        let start = segment.startIndex
         switch segment.count {
-        case 2: return segment == [UInt8(ascii: "."), UInt8(ascii: ".")]
+        case 2: return segment.first == UInt8(ascii: ".") && segment.last == UInt8(ascii: ".")
         case 4:
-            return (segment[0] == UInt8(ascii: ".") && isEncodedDot(segment[1...]))
-                || (segment[3] == UInt8(ascii: ".") && isEncodedDot(segment[0..<3]))
-        case 6: return isEncodedDot(segment[0..<3]) && isEncodedDot(segment[3...])
+            return (segment.first == UInt8(ascii: ".") && isEncodedDot(segment.dropFirst()))
+                || (segment.last == UInt8(ascii: ".") && isEncodedDot(segment.dropLast()))
+        case 6: return isEncodedDot(segment[start..<start + 3]) && isEncodedDot(segment[(start + 3)...])
         default: return false
         }
     }

@@ -68,8 +68,8 @@ enum HostParser {
             guard input.count >= 2, input.last == UInt8(ascii: "]") else { throw .invalidIPv6 }
             return .ipv6(try parseIPv6(input.dropFirst().dropLast()))
         }
-        let decoded = percentDecoded(input)
-        let domain = try InternationalDomain.toASCII(decoded)
+        let domain = try InternationalDomain.toASCII(
+            input.contains(UInt8(ascii: "%")) ? percentDecoded(input) : Array(input))
         guard !domain.isEmpty else { throw .invalidHost }
         for byte in domain where isForbiddenDomainCodePoint(byte) { throw .invalidHost }
         if endsInANumber(domain) { return .ipv4(try parseIPv4(domain)) }
@@ -95,12 +95,12 @@ enum HostParser {
 
     /// https://url.spec.whatwg.org/#ends-in-a-number-checker
     static func endsInANumber(_ domain: [UInt8]) -> Bool {
-        var parts = labels(domain)
-        if parts.last?.isEmpty == true {
-            if parts.count == 1 { return false }
-            parts.removeLast()
-        }
-        guard let last = parts.last, !last.isEmpty else { return false }
+        var end = domain.count
+        if end > 0, domain[end - 1] == UInt8(ascii: ".") { end -= 1 }
+        var start = end
+        while start > 0, domain[start - 1] != UInt8(ascii: ".") { start -= 1 }
+        let last = domain[start..<end]
+        guard !last.isEmpty else { return false }
         // All digits, or "0x" and hex digits: exactly the labels the IPv4 number parser accepts.
         return (try? parseIPv4Number(last)) != nil
     }

@@ -9,7 +9,8 @@
 enum InternationalDomain {
     static func toASCII(_ bytes: [UInt8]) throws(BrowserURL.ParseError) -> [UInt8] {
         if bytes.allSatisfy({ $0 < 0x80 }) {
-            let lowered = bytes.map(lowercasedASCII)
+            var lowered = bytes
+            for index in lowered.indices where lowered[index] &- UInt8(ascii: "A") < 26 { lowered[index] |= 0x20 }
             guard containsPunycodeLabel(lowered) else { return lowered }
             return try convertLabels(of: Array(String(decoding: lowered, as: UTF8.self).unicodeScalars))
         }
@@ -20,14 +21,19 @@ enum InternationalDomain {
         return try convertLabels(of: mappedScalars)
     }
 
-    private static func lowercasedASCII(_ byte: UInt8) -> UInt8 {
-        byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") ? byte + 32 : byte
-    }
-
+    /// Whether a label starts with `xn--` (the bytes are already lower case).
     private static func containsPunycodeLabel(_ bytes: [UInt8]) -> Bool {
-        bytes.split(separator: UInt8(ascii: "."), omittingEmptySubsequences: false).contains {
-            $0.starts(with: Array("xn--".utf8))
+        var index = 0
+        while index + 4 <= bytes.count {
+            if bytes[index] == UInt8(ascii: "x"), bytes[index + 1] == UInt8(ascii: "n"),
+                bytes[index + 2] == UInt8(ascii: "-"), bytes[index + 3] == UInt8(ascii: "-")
+            {
+                return true
+            }
+            guard let dot = bytes[index...].firstIndex(of: UInt8(ascii: ".")) else { return false }
+            index = dot + 1
         }
+        return false
     }
 
     /// The UTS #46 mapping step for the code points Detour supports.

@@ -20,13 +20,25 @@ public struct ReturnTargetPolicy: Sendable {
         self.prefixFolder = self.prefix + "/"
     }
 
+    /// Refuses, before parsing, targets that are empty, too long or hold a control character:
+    /// browsers silently drop tabs and newlines and strip other controls at the ends, so a target that
+    /// relies on that is an attack, and CR or LF could never go into a Location header anyway.
+    private static func screen(_ target: String) -> RejectionReason? {
+        var target = target
+        return target.withUTF8 { bytes in
+            guard bytes.count <= maximumLength else { return .tooLong }
+            var onlySpaces = true
+            for byte in bytes {
+                if byte < 0x20 || byte == 0x7F { return .controlCharacter }
+                if byte != 0x20 { onlySpaces = false }
+            }
+            return onlySpaces ? .empty : nil
+        }
+    }
+
     /// The verdict on one target: the already-decoded value of an `rd` parameter.
     public func evaluate(_ target: String) -> ReturnTargetVerdict {
-        guard !target.utf8.allSatisfy({ $0 == 0x20 }) else { return .rejected(.empty) }
-        guard target.utf8.count <= Self.maximumLength else { return .rejected(.tooLong) }
-        // Browsers silently drop tabs and newlines and strip other controls at the ends; a target that
-        // relies on that is an attack, and CR or LF could never go into a Location header anyway.
-        guard !target.utf8.contains(where: { $0 < 0x20 || $0 == 0x7F }) else { return .rejected(.controlCharacter) }
+        if let rejection = Self.screen(target) { return .rejected(rejection) }
 
         let url: BrowserURL
         do {

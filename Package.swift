@@ -35,7 +35,9 @@ let package = Package(
             swiftSettings: strictness
         ),
         // Release-build throughput figures; run with `swift run -c release detour-bench`.
-        .executableTarget(name: "detour-bench", dependencies: ["DetourRedirect"], path: "bench/Sources/detour-bench", swiftSettings: strictness),
+        .executableTarget(
+            name: "detour-bench", dependencies: ["DetourRedirect"], path: "bench/Sources/detour-bench",
+            swiftSettings: strictness),
         .testTarget(name: "DetourRedirectTests", dependencies: ["DetourRedirect"], swiftSettings: strictness),
         .testTarget(name: "DetourConfigTests", dependencies: ["DetourConfig"], swiftSettings: strictness),
         .testTarget(name: "DetourCLITests", dependencies: ["detour"], swiftSettings: strictness),

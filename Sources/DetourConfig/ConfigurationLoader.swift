@@ -1,5 +1,5 @@
-public import Foundation
 import DetourRedirect
+public import Foundation
 import Yams
 
 extension Configuration {
@@ -49,7 +49,8 @@ extension Configuration {
         switch error as? YamlError {
         case .scanner(_, let problem, let mark, _), .parser(_, let problem, let mark, _),
             .composer(_, let problem, let mark, _):
-            return ConfigDiagnostic(file: file, line: mark.line, column: mark.column, message: "YAML syntax: \(problem)")
+            return ConfigDiagnostic(
+                file: file, line: mark.line, column: mark.column, message: "YAML syntax: \(problem)")
         default:
             return ConfigDiagnostic(file: file, line: 1, column: 1, message: "YAML syntax: \(error)")
         }
@@ -74,7 +75,8 @@ extension Configuration {
             do {
                 let url = try BrowserURL(parsing: text)
                 if url.path != "/" || url.query != nil || url.fragment != nil || url.hasCredentials {
-                    reader.report(value, "server.public_url must be an origin such as https://auth.example.com, not \"\(text)\"")
+                    reader.report(
+                        value, "server.public_url must be an origin such as https://auth.example.com, not \"\(text)\"")
                 } else {
                     server.publicURL = url
                 }
@@ -83,7 +85,9 @@ extension Configuration {
             }
         }
         if let value = entries["prefix"], let text = reader.string(value, "server.prefix") {
-            if text.hasPrefix("/"), text.count > 1, !text.hasSuffix("/"), !text.contains(where: { "?#\\ ".contains($0) }) {
+            if text.hasPrefix("/"), text.count > 1, !text.hasSuffix("/"),
+                !text.contains(where: { "?#\\ ".contains($0) })
+            {
                 server.prefix = text
             } else {
                 reader.report(value, "server.prefix must be a path such as /oauth2 (a leading slash, no trailing one)")
@@ -92,7 +96,8 @@ extension Configuration {
         if let value = entries["trusted_proxies"], let list = reader.strings(value, "server.trusted_proxies") {
             server.trustedProxies = list.map(\.0)
         }
-        if let value = entries["redirect_http_to_https"], let flag = reader.bool(value, "server.redirect_http_to_https") {
+        if let value = entries["redirect_http_to_https"], let flag = reader.bool(value, "server.redirect_http_to_https")
+        {
             server.redirectHTTPToHTTPS = flag
         }
     }
@@ -118,7 +123,9 @@ extension Configuration {
         if entries["client_secret"] != nil, let value = entries["client_secret_file"] {
             reader.report(value, "oidc.client_secret and oidc.client_secret_file are exclusive: keep one")
         }
-        if let value = entries["scopes"], let list = reader.strings(value, "oidc.scopes") { oidc.scopes = list.map(\.0) }
+        if let value = entries["scopes"], let list = reader.strings(value, "oidc.scopes") {
+            oidc.scopes = list.map(\.0)
+        }
         if let value = entries["response_mode"],
             let mode = reader.choice(value, "oidc.response_mode", as: OIDC.ResponseMode.self)
         {
@@ -132,7 +139,9 @@ extension Configuration {
         if let value = entries["ca_file"], !reader.isNull(value), let text = reader.string(value, "oidc.ca_file") {
             oidc.caFile = text
         }
-        if let value = entries["timeout"], let duration = reader.duration(value, "oidc.timeout") { oidc.timeout = duration }
+        if let value = entries["timeout"], let duration = reader.duration(value, "oidc.timeout") {
+            oidc.timeout = duration
+        }
         self.oidc = oidc
     }
 

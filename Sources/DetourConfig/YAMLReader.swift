@@ -19,7 +19,8 @@ struct YAMLReader {
 
     mutating func report(_ node: Node?, _ message: String) {
         let mark = node?.mark
-        diagnostics.append(ConfigDiagnostic(file: file, line: mark?.line ?? 1, column: mark?.column ?? 1, message: message))
+        diagnostics.append(
+            ConfigDiagnostic(file: file, line: mark?.line ?? 1, column: mark?.column ?? 1, message: message))
     }
 
     /// The entries of a mapping whose keys must all be in `keys`; `nil` (reported) if it is not a mapping.
@@ -37,7 +38,8 @@ struct YAMLReader {
             }
             let qualified = path.isEmpty ? key : "\(path).\(key)"
             guard keys.contains(key) else {
-                let suggestion = keys.min { editDistance(key, $0) < editDistance(key, $1) }
+                let suggestion =
+                    keys.min { editDistance(key, $0) < editDistance(key, $1) }
                     .flatMap { editDistance(key, $0) <= 2 ? " (did you mean \"\($0)\"?)" : nil } ?? ""
                 report(keyNode, "unknown key \"\(qualified)\"\(suggestion)")
                 continue
@@ -52,7 +54,9 @@ struct YAMLReader {
     }
 
     func isNull(_ node: Node) -> Bool {
-        if case .scalar(let scalar) = node { return node.tag.rawValue == Tag.Name.null.rawValue && scalar.style == .plain }
+        if case .scalar(let scalar) = node {
+            return node.tag.rawValue == Tag.Name.null.rawValue && scalar.style == .plain
+        }
         return false
     }
 

@@ -55,7 +55,8 @@ public struct BrowserURL: Sendable, Hashable, CustomStringConvertible {
 
     private func slice(_ start: Int, _ end: Int) -> Substring {
         let utf8 = href.utf8
-        return Substring(utf8[utf8.index(utf8.startIndex, offsetBy: start)..<utf8.index(utf8.startIndex, offsetBy: end)])
+        return Substring(
+            utf8[utf8.index(utf8.startIndex, offsetBy: start)..<utf8.index(utf8.startIndex, offsetBy: end)])
     }
 }
 

@@ -93,8 +93,9 @@ private struct URLParser {
                 }
 
             case .scheme:
-                if let c, isASCIIAlpha(c) || isASCIIDigit(c) || c == UInt8(ascii: "+") || c == UInt8(ascii: "-")
-                    || c == UInt8(ascii: ".")
+                if let c,
+                    isASCIIAlpha(c) || isASCIIDigit(c) || c == UInt8(ascii: "+") || c == UInt8(ascii: "-")
+                        || c == UInt8(ascii: ".")
                 {
                     buffer.append(isASCIIAlpha(c) ? c | 0x20 : c)
                 } else if c == UInt8(ascii: ":") {
@@ -205,12 +206,14 @@ private struct URLParser {
             case .host:
                 if c == UInt8(ascii: ":"), !insideBrackets {
                     guard bufferStart < pointer else { throw .missingHost }
-                    try writeAuthority(username: username, password: password, host: HostParser.parse(input[bufferStart..<pointer]))
+                    try writeAuthority(
+                        username: username, password: password, host: HostParser.parse(input[bufferStart..<pointer]))
                     bufferStart = pointer + 1
                     state = .port
                 } else if Self.endsAuthority(c) {
                     guard bufferStart < pointer else { throw .missingHost }
-                    try writeAuthority(username: username, password: password, host: HostParser.parse(input[bufferStart..<pointer]))
+                    try writeAuthority(
+                        username: username, password: password, host: HostParser.parse(input[bufferStart..<pointer]))
                     pointer -= 1
                     state = .pathStart
                 } else if c == UInt8(ascii: "[") {

@@ -1,8 +1,22 @@
 /// A row of the redirect matrix in CONTRACT section 6; each answer names the row that produced it.
 public enum MatrixRow: String, Sendable, Hashable, CaseIterable {
-    case a1 = "A1", a2 = "A2", a2b = "A2b", a3 = "A3", a4 = "A4", a5 = "A5"
-    case c1 = "C1", c2 = "C2", s1 = "S1", s2 = "S2", l1 = "L1", p1 = "P1", u1 = "U1", h1 = "H1"
-    case f1 = "F1", f2 = "F2", f3 = "F3"
+    case a1 = "A1"
+    case a2 = "A2"
+    case a2b = "A2b"
+    case a3 = "A3"
+    case a4 = "A4"
+    case a5 = "A5"
+    case c1 = "C1"
+    case c2 = "C2"
+    case s1 = "S1"
+    case s2 = "S2"
+    case l1 = "L1"
+    case p1 = "P1"
+    case u1 = "U1"
+    case h1 = "H1"
+    case f1 = "F1"
+    case f2 = "F2"
+    case f3 = "F3"
 }
 
 /// How a request that needs sign-in reached Detour.
@@ -225,7 +239,8 @@ public enum RedirectMatrix {
         link: (url: BrowserURL, text: String)? = nil, json fields: KeyValuePairs<String, String>
     ) -> MatrixAnswer {
         guard client == .navigation else {
-            return MatrixAnswer(row: row, status: status, headers: [noStore, json], body: isHead ? nil : JSON.object(fields))
+            return MatrixAnswer(
+                row: row, status: status, headers: [noStore, json], body: isHead ? nil : JSON.object(fields))
         }
         let anchor = link.map { "<p><a href=\"\(HTML.escape($0.url.href))\">\(HTML.escape($0.text))</a></p>" } ?? ""
         let body = """

@@ -80,7 +80,9 @@ struct RedirectCheckCommand: ParsableCommand {
     /// Standard input split on LF; a final newline does not start another line.
     private static func standardInputLines() -> [String] {
         let data = FileHandle.standardInput.readDataToEndOfFile()
-        var lines = data.split(separator: 0x0A, omittingEmptySubsequences: false).map { String(decoding: $0, as: UTF8.self) }
+        var lines = data.split(separator: 0x0A, omittingEmptySubsequences: false).map {
+            String(decoding: $0, as: UTF8.self)
+        }
         if data.last == 0x0A || data.isEmpty { lines.removeLast() }
         return lines
     }

@@ -3,7 +3,8 @@ import Testing
 
 @Suite struct RedirectCheckCLITests {
     @Test func theREADMEExampleIsRejectedWithItsReason() throws {
-        let result = try DetourProcess.run(["redirect", "check", "--allow", "app.example.com", "--json"], stdin: "/\\evil.com\n")
+        let result = try DetourProcess.run(
+            ["redirect", "check", "--allow", "app.example.com", "--json"], stdin: "/\\evil.com\n")
         #expect(result.status == 1)
         #expect(result.lines == [#"{"input":"/\\evil.com","allowed":false,"location":null,"reason":"host"}"#])
     }
@@ -23,13 +24,17 @@ import Testing
     }
 
     @Test func allAllowedExitsZero() throws {
-        let result = try DetourProcess.run(["redirect", "check", "--allow", "*.corp.example,localhost:8080", "/a", "https://x.corp.example/", "http://localhost:8080/"])
-        #expect(result.status == 0)
-        #expect(result.lines == [
-            #"allowed  "/a" -> http://localhost:4180/a"#,
-            #"allowed  "https://x.corp.example/" -> https://x.corp.example/"#,
-            #"allowed  "http://localhost:8080/" -> http://localhost:8080/"#,
+        let result = try DetourProcess.run([
+            "redirect", "check", "--allow", "*.corp.example,localhost:8080", "/a", "https://x.corp.example/",
+            "http://localhost:8080/",
         ])
+        #expect(result.status == 0)
+        #expect(
+            result.lines == [
+                #"allowed  "/a" -> http://localhost:4180/a"#,
+                #"allowed  "https://x.corp.example/" -> https://x.corp.example/"#,
+                #"allowed  "http://localhost:8080/" -> http://localhost:8080/"#,
+            ])
     }
 
     @Test func configSuppliesBaseAllowlistAndPrefix() throws {
@@ -38,16 +43,22 @@ import Testing
         defer { try? FileManager.default.removeItem(at: folder) }
         let config = folder.appendingPathComponent("detour.yaml")
         try """
-            server:
-              public_url: "https://sso.example.org"
-              prefix: "/_sso"
-            return_to:
-              allowed_hosts: ["wiki.example.org"]
-            """.write(to: config, atomically: true, encoding: .utf8)
+        server:
+          public_url: "https://sso.example.org"
+          prefix: "/_sso"
+        return_to:
+          allowed_hosts: ["wiki.example.org"]
+        """.write(to: config, atomically: true, encoding: .utf8)
         let result = try DetourProcess.run(
-            ["redirect", "check", "--config", config.path, "--json", "/x", "https://wiki.example.org/p", "/_sso/start", "//evil.example"])
+            [
+                "redirect", "check", "--config", config.path, "--json", "/x", "https://wiki.example.org/p",
+                "/_sso/start", "//evil.example",
+            ])
         #expect(result.status == 1)
-        #expect(result.lines.map { $0.components(separatedBy: "\"reason\":").last ?? "" } == ["null}", "null}", "\"loop\"}", "\"host\"}"])
+        #expect(
+            result.lines.map { $0.components(separatedBy: "\"reason\":").last ?? "" } == [
+                "null}", "null}", "\"loop\"}", "\"host\"}",
+            ])
         #expect(result.lines.first?.contains("https://sso.example.org/x") == true)
     }
 

@@ -55,7 +55,10 @@ import Testing
         #expect(configuration.oidc?.clientSecret == "s3cret")
         #expect(configuration.oidc?.timeout == .seconds(10))
         #expect(configuration.session.lifetime == .seconds(8 * 3600))
-        #expect(configuration.returnTo.allowedHosts.map(\.description) == ["app.example.com", "*.corp.example", "localhost:8080"])
+        #expect(
+            configuration.returnTo.allowedHosts.map(\.description) == [
+                "app.example.com", "*.corp.example", "localhost:8080",
+            ])
         #expect(configuration.returnTo.logoutAllowedHosts == nil)
         #expect(configuration.signInTargets.evaluate("https://a.corp.example/").location != nil)
     }
@@ -64,7 +67,10 @@ import Testing
         #expect(
             diagnostics("return_to:\n  allowed_host: [\"a.example\"]\n")
                 == ["detour.yaml:2:3: unknown key \"return_to.allowed_host\" (did you mean \"allowed_hosts\"?)"])
-        #expect(diagnostics("sever:\n  listen: x\n") == ["detour.yaml:1:1: unknown key \"sever\" (did you mean \"server\"?)"])
+        #expect(
+            diagnostics("sever:\n  listen: x\n") == [
+                "detour.yaml:1:1: unknown key \"sever\" (did you mean \"server\"?)"
+            ])
     }
 
     @Test func everyErrorOfAFileIsReportedAtOnce() {
@@ -90,7 +96,8 @@ import Testing
     }
 
     @Test func environmentInterpolation() throws {
-        let configuration = try load("server:\n  public_url: \"https://${HOST}:${PORT}\"\n", environment: ["HOST": "a.example", "PORT": "8443"])
+        let configuration = try load(
+            "server:\n  public_url: \"https://${HOST}:${PORT}\"\n", environment: ["HOST": "a.example", "PORT": "8443"])
         #expect(configuration.server.publicURL?.href == "https://a.example:8443/")
         #expect(
             diagnostics("oidc:\n  issuer: x\n  client_id: y\n  client_secret: ${NOPE}\n")
@@ -100,7 +107,9 @@ import Testing
     @Test func theDefaultTargetMustItselfBeAllowed() {
         #expect(
             diagnostics("return_to:\n  allowed_hosts: [\"app.example.com\"]\n  default: \"https://evil.example/\"\n")
-                == ["detour.yaml:3:12: return_to.default \"https://evil.example/\" is not allowed by return_to.allowed_hosts: the host is not in the allowed hosts"])
+                == [
+                    "detour.yaml:3:12: return_to.default \"https://evil.example/\" is not allowed by return_to.allowed_hosts: the host is not in the allowed hosts"
+                ])
     }
 
     @Test func syntaxErrorsHaveAPosition() {
@@ -110,7 +119,10 @@ import Testing
     }
 
     @Test func secretsMustBeLongEnough() {
-        #expect(diagnostics("session:\n  secrets: [\"c2hvcnQ=\"]\n") == ["detour.yaml:2:13: session.secrets entries must be base64 of at least 32 random bytes"])
+        #expect(
+            diagnostics("session:\n  secrets: [\"c2hvcnQ=\"]\n") == [
+                "detour.yaml:2:13: session.secrets entries must be base64 of at least 32 random bytes"
+            ])
     }
 
     @Test func anEmptyFileHasTheDefaults() throws {

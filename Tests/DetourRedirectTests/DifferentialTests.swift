@@ -25,13 +25,15 @@ import Testing
                 let url = try BrowserURL(parsing: input, against: parsedBase)
                 #expect(answer.href == url.href, "input \(input.debugDescription)")
                 parsed += 1
-            } catch where !error.browserAlsoFails {
+            } catch  where !error.browserAlsoFails {
                 // Detour refuses some URLs a browser may read (other schemes, unmapped international hosts).
                 if error == .unsupportedScheme {
                     #expect(answer.error == true || !["http:", "https:"].contains(answer.protocolName))
                 }
             } catch {
-                #expect(answer.error == true, "input \(input.debugDescription): Detour: \(error), Node: \(answer.href ?? "")")
+                #expect(
+                    answer.error == true,
+                    "input \(input.debugDescription): Detour: \(error), Node: \(answer.href ?? "")")
                 failedAlike += 1
             }
         }

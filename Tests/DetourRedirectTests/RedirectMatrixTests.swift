@@ -4,28 +4,32 @@ import Testing
 
 @Suite struct RedirectMatrixTests {
     static let original = try! BrowserURL(parsing: "https://app.example.com/orders?id=1")
-    static let start = try! BrowserURL(parsing: "https://auth.example.com/oauth2/start?rd=https%3A%2F%2Fapp.example.com%2F")
+    static let start = try! BrowserURL(
+        parsing: "https://auth.example.com/oauth2/start?rd=https%3A%2F%2Fapp.example.com%2F")
     static let provider = try! BrowserURL(parsing: "https://idp.example/authorize?client_id=detour&state=s")
 
     /// Rows A1-A4, F2 and F3: (method, client, mode, form keepable, expected row).
-    @Test(arguments: [
-        ("GET", ClientKind.navigation, SignInMode.proxy, false, MatrixRow.a1),
-        ("HEAD", .navigation, .proxy, false, .a1),
-        ("POST", .navigation, .proxy, false, .a2),
-        ("PUT", .navigation, .proxy, false, .a2),
-        ("PATCH", .navigation, .proxy, false, .a2),
-        ("DELETE", .navigation, .proxy, false, .a2),
-        ("POST", .navigation, .proxy, true, .a2b),
-        ("GET", .api, .proxy, false, .a3),
-        ("POST", .api, .proxy, true, .a3),
-        ("OPTIONS", .preflight, .proxy, false, .a4),
-        ("GET", .navigation, .forwardAuth, false, .f2),
-        ("POST", .api, .forwardAuth, false, .f2),
-        ("GET", .navigation, .forwardAuthWithForwardedRequest, false, .f3),
-        ("POST", .api, .forwardAuthWithForwardedRequest, false, .f3),
-    ] as [(String, ClientKind, SignInMode, Bool, MatrixRow)])
+    @Test(
+        arguments: [
+            ("GET", ClientKind.navigation, SignInMode.proxy, false, MatrixRow.a1),
+            ("HEAD", .navigation, .proxy, false, .a1),
+            ("POST", .navigation, .proxy, false, .a2),
+            ("PUT", .navigation, .proxy, false, .a2),
+            ("PATCH", .navigation, .proxy, false, .a2),
+            ("DELETE", .navigation, .proxy, false, .a2),
+            ("POST", .navigation, .proxy, true, .a2b),
+            ("GET", .api, .proxy, false, .a3),
+            ("POST", .api, .proxy, true, .a3),
+            ("OPTIONS", .preflight, .proxy, false, .a4),
+            ("GET", .navigation, .forwardAuth, false, .f2),
+            ("POST", .api, .forwardAuth, false, .f2),
+            ("GET", .navigation, .forwardAuthWithForwardedRequest, false, .f3),
+            ("POST", .api, .forwardAuthWithForwardedRequest, false, .f3),
+        ] as [(String, ClientKind, SignInMode, Bool, MatrixRow)])
     func signInRows(method: String, client: ClientKind, mode: SignInMode, keepable: Bool, row: MatrixRow) {
-        #expect(RedirectMatrix.signInStep(method: method, client: client, mode: mode, formKeepable: keepable).row(in: mode) == row)
+        #expect(
+            RedirectMatrix.signInStep(method: method, client: client, mode: mode, formKeepable: keepable).row(in: mode)
+                == row)
     }
 
     @Test func forwardedRequestsGetTheSameStepsAsProxiedOnes() {
@@ -34,7 +38,8 @@ import Testing
                 #expect(
                     RedirectMatrix.signInStep(method: method, client: client, mode: .proxy, formKeepable: false)
                         == RedirectMatrix.signInStep(
-                            method: method, client: client, mode: .forwardAuthWithForwardedRequest, formKeepable: false))
+                            method: method, client: client, mode: .forwardAuthWithForwardedRequest, formKeepable: false)
+                )
             }
         }
     }
@@ -65,7 +70,8 @@ import Testing
     @Test func redirectBodiesEscapeTheLink() throws {
         // The URL reader already percent-encodes " < > in the query; ' and & survive it and need HTML escaping.
         let target = try BrowserURL(parsing: "https://app.example.com/it's?a=\"><script>&b='")
-        let body = try #require(RedirectMatrix.answer(.callbackSucceeded(returnTo: target), method: "GET", client: .navigation).body)
+        let body = try #require(
+            RedirectMatrix.answer(.callbackSucceeded(returnTo: target), method: "GET", client: .navigation).body)
         #expect(!body.contains("<script>"))
         #expect(body.contains("it&#39;s?a=%22%3E%3Cscript%3E&amp;b=%27"))
     }
@@ -81,7 +87,8 @@ import Testing
             #expect(answer.location == nil)
             #expect(answer.header("www-authenticate") == "Bearer")
             #expect(answer.header("content-type") == "application/json")
-            #expect(answer.body == #"{"error":"unauthenticated","login_url":"\#(Self.start.href.replacingAmpersands)"}"#)
+            #expect(
+                answer.body == #"{"error":"unauthenticated","login_url":"\#(Self.start.href.replacingAmpersands)"}"#)
         }
     }
 
@@ -106,7 +113,8 @@ import Testing
     }
 
     @Test func failedCallbackIsAnErrorPageWithASignInLinkNotARedirect() {
-        let failure = CallbackFailure(status: 400, code: "state-mismatch", message: "The sign-in <expired>.", signInAgain: Self.start)
+        let failure = CallbackFailure(
+            status: 400, code: "state-mismatch", message: "The sign-in <expired>.", signInAgain: Self.start)
         let answer = RedirectMatrix.answer(.callbackFailed(failure), method: "GET", client: .navigation)
         #expect(answer.row == .c2)
         #expect(answer.status == 400)
@@ -117,7 +125,8 @@ import Testing
 
     @Test func signInLoopIsA200DiagnosticPage() {
         let answer = RedirectMatrix.answer(
-            .signInLoop(target: Self.original, attempts: 6, window: "2 minutes", signInAgain: Self.start), method: "GET",
+            .signInLoop(target: Self.original, attempts: 6, window: "2 minutes", signInAgain: Self.start),
+            method: "GET",
             client: .navigation)
         #expect(answer.row == .s2)
         #expect(answer.status == 200)
@@ -139,10 +148,16 @@ import Testing
 
     @Test func sameOriginFormSubmission() {
         #expect(RedirectMatrix.isSameOriginSubmission(secFetchSite: "same-origin", origin: nil, target: Self.original))
-        #expect(!RedirectMatrix.isSameOriginSubmission(secFetchSite: "cross-site", origin: Self.original.origin, target: Self.original))
+        #expect(
+            !RedirectMatrix.isSameOriginSubmission(
+                secFetchSite: "cross-site", origin: Self.original.origin, target: Self.original))
         #expect(!RedirectMatrix.isSameOriginSubmission(secFetchSite: "same-site", origin: nil, target: Self.original))
-        #expect(RedirectMatrix.isSameOriginSubmission(secFetchSite: nil, origin: "https://app.example.com", target: Self.original))
-        #expect(!RedirectMatrix.isSameOriginSubmission(secFetchSite: nil, origin: "https://evil.example", target: Self.original))
+        #expect(
+            RedirectMatrix.isSameOriginSubmission(
+                secFetchSite: nil, origin: "https://app.example.com", target: Self.original))
+        #expect(
+            !RedirectMatrix.isSameOriginSubmission(
+                secFetchSite: nil, origin: "https://evil.example", target: Self.original))
         #expect(!RedirectMatrix.isSameOriginSubmission(secFetchSite: nil, origin: nil, target: Self.original))
     }
 
@@ -169,11 +184,15 @@ import Testing
         ("http://[::1", "http://[::1"),
     ])
     func rewritesOnlyTheUpstreamOrigin(location: String, expected: String) {
-        #expect(UpstreamRedirect.rewriteLocation(location, upstreamRequest: Self.upstream, publicRequest: Self.publicURL) == expected)
+        #expect(
+            UpstreamRedirect.rewriteLocation(location, upstreamRequest: Self.upstream, publicRequest: Self.publicURL)
+                == expected)
     }
 }
 
 extension String {
     /// `&` as the JSON writer escapes it.
-    fileprivate var replacingAmpersands: String { split(separator: "&", omittingEmptySubsequences: false).joined(separator: "\\u0026") }
+    fileprivate var replacingAmpersands: String {
+        split(separator: "&", omittingEmptySubsequences: false).joined(separator: "\\u0026")
+    }
 }

@@ -21,7 +21,9 @@ struct TargetGenerator {
         "", "", "", "https:", "http:", "HTTPS:", "hTtP:", "https:", "javascript:", "data:", "ftp:", "ws:", "wss:",
         "file:", "blob:", "h:", "https+x:", "1https:", "mailto:", "view-source:",
     ]
-    static let slashes = ["//", "//", "/", "", "\\\\", "/\\", "\\/", "///", "\\", "/ /", "//\\/", " //", "/%2f", "%2f%2f"]
+    static let slashes = [
+        "//", "//", "/", "", "\\\\", "/\\", "\\/", "///", "\\", "/ /", "//\\/", " //", "/%2f", "%2f%2f",
+    ]
     static let userinfos = ["", "", "", "", "user@", "a:b@", "@", ":@", "app.example.com@", "x@y@", "%40@", "u:%40@"]
     static let hosts = [
         "app.example.com", "APP.Example.COM", "app.example.com.", "evil.com", "evil.com.", "a.corp.example",
@@ -32,7 +34,9 @@ struct TargetGenerator {
         "0x100000000", "[::1", "evil.com\\@app.example.com", "app.example.com%00", "xn--a.com", "ｅｖｉｌ.com",
         "evil。com", "app.example.com:8080", "[1:2:3:4:5:6:7:8]", "256.1.1.1", "0x.0x.0x.0x", "a.b.0x",
     ]
-    static let ports = ["", "", "", ":", ":80", ":443", ":8080", ":0443", ":65535", ":65536", ":x", ":-1", ":99999999999"]
+    static let ports = [
+        "", "", "", ":", ":80", ":443", ":8080", ":0443", ":65535", ":65536", ":x", ":-1", ":99999999999",
+    ]
     static let paths = [
         "", "/", "/a/b", "/a/../b", "/%2e%2e/x", "/./x", "a", "../x", "/x y", "/ü", "/{}^`|", "/%zz", "/oauth2/start",
         "/a%2fb", "/..\\..\\x", "/.%2E/x", "/%2e/", "/%00", "/a;b", "/?", "/#", "/é",
@@ -42,7 +46,8 @@ struct TargetGenerator {
     static let insertions = ["\t", "\n", " ", "\\", "/", "@", ":", "%", "%09", "%2f", "#", "?", ".", "\u{00A0}", "\0"]
 
     mutating func next() -> String {
-        var target = pick(Self.schemes) + pick(Self.slashes) + pick(Self.userinfos) + pick(Self.hosts)
+        var target =
+            pick(Self.schemes) + pick(Self.slashes) + pick(Self.userinfos) + pick(Self.hosts)
             + pick(Self.ports) + pick(Self.paths) + pick(Self.queries) + pick(Self.fragments)
         if target.isEmpty || next() % 2 == 0 {
             // Half the time, one more odd byte somewhere.

@@ -32,5 +32,8 @@ while clock.now < deadline {
     evaluated += 1000 * mix.count
 }
 let elapsed = clock.now - start
-let perSecond = Double(evaluated) / (Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18)
-print("detour  targets validated per second (1 core): \(Int(perSecond))  (\(evaluated) in \(elapsed), \(allowed) allowed)")
+let perSecond =
+    Double(evaluated) / (Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18)
+print(
+    "detour  targets validated per second (1 core): \(Int(perSecond))  (\(evaluated) in \(elapsed), \(allowed) allowed)"
+)

@@ -15,6 +15,7 @@ public struct Configuration: Sendable {
     /// Policy files and folders, relative to the configuration file.
     public var policies: [String] = []
 
+    /// `server:`: where Detour listens and how browsers reach it; `publicURL` is an origin only.
     public struct Server: Sendable {
         public var listen = "127.0.0.1:4180"
         /// How browsers reach Detour; `nil` when not configured (`http://localhost:4180/` is assumed).
@@ -24,12 +25,15 @@ public struct Configuration: Sendable {
         public var redirectHTTPToHTTPS = false
     }
 
+    /// `oidc:`: the provider and this client; `issuer` and `client_id` are present when the section is.
     public struct OIDC: Sendable {
+        /// How the provider returns the code: in the query string, or in a form POST.
         public enum ResponseMode: String, Sendable, CaseIterable {
             case query
             case formPost = "form_post"
         }
 
+        /// How Detour authenticates to the token endpoint (RFC 6749 2.3.1).
         public enum TokenEndpointAuth: String, Sendable, CaseIterable {
             case clientSecretBasic = "client_secret_basic"
             case clientSecretPost = "client_secret_post"
@@ -46,6 +50,7 @@ public struct Configuration: Sendable {
         public var timeout = Duration.seconds(10)
     }
 
+    /// `session:`: the session cookie; every secret decodes to 32 or more bytes.
     public struct Session: Sendable {
         public var cookieName = "_detour"
         public var secrets: [String] = []
@@ -55,6 +60,7 @@ public struct Configuration: Sendable {
         public var store = "cookie"
     }
 
+    /// `return_to:`: where sign-in and sign-out may return; the default passes both allowlists.
     public struct ReturnTo: Sendable {
         public var allowedHosts: [AllowedHost] = []
         /// `nil`: the same as ``allowedHosts``.

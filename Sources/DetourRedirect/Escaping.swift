@@ -1,0 +1,45 @@
+/// Escaping for text and attribute values in HTML.
+enum HTML {
+    static func escape(_ text: String) -> String {
+        var escaped = ""
+        escaped.reserveCapacity(text.utf8.count)
+        for character in text.unicodeScalars {
+            switch character {
+            case "&": escaped += "&amp;"
+            case "<": escaped += "&lt;"
+            case ">": escaped += "&gt;"
+            case "\"": escaped += "&quot;"
+            case "'": escaped += "&#39;"
+            default: escaped.unicodeScalars.append(character)
+            }
+        }
+        return escaped
+    }
+}
+
+/// The few JSON objects Detour writes itself: flat, string-valued, keys in the given order.
+public enum JSON {
+    public static func object(_ fields: KeyValuePairs<String, String>) -> String {
+        "{" + fields.map { "\(string($0.key)):\(string($0.value))" }.joined(separator: ",") + "}"
+    }
+
+    /// A JSON string literal (RFC 8259 section 7); `<`, `>` and `&` are escaped too, so the text is
+    /// inert if a browser ever sniffs it as HTML.
+    public static func string(_ value: String) -> String {
+        var output = "\""
+        for scalar in value.unicodeScalars {
+            switch scalar {
+            case "\"": output += "\\\""
+            case "\\": output += "\\\\"
+            case "\n": output += "\\n"
+            case "\r": output += "\\r"
+            case "\t": output += "\\t"
+            case "<", ">", "&", "\u{00}"..."\u{1F}", "\u{7F}", "\u{2028}", "\u{2029}":
+                let hex = String(scalar.value, radix: 16)
+                output += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+            default: output.unicodeScalars.append(scalar)
+            }
+        }
+        return output + "\""
+    }
+}

@@ -19,27 +19,43 @@ let package = Package(
     targets: [
         // Pure: browser-faithful URL reading, the return-target allowlist and the redirect matrix. No I/O.
         .target(name: "DetourRedirect", swiftSettings: strictness),
-        // The YAML configuration file: strict keys, ${ENV} interpolation, FILE:LINE:COLUMN errors.
+        // Strict YAML reading shared by configuration and policy files: typed values, unknown keys refused,
+        // ${ENV} interpolation, every problem reported as FILE:LINE:COLUMN.
+        .target(
+            name: "DetourYAML",
+            dependencies: [.product(name: "Yams", package: "Yams")],
+            swiftSettings: strictness
+        ),
+        // Pure: policy files lowered into one compiled, indexed model; decisions with reasons; tests; lint.
+        .target(
+            name: "DetourPolicy",
+            dependencies: ["DetourRedirect", "DetourYAML", .product(name: "Yams", package: "Yams")],
+            swiftSettings: strictness
+        ),
+        // detour.yaml (CONTRACT section 3), and the policy set it names.
         .target(
             name: "DetourConfig",
-            dependencies: ["DetourRedirect", .product(name: "Yams", package: "Yams")],
+            dependencies: ["DetourRedirect", "DetourYAML", "DetourPolicy", .product(name: "Yams", package: "Yams")],
             swiftSettings: strictness
         ),
         // The command line: argument parsing only.
         .executableTarget(
             name: "detour",
             dependencies: [
-                "DetourRedirect", "DetourConfig",
+                "DetourRedirect", "DetourConfig", "DetourPolicy", "DetourYAML",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strictness
         ),
         // Release-build throughput figures; run with `swift run -c release detour-bench`.
         .executableTarget(
-            name: "detour-bench", dependencies: ["DetourRedirect"], path: "bench/Sources/detour-bench",
+            name: "detour-bench", dependencies: ["DetourRedirect", "DetourPolicy"], path: "bench/Sources/detour-bench",
             swiftSettings: strictness),
         .testTarget(name: "DetourRedirectTests", dependencies: ["DetourRedirect"], swiftSettings: strictness),
-        .testTarget(name: "DetourConfigTests", dependencies: ["DetourConfig"], swiftSettings: strictness),
+        .testTarget(
+            name: "DetourConfigTests", dependencies: ["DetourConfig", "DetourYAML"], swiftSettings: strictness),
+        .testTarget(
+            name: "DetourPolicyTests", dependencies: ["DetourPolicy", "DetourConfig"], swiftSettings: strictness),
         .testTarget(name: "DetourCLITests", dependencies: ["detour"], swiftSettings: strictness),
     ]
 )

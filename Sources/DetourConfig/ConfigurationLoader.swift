@@ -1,4 +1,5 @@
 import DetourRedirect
+public import DetourYAML
 public import Foundation
 import Yams
 
@@ -9,51 +10,21 @@ extension Configuration {
     public static func load(file: String, environment: [String: String] = ProcessInfo.processInfo.environment)
         throws(ConfigError) -> Configuration
     {
-        let text: String
-        do {
-            text = try String(contentsOfFile: file, encoding: .utf8)
-        } catch {
-            throw ConfigError(
-                diagnostics: [ConfigDiagnostic(file: file, line: 0, column: 0, message: "cannot read the file")],
-                isUnreadable: true)
-        }
-        return try parse(text, file: file, environment: environment)
+        try parse(YAMLReader.readFile(file), file: file, environment: environment)
     }
 
     /// Validates configuration text as if it were the contents of `file`.
     public static func parse(_ text: String, file: String, environment: [String: String]) throws(ConfigError)
         -> Configuration
     {
-        let root: Node?
-        do {
-            root = try Yams.compose(yaml: text)
-        } catch {
-            throw ConfigError(diagnostics: [yamlSyntaxDiagnostic(error, file: file)])
-        }
+        let root = try YAMLReader.compose(text, file: file)
         var reader = YAMLReader(file: file, environment: environment)
         var configuration = Configuration(file: file)
         if let root {
             configuration.read(root, with: &reader)
         }
-        guard reader.diagnostics.isEmpty else {
-            // Reported in file order, whichever check found them first.
-            let ordered = reader.diagnostics.enumerated().sorted {
-                ($0.element.line, $0.element.column, $0.offset) < ($1.element.line, $1.element.column, $1.offset)
-            }
-            throw ConfigError(diagnostics: ordered.map(\.element))
-        }
+        if let error = reader.error { throw error }
         return configuration
-    }
-
-    private static func yamlSyntaxDiagnostic(_ error: any Error, file: String) -> ConfigDiagnostic {
-        switch error as? YamlError {
-        case .scanner(_, let problem, let mark, _), .parser(_, let problem, let mark, _),
-            .composer(_, let problem, let mark, _):
-            return ConfigDiagnostic(
-                file: file, line: mark.line, column: mark.column, message: "YAML syntax: \(problem)")
-        default:
-            return ConfigDiagnostic(file: file, line: 1, column: 1, message: "YAML syntax: \(error)")
-        }
     }
 
     private mutating func read(_ root: Node, with reader: inout YAMLReader) {

@@ -1,6 +1,7 @@
 import ArgumentParser
 import DetourConfig
 import DetourRedirect
+import DetourYAML
 import Foundation
 
 struct RedirectCommand: ParsableCommand {

@@ -1,4 +1,5 @@
 import DetourRedirect
+import DetourYAML
 import Testing
 
 @testable import DetourConfig

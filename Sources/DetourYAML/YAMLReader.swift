@@ -1,5 +1,5 @@
 import Foundation
-import Yams
+public import Yams
 
 /// Reads typed values out of a YAML node tree, collecting a diagnostic for every problem instead of
 /// stopping at the first, so that a file's errors are all reported at once.
@@ -7,24 +7,64 @@ import Yams
 /// Scalars have `${NAME}` replaced by the environment variable NAME (an unset one is an error);
 /// mappings are strict: an unknown or repeated key is an error, with a suggestion when it looks
 /// like a misspelling of a known one.
-struct YAMLReader {
-    let file: String
-    let environment: [String: String]
-    private(set) var diagnostics: [ConfigDiagnostic] = []
+public struct YAMLReader {
+    public let file: String
+    public let environment: [String: String]
+    public private(set) var diagnostics: [Diagnostic] = []
 
-    init(file: String, environment: [String: String]) {
+    public init(file: String, environment: [String: String]) {
         self.file = file
         self.environment = environment
     }
 
-    mutating func report(_ node: Node?, _ message: String) {
+    /// Records a problem at `node`'s position (line 1, column 1 without a node).
+    public mutating func report(_ node: Node?, _ message: String, severity: Diagnostic.Severity = .error) {
         let mark = node?.mark
         diagnostics.append(
-            ConfigDiagnostic(file: file, line: mark?.line ?? 1, column: mark?.column ?? 1, message: message))
+            Diagnostic(
+                file: file, line: mark?.line ?? 1, column: mark?.column ?? 1, message: message, severity: severity))
+    }
+
+    /// The error for everything reported so far, in file order; `nil` when nothing was.
+    public var error: ConfigError? {
+        guard !diagnostics.isEmpty else { return nil }
+        let ordered = diagnostics.enumerated().sorted {
+            ($0.element.line, $0.element.column, $0.offset) < ($1.element.line, $1.element.column, $1.offset)
+        }
+        return ConfigError(diagnostics: ordered.map(\.element))
+    }
+
+    /// Parses YAML text into a node tree; a syntax error is thrown with its position.
+    public static func compose(_ text: String, file: String) throws(ConfigError) -> Node? {
+        do {
+            return try Yams.compose(yaml: text)
+        } catch {
+            let diagnostic: Diagnostic
+            switch error as? YamlError {
+            case .scanner(_, let problem, let mark, _), .parser(_, let problem, let mark, _),
+                .composer(_, let problem, let mark, _):
+                diagnostic = Diagnostic(
+                    file: file, line: mark.line, column: mark.column, message: "YAML syntax: \(problem)")
+            default:
+                diagnostic = Diagnostic(file: file, line: 1, column: 1, message: "YAML syntax: \(error)")
+            }
+            throw ConfigError(diagnostics: [diagnostic])
+        }
+    }
+
+    /// Reads a whole file as text, or throws an "unreadable" error naming it.
+    public static func readFile(_ path: String) throws(ConfigError) -> String {
+        do {
+            return try String(contentsOfFile: path, encoding: .utf8)
+        } catch {
+            throw ConfigError(
+                diagnostics: [Diagnostic(file: path, line: 0, column: 0, message: "cannot read the file")],
+                isUnreadable: true)
+        }
     }
 
     /// The entries of a mapping whose keys must all be in `keys`; `nil` (reported) if it is not a mapping.
-    mutating func mapping(_ node: Node, _ path: String, keys: [String]) -> [String: Node]? {
+    public mutating func mapping(_ node: Node, _ path: String, keys: [String]) -> [String: Node]? {
         if case .scalar = node, node.tag.rawValue == Tag.Name.null.rawValue { return [:] }
         guard case .mapping(let mapping) = node else {
             report(node, "\(path) must be a mapping of keys to values")
@@ -53,7 +93,7 @@ struct YAMLReader {
         return entries
     }
 
-    func isNull(_ node: Node) -> Bool {
+    public func isNull(_ node: Node) -> Bool {
         if case .scalar(let scalar) = node {
             return node.tag.rawValue == Tag.Name.null.rawValue && scalar.style == .plain
         }
@@ -61,7 +101,7 @@ struct YAMLReader {
     }
 
     /// A string scalar with `${NAME}` interpolated; numbers and booleans are refused, not coerced.
-    mutating func string(_ node: Node, _ path: String) -> String? {
+    public mutating func string(_ node: Node, _ path: String) -> String? {
         guard case .scalar(let scalar) = node, node.tag.rawValue == Tag.Name.str.rawValue || scalar.style != .plain
         else {
             report(node, "\(path) must be a string")
@@ -70,7 +110,7 @@ struct YAMLReader {
         return interpolate(scalar.string, node, path)
     }
 
-    mutating func bool(_ node: Node, _ path: String) -> Bool? {
+    public mutating func bool(_ node: Node, _ path: String) -> Bool? {
         guard case .scalar = node, let value = node.bool, node.tag.rawValue == Tag.Name.bool.rawValue else {
             report(node, "\(path) must be true or false")
             return nil
@@ -78,7 +118,7 @@ struct YAMLReader {
         return value
     }
 
-    mutating func strings(_ node: Node, _ path: String) -> [(String, Node)]? {
+    public mutating func strings(_ node: Node, _ path: String) -> [(String, Node)]? {
         guard case .sequence(let sequence) = node else {
             report(node, "\(path) must be a list")
             return nil
@@ -87,7 +127,7 @@ struct YAMLReader {
     }
 
     /// `30s`, `5m`, `8h`, `1h30m`, `250ms`.
-    mutating func duration(_ node: Node, _ path: String) -> Duration? {
+    public mutating func duration(_ node: Node, _ path: String) -> Duration? {
         guard let text = string(node, path) else { return nil }
         guard let duration = parseDuration(text) else {
             report(node, "\(path) must be a duration such as 30s, 5m, 8h or 1h30m, not \"\(text)\"")
@@ -96,7 +136,9 @@ struct YAMLReader {
         return duration
     }
 
-    mutating func choice<T: RawRepresentable<String> & CaseIterable>(_ node: Node, _ path: String, as: T.Type) -> T? {
+    public mutating func choice<T: RawRepresentable<String> & CaseIterable>(_ node: Node, _ path: String, as: T.Type)
+        -> T?
+    {
         guard let text = string(node, path) else { return nil }
         guard let value = T(rawValue: text) else {
             report(node, "\(path) must be one of \(T.allCases.map { "\"\($0.rawValue)\"" }.joined(separator: ", "))")
@@ -127,7 +169,8 @@ struct YAMLReader {
     }
 }
 
-func parseDuration(_ text: String) -> Duration? {
+/// Parses `30s`, `5m`, `8h`, `1h30m`, `250ms`; `nil` for anything else.
+public func parseDuration(_ text: String) -> Duration? {
     var total = Duration.zero
     var number = ""
     var rest = Substring(text)

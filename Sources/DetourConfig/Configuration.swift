@@ -1,3 +1,4 @@
+public import DetourPolicy
 public import DetourRedirect
 
 /// A loaded, validated `detour.yaml` (CONTRACT section 3).
@@ -14,6 +15,8 @@ public struct Configuration: Sendable {
     public var returnTo = ReturnTo()
     /// Policy files and folders, relative to the configuration file.
     public var policies: [String] = []
+    /// `routes:` and `redirects:` written in the configuration file itself.
+    public var inlinePolicies = PolicySet()
 
     /// `server:`: where Detour listens and how browsers reach it; `publicURL` is an origin only.
     public struct Server: Sendable {
@@ -88,6 +91,13 @@ public struct Configuration: Sendable {
     public var signOutTargets: ReturnTargetPolicy {
         ReturnTargetPolicy(
             base: baseURL, allowedHosts: returnTo.logoutAllowedHosts ?? returnTo.allowedHosts, prefix: server.prefix)
+    }
+
+    /// The policy engine's settings from `server` and `return_to`.
+    public var engineSettings: PolicyEngine.Settings {
+        PolicyEngine.Settings(
+            publicURL: baseURL, prefix: server.prefix, redirectHTTPToHTTPS: server.redirectHTTPToHTTPS,
+            preservePost: returnTo.preservePost)
     }
 
     /// The configuration with every default, as if loaded from an empty file.

@@ -1,3 +1,4 @@
+import DetourPolicy
 import DetourRedirect
 public import DetourYAML
 public import Foundation
@@ -35,6 +36,7 @@ extension Configuration {
         if let node = top["session"] { readSession(node, &reader) }
         if let node = top["return_to"] { readReturnTo(node, &reader) }
         if let node = top["policies"], let list = reader.strings(node, "policies") { policies = list.map(\.0) }
+        inlinePolicies = PolicySet.read(routes: top["routes"], redirects: top["redirects"], with: &reader)
         checkDefaultTarget(top["return_to"] ?? root, &reader)
     }
 
@@ -184,5 +186,36 @@ extension Configuration {
                 return
             }
         }
+    }
+}
+
+extension Configuration {
+    /// Every route and redirect rule: those written inline, then those of `policies` (files, or folders
+    /// searched recursively for `*.yaml` and `*.yml` other than `*.test.yaml`), in path order.
+    ///
+    /// - Throws: ``ConfigError`` with every problem of every file.
+    public func loadPolicies(environment: [String: String] = ProcessInfo.processInfo.environment) throws(ConfigError)
+        -> PolicySet
+    {
+        let folder = URL(fileURLWithPath: file).deletingLastPathComponent()
+        var policySet = inlinePolicies
+        var diagnostics: [Diagnostic] = []
+        var unreadable = false
+        for entry in policies {
+            let root = entry.hasPrefix("/") ? URL(fileURLWithPath: entry) : folder.appendingPathComponent(entry)
+            let configuration = URL(fileURLWithPath: file).standardizedFileURL.path
+            for path in PolicyWorkspace.files(in: [root.path], where: PolicyWorkspace.isPolicyFile)
+            where path != configuration {
+                do {
+                    policySet.append(
+                        try PolicySet.parse(YAMLReader.readFile(path), file: path, environment: environment))
+                } catch {
+                    diagnostics += error.diagnostics
+                    unreadable = unreadable || error.isUnreadable
+                }
+            }
+        }
+        guard diagnostics.isEmpty else { throw ConfigError(diagnostics: diagnostics, isUnreadable: unreadable) }
+        return policySet
     }
 }

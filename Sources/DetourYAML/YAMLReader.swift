@@ -126,6 +126,23 @@ public struct YAMLReader {
         return sequence.enumerated().compactMap { index, item in string(item, "\(path)[\(index)]").map { ($0, item) } }
     }
 
+    public mutating func int(_ node: Node, _ path: String) -> Int? {
+        guard case .scalar = node, node.tag.rawValue == Tag.Name.int.rawValue, let value = node.int else {
+            report(node, "\(path) must be a whole number")
+            return nil
+        }
+        return value
+    }
+
+    /// The items of a list.
+    public mutating func sequence(_ node: Node, _ path: String) -> [Node]? {
+        guard case .sequence(let sequence) = node else {
+            report(node, "\(path) must be a list")
+            return nil
+        }
+        return Array(sequence)
+    }
+
     /// `30s`, `5m`, `8h`, `1h30m`, `250ms`.
     public mutating func duration(_ node: Node, _ path: String) -> Duration? {
         guard let text = string(node, path) else { return nil }

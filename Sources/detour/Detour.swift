@@ -9,7 +9,7 @@ struct Detour: ParsableCommand {
         commandName: "detour",
         abstract: "A single-sign-on reverse proxy that gets redirects right.",
         version: version,
-        subcommands: [RedirectCommand.self, VersionCommand.self]
+        subcommands: [PolicyCommand.self, RedirectCommand.self, VersionCommand.self]
     )
 }
 

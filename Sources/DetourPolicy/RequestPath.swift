@@ -1,0 +1,123 @@
+/// A request's path and query after Detour's one normalisation (CONTRACT section 7).
+///
+/// Routing, `public` prefixes and the upstream all see this same path, so no spelling of a path can be
+/// matched as one thing and served as another. Normalisation: dot segments removed (RFC 3986 5.2.4),
+/// repeated slashes merged, percent-encoded unreserved characters decoded and other escapes upper-cased
+/// (RFC 3986 6.2.2), raw non-ASCII bytes percent-encoded. Spellings whose meaning differs between
+/// servers are refused instead: encoded slashes and backslashes, backslashes, encoded dot segments,
+/// dot segments with `;` parameters (`/..;/`), NUL and other control characters.
+public struct RequestPath: Sendable, Hashable, CustomStringConvertible {
+    /// The normalised path, starting with `/`.
+    public let path: String
+    /// The query as the client sent it, without `?`.
+    public let query: String?
+
+    /// The path and query, as forwarded upstream.
+    public var description: String { query.map { "\(path)?\($0)" } ?? path }
+
+    /// Why a request target was refused (answered 400); the raw value is a stable reason code.
+    public enum Rejection: String, Sendable, Hashable, Error {
+        case notOriginForm = "bad-path-not-origin-form"
+        case controlCharacter = "bad-path-control-character"
+        case backslash = "bad-path-backslash"
+        case encodedSlash = "bad-path-encoded-slash"
+        case encodedBackslash = "bad-path-encoded-backslash"
+        case encodedDotSegment = "bad-path-encoded-dot-segment"
+        case dotSegmentWithParameters = "bad-path-dot-segment-parameters"
+        case malformedPercentEncoding = "bad-path-percent-encoding"
+    }
+
+    /// Normalises an origin-form request target (`/path?query`).
+    public init(normalizing target: String) throws(Rejection) {
+        var pathPart = Substring(target)
+        var query: Substring?
+        if let mark = target.firstIndex(of: "?") {
+            pathPart = target[..<mark]
+            query = target[target.index(after: mark)...]
+        }
+        guard pathPart.first == "/" else { throw .notOriginForm }
+        if let query, query.utf8.contains(where: { $0 < 0x20 || $0 == 0x7F }) { throw .controlCharacter }
+
+        var segments: [String] = []
+        let raw = pathPart.utf8.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false).dropFirst()
+        var endsWithSlash = false
+        for (index, rawSegment) in raw.enumerated() {
+            let isLast = index == raw.count - 1
+            guard !rawSegment.isEmpty else {
+                if isLast { endsWithSlash = !segments.isEmpty }
+                continue  // "//" is "/"
+            }
+            let (segment, hadEncodedDot) = try Self.normalizeSegment(rawSegment)
+            let bare = segment.split(separator: ";", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
+            if segment == "." || segment == ".." {
+                guard !hadEncodedDot else { throw .encodedDotSegment }
+                if segment == "..", !segments.isEmpty { segments.removeLast() }
+                if isLast { endsWithSlash = !segments.isEmpty }
+                continue
+            }
+            if bare == "." || bare == ".." { throw .dotSegmentWithParameters }
+            segments.append(segment)
+        }
+        path = "/" + segments.joined(separator: "/") + (endsWithSlash ? "/" : "")
+        self.query = query.map(String.init)
+    }
+
+    /// One segment, percent-encoding normalised; reports whether an escape decoded to ".".
+    private static func normalizeSegment(_ bytes: Substring.UTF8View.SubSequence) throws(Rejection) -> (String, Bool) {
+        var output: [UInt8] = []
+        output.reserveCapacity(bytes.count)
+        var hadEncodedDot = false
+        var index = bytes.startIndex
+        while index < bytes.endIndex {
+            let byte = bytes[index]
+            index = bytes.index(after: index)
+            switch byte {
+            case 0x00..<0x20, 0x7F: throw .controlCharacter
+            case UInt8(ascii: "\\"): throw .backslash
+            case UInt8(ascii: "%"):
+                guard index < bytes.endIndex, let high = hexValue(bytes[index]),
+                    bytes.index(after: index) < bytes.endIndex, let low = hexValue(bytes[bytes.index(after: index)])
+                else { throw .malformedPercentEncoding }
+                index = bytes.index(index, offsetBy: 2)
+                let decoded = high << 4 | low
+                switch decoded {
+                case 0x00..<0x20, 0x7F: throw .controlCharacter
+                case UInt8(ascii: "/"): throw .encodedSlash
+                case UInt8(ascii: "\\"): throw .encodedBackslash
+                case _ where isUnreserved(decoded):
+                    if decoded == UInt8(ascii: ".") { hadEncodedDot = true }
+                    output.append(decoded)
+                default: appendEscaped(decoded, to: &output)
+                }
+            case 0x80...: appendEscaped(byte, to: &output)
+            default: output.append(byte)
+            }
+        }
+        return (String(decoding: output, as: UTF8.self), hadEncodedDot)
+    }
+
+    /// RFC 3986 2.3.
+    private static func isUnreserved(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"),
+            UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"),
+            UInt8(ascii: "~"):
+            true
+        default: false
+        }
+    }
+
+    private static func appendEscaped(_ byte: UInt8, to output: inout [UInt8]) {
+        let digits = Array("0123456789ABCDEF".utf8)
+        output.append(contentsOf: [UInt8(ascii: "%"), digits[Int(byte >> 4)], digits[Int(byte & 0x0F)]])
+    }
+
+    private static func hexValue(_ byte: UInt8) -> UInt8? {
+        switch byte {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): byte - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): byte - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): byte - UInt8(ascii: "A") + 10
+        default: nil
+        }
+    }
+}

@@ -55,7 +55,8 @@ let package = Package(
         .testTarget(
             name: "DetourConfigTests", dependencies: ["DetourConfig", "DetourYAML"], swiftSettings: strictness),
         .testTarget(
-            name: "DetourPolicyTests", dependencies: ["DetourPolicy", "DetourConfig"], swiftSettings: strictness),
+            name: "DetourPolicyTests", dependencies: ["DetourPolicy", "DetourConfig", "DetourYAML"],
+            swiftSettings: strictness),
         .testTarget(name: "DetourCLITests", dependencies: ["detour"], swiftSettings: strictness),
     ]
 )

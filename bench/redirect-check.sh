@@ -7,6 +7,6 @@ seconds="${1:-3}"
 swift build -c release --product detour-bench >/dev/null
 for round in 1 2; do
   echo "round $round"
-  .build/release/detour-bench "$seconds"
+  .build/release/detour-bench redirect "$seconds"
   node bench/node-url.mjs "$seconds"
 done

@@ -58,15 +58,16 @@ public struct PolicyEngine: Sendable {
 
     public let settings: Settings
     public let policies: PolicySet
-    private let routes: RuleIndex<Route>
-    private let redirects: RuleIndex<RedirectRule>
+    private let routes: RuleIndex<Compiled<Route>>
+    private let redirects: RuleIndex<Compiled<RedirectRule>>
     private let endpointPrefix: String
+    private static let rootEndpoints: Set<String> = ["/ping", "/ready", "/metrics"]
 
     public init(policies: PolicySet, settings: Settings) {
         self.settings = settings
         self.policies = policies
-        routes = RuleIndex(policies.routes, host: \.host, path: \.path)
-        redirects = RuleIndex(policies.redirects, host: \.host, path: \.path)
+        routes = RuleIndex(policies.routes.map(Compiled.init), host: \.rule.host, path: \.rule.path)
+        redirects = RuleIndex(policies.redirects.map(Compiled.init), host: \.rule.host, path: \.rule.path)
         endpointPrefix = settings.prefix + "/"
     }
 
@@ -87,12 +88,13 @@ public struct PolicyEngine: Sendable {
             return Decision(
                 outcome: .redirect(.permanentRedirect, location: https), reason: "https-redirect", rule: nil)
         }
-        if path.path == settings.prefix || path.path.hasPrefix(endpointPrefix)
-            || ["/ping", "/ready", "/metrics"].contains(path.path)
+        if path.path == settings.prefix || path.path.hasPrefix(endpointPrefix) || Self.rootEndpoints.contains(path.path)
         {
             return Decision(outcome: .endpoint, reason: "detour-endpoint", rule: nil)
         }
-        if let rule = redirects.first(host: hostName, path: path.path, where: { $0.applies(to: request.method) }) {
+        if let rule = redirects.first(host: hostName, path: path.path, where: { $0.rule.applies(to: request.method) })?
+            .rule
+        {
             guard let url = requestURL(request, path),
                 let location = redirectLocation(rule, path: path, requestURL: url)
             else { return Decision(outcome: .badRequest, reason: "bad-host", rule: rule.name) }
@@ -110,23 +112,24 @@ public struct PolicyEngine: Sendable {
         try? BrowserURL(parsing: "\(request.scheme.rawValue)://\(request.host)\(path)")
     }
 
-    private func decide(_ request: Request, route: Route, path: RequestPath) -> Decision {
+    private func decide(_ request: Request, route: Compiled<Route>, path: RequestPath) -> Decision {
         let client = ClientKind.classify(method: request.method, header: request.header)
         if client == .preflight {
-            return route.preflight == .pass
+            return route.rule.preflight == .pass
                 ? proxy(route, path, request, identity: nil, reason: "proxy-preflight")
-                : Decision(outcome: .preflightDenied, reason: "preflight-denied", rule: route.name)
+                : Decision(outcome: .preflightDenied, reason: "preflight-denied", rule: route.rule.name)
         }
-        if let methods = route.methods, !methods.contains(request.method) {
+        if let methods = route.rule.methods, !methods.contains(request.method) {
             return Decision(
-                outcome: .methodNotAllowed(allowed: methods.sorted()), reason: "method-not-allowed", rule: route.name)
+                outcome: .methodNotAllowed(allowed: methods.sorted()), reason: "method-not-allowed",
+                rule: route.rule.name)
         }
-        if route.publicPaths.contains(where: { $0.matches(path.path) }) {
+        if route.rule.publicPaths.contains(where: { $0.matches(path.path) }) {
             return proxy(route, path, request, identity: request.identity, reason: "proxy-public-path")
         }
         guard let identity = request.identity else {
             guard let url = requestURL(request, path) else {
-                return Decision(outcome: .badRequest, reason: "bad-host", rule: route.name)
+                return Decision(outcome: .badRequest, reason: "bad-host", rule: route.rule.name)
             }
             let keepable =
                 settings.preservePost && request.method == "POST" && isKeepableForm(request)
@@ -136,25 +139,29 @@ public struct PolicyEngine: Sendable {
                 method: request.method, client: client, mode: .proxy, formKeepable: keepable)
             return Decision(
                 outcome: .signIn(step, returnTo: url, start: startURL(returnTo: url)), reason: "sign-in-required",
-                rule: route.name)
+                rule: route.rule.name)
         }
-        guard route.allow.contains(where: { $0.grants(identity) }) else {
-            return Decision(outcome: .forbidden, reason: "forbidden", rule: route.name)
+        guard route.rule.allow.contains(where: { $0.grants(identity) }) else {
+            return Decision(outcome: .forbidden, reason: "forbidden", rule: route.rule.name)
         }
         return proxy(route, path, request, identity: identity, reason: "proxy-allowed")
     }
 
-    private func proxy(_ route: Route, _ path: RequestPath, _ request: Request, identity: Identity?, reason: String)
+    private func proxy(
+        _ route: Compiled<Route>, _ path: RequestPath, _ request: Request, identity: Identity?, reason: String
+    )
         -> Decision
     {
-        var headers = identity?.forwardedHeaders.map { HeaderField($0.name, $0.value) } ?? []
+        var headers: [HeaderField] = []
+        headers.reserveCapacity(6)
+        for (name, value) in identity?.forwardedHeaders ?? [] { headers.append(HeaderField(name, value)) }
         headers.append(HeaderField("X-Forwarded-Proto", request.scheme.rawValue))
         headers.append(HeaderField("X-Forwarded-Host", request.host))
         return Decision(
             outcome: .proxy(
-                upstream: route.upstream.origin + path.description, headers: headers,
-                passAccessToken: route.passAccessToken && identity != nil),
-            reason: reason, rule: route.name)
+                upstream: path.appended(to: route.rule.upstreamOrigin), headers: headers,
+                passAccessToken: route.rule.passAccessToken && identity != nil),
+            reason: reason, rule: route.rule.name)
     }
 
     /// A2b applies to urlencoded and multipart forms whose declared length is within the limit.
@@ -189,27 +196,59 @@ public struct PolicyEngine: Sendable {
     }
 
     /// `Host` without its port, lower case; `nil` when it is not a host a browser could have sent.
-    static func hostName(_ header: String) -> String? {
-        var name = Substring(header)
-        if let colon = name.lastIndex(of: ":"), name[name.index(after: colon)...].allSatisfy(\.isASCIIDigit) {
+    static func hostName(_ header: String) -> Substring? {
+        var name = header.utf8[...]
+        if let colon = name.lastIndex(of: UInt8(ascii: ":")),
+            name[name.index(after: colon)...].allSatisfy({ $0 &- UInt8(ascii: "0") < 10 })
+        {
             name = name[..<colon]
         }
-        if isPlainDomain(name) { return String(name) }
+        if isPlainDomain(name) { return Substring(name) }
+        return parsedHostName(header)
+    }
+
+    /// The WHATWG host parser's reading of a `Host` header, which the fast path must agree with.
+    static func parsedHostName(_ header: String) -> Substring? {
         guard let url = try? BrowserURL(parsing: "http://\(header)/"), url.path == "/", !url.hasCredentials,
             url.query == nil, url.fragment == nil
         else { return nil }
-        return url.host.description
+        return Substring(url.host.description)
     }
 
     /// Lower-case letter-digit-hyphen labels, none empty, the last starting with a letter and none with
     /// `xn--`: names the WHATWG host parser returns unchanged, so no full parse is needed.
-    private static func isPlainDomain(_ name: Substring) -> Bool {
-        let labels = name.split(separator: ".", omittingEmptySubsequences: false)
-        guard let last = labels.last, last.first?.isLowercaseASCIILetter == true else { return false }
-        return labels.allSatisfy { label in
-            !label.isEmpty && !label.hasPrefix("xn--")
-                && label.allSatisfy { $0.isLowercaseASCIILetter || $0.isASCIIDigit || $0 == "-" }
+    private static func isPlainDomain(_ name: Substring.UTF8View) -> Bool {
+        var labelStart = true
+        var lastLabelStartsWithLetter = false
+        var label: (UInt8, UInt8, UInt8, UInt8) = (0, 0, 0, 0)
+        var labelLength = 0
+        for byte in name {
+            if byte == UInt8(ascii: ".") {
+                guard !labelStart else { return false }
+                labelStart = true
+                continue
+            }
+            let isLetter = byte &- UInt8(ascii: "a") < 26
+            guard isLetter || byte &- UInt8(ascii: "0") < 10 || byte == UInt8(ascii: "-") else { return false }
+            if labelStart {
+                lastLabelStartsWithLetter = isLetter
+                labelLength = 0
+                labelStart = false
+            }
+            if labelLength < 4 {
+                switch labelLength {
+                case 0: label.0 = byte
+                case 1: label.1 = byte
+                case 2: label.2 = byte
+                default: label.3 = byte
+                }
+            }
+            labelLength += 1
+            if labelLength == 4, label == (UInt8(ascii: "x"), UInt8(ascii: "n"), UInt8(ascii: "-"), UInt8(ascii: "-")) {
+                return false
+            }
         }
+        return !labelStart && lastLabelStartsWithLetter
     }
 
     /// Percent-encodes everything but RFC 3986 unreserved characters.
@@ -230,6 +269,13 @@ public struct PolicyEngine: Sendable {
     }
 }
 
+/// A rule held by reference in the index, so that finding it copies one pointer, not every field.
+final class Compiled<Rule: Sendable>: Sendable {
+    let rule: Rule
+
+    init(_ rule: Rule) { self.rule = rule }
+}
+
 extension AllowRule {
     /// Whether every condition holds for `identity`.
     func grants(_ identity: Identity) -> Bool {
@@ -245,8 +291,7 @@ extension AllowCondition {
         case .email(let addresses):
             return identity.trustedEmail.map(addresses.contains) ?? false
         case .emailDomain(let domains):
-            guard let email = identity.trustedEmail, let at = email.lastIndex(of: "@") else { return false }
-            let domain = email[email.index(after: at)...]
+            guard let domain = identity.trustedEmailDomain else { return false }
             return domains.contains { entry in
                 if entry.hasPrefix("*.") {
                     return domain.hasSuffix(entry.dropFirst()) && domain.count > entry.count - 1
@@ -262,9 +307,4 @@ extension AllowCondition {
             }
         }
     }
-}
-
-extension Character {
-    fileprivate var isASCIIDigit: Bool { ("0"..."9").contains(self) }
-    fileprivate var isLowercaseASCIILetter: Bool { ("a"..."z").contains(self) }
 }

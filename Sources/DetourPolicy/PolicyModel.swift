@@ -104,6 +104,27 @@ public struct Route: Sendable, Hashable {
     public let preflight: PreflightMode
     public let passAccessToken: Bool
     public let location: SourceLocation
+    /// `upstream`'s origin, serialised once.
+    let upstreamOrigin: String
+
+    init(
+        name: String, host: HostPattern, path: PathPrefix, upstream: BrowserURL, allow: [AllowRule],
+        publicPaths: [PathPrefix], methods: Set<String>?, bearer: BearerMode, preflight: PreflightMode,
+        passAccessToken: Bool, location: SourceLocation
+    ) {
+        self.name = name
+        self.host = host
+        self.path = path
+        self.upstream = upstream
+        self.allow = allow
+        self.publicPaths = publicPaths
+        self.methods = methods
+        self.bearer = bearer
+        self.preflight = preflight
+        self.passAccessToken = passAccessToken
+        self.location = location
+        upstreamOrigin = upstream.origin
+    }
 }
 
 /// Where a redirect rule sends a request.

@@ -13,7 +13,19 @@ public struct RequestPath: Sendable, Hashable, CustomStringConvertible {
     public let query: String?
 
     /// The path and query, as forwarded upstream.
-    public var description: String { query.map { "\(path)?\($0)" } ?? path }
+    public var description: String { appended(to: "") }
+
+    /// `origin` followed by the path and query, built in one buffer.
+    public func appended(to origin: String) -> String {
+        var url = origin
+        url.reserveCapacity(origin.utf8.count + path.utf8.count + (query.map { $0.utf8.count + 1 } ?? 0))
+        url += path
+        if let query {
+            url += "?"
+            url += query
+        }
+        return url
+    }
 
     /// Why a request target was refused (answered 400); the raw value is a stable reason code.
     public enum Rejection: String, Sendable, Hashable, Error {
@@ -31,12 +43,17 @@ public struct RequestPath: Sendable, Hashable, CustomStringConvertible {
     public init(normalizing target: String) throws(Rejection) {
         var pathPart = Substring(target)
         var query: Substring?
-        if let mark = target.firstIndex(of: "?") {
+        if let mark = target.utf8.firstIndex(of: UInt8(ascii: "?")) {
             pathPart = target[..<mark]
-            query = target[target.index(after: mark)...]
+            query = target[target.utf8.index(after: mark)...]
         }
         guard pathPart.first == "/" else { throw .notOriginForm }
         if let query, query.utf8.contains(where: { $0 < 0x20 || $0 == 0x7F }) { throw .controlCharacter }
+        if Self.isAlreadyNormal(pathPart.utf8) {
+            path = String(pathPart)
+            self.query = query.map(String.init)
+            return
+        }
 
         var segments: [String] = []
         let raw = pathPart.utf8.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false).dropFirst()
@@ -60,6 +77,18 @@ public struct RequestPath: Sendable, Hashable, CustomStringConvertible {
         }
         path = "/" + segments.joined(separator: "/") + (endsWithSlash ? "/" : "")
         self.query = query.map(String.init)
+    }
+
+    /// True for the common case that needs no work: printable ASCII without `%`, `\`, `//` or any
+    /// segment starting with a dot (so no dot segment either).
+    private static func isAlreadyNormal(_ bytes: Substring.UTF8View) -> Bool {
+        var previous: UInt8 = 0
+        for byte in bytes {
+            if byte <= 0x20 || byte >= 0x7F || byte == UInt8(ascii: "%") || byte == UInt8(ascii: "\\") { return false }
+            if previous == UInt8(ascii: "/"), byte == UInt8(ascii: "/") || byte == UInt8(ascii: ".") { return false }
+            previous = byte
+        }
+        return true
     }
 
     /// One segment, percent-encoding normalised; reports whether an escape decoded to ".".

@@ -5,36 +5,53 @@
 /// host; within a host, the longest matching path prefix. Rules with the same host and prefix keep
 /// their written order, so the first one wins and the others are shadowed (`policy check` says so).
 struct RuleIndex<Rule: Sendable>: Sendable {
-    /// Rules by exact prefix, each list in written order.
-    typealias PathTable = [String: [Rule]]
+    /// Rules by exact prefix, each list in written order, and the prefix lengths present, so that a
+    /// candidate of another length costs no hashing.
+    struct PathTable: Sendable {
+        var rules: [Substring: [Rule]] = [:]
+        var lengths: Set<Int> = []
 
-    private var exact: [String: PathTable] = [:]
-    private var wildcard: [String: PathTable] = [:]
-    private var anyHost: PathTable = [:]
+        var isEmpty: Bool { rules.isEmpty }
+
+        mutating func add(_ rule: Rule, prefix: Substring) {
+            rules[prefix, default: []].append(rule)
+            lengths.insert(prefix.utf8.count)
+        }
+
+        func first(_ candidate: Substring, where accepts: (Rule) -> Bool) -> Rule? {
+            guard lengths.contains(candidate.utf8.count) else { return nil }
+            return rules[candidate]?.first(where: accepts)
+        }
+    }
+
+    // Substring keys: a candidate prefix or host suffix is looked up without building a String.
+    private var exact: [Substring: PathTable] = [:]
+    private var wildcard: [Substring: PathTable] = [:]
+    private var anyHost = PathTable()
 
     init(_ rules: [Rule], host: (Rule) -> HostPattern, path: (Rule) -> PathPrefix) {
         for rule in rules {
-            let prefix = path(rule).value
+            let prefix = Substring(path(rule).value)
             switch host(rule) {
-            case .exactly(let name): exact[name, default: [:]][prefix, default: []].append(rule)
-            case .subdomains(let suffix): wildcard[suffix, default: [:]][prefix, default: []].append(rule)
-            case .any: anyHost[prefix, default: []].append(rule)
+            case .exactly(let name): exact[Substring(name), default: PathTable()].add(rule, prefix: prefix)
+            case .subdomains(let suffix): wildcard[Substring(suffix), default: PathTable()].add(rule, prefix: prefix)
+            case .any: anyHost.add(rule, prefix: prefix)
             }
         }
     }
 
     /// The most specific rule for `host` (lower case, no port) and the normalised `path` that `accepts`.
-    func first(host: String, path: String, where accepts: (Rule) -> Bool = { _ in true }) -> Rule? {
+    func first(host: Substring, path: String, where accepts: (Rule) -> Bool = { _ in true }) -> Rule? {
         if let table = exact[host], let rule = Self.longestPrefix(in: table, path: path, accepts) { return rule }
         if !wildcard.isEmpty {
             // Suffixes of the host at label boundaries, longest first: a.b.example.com -> b.example.com -> ...
-            var index = host.startIndex
-            while let dot = host[index...].firstIndex(of: ".") {
-                let suffix = host[host.index(after: dot)...]
-                if let table = wildcard[String(suffix)], let rule = Self.longestPrefix(in: table, path: path, accepts) {
+            let utf8 = host.utf8
+            var index = utf8.startIndex
+            while let dot = utf8[index...].firstIndex(of: UInt8(ascii: ".")) {
+                index = utf8.index(after: dot)
+                if let table = wildcard[host[index...]], let rule = Self.longestPrefix(in: table, path: path, accepts) {
                     return rule
                 }
-                index = host.index(after: dot)
             }
         }
         return Self.longestPrefix(in: anyHost, path: path, accepts)
@@ -44,14 +61,15 @@ struct RuleIndex<Rule: Sendable>: Sendable {
     /// from the right the prefix with and without that slash (`/a/b` -> `/a/`, `/a`, `/`).
     private static func longestPrefix(in table: PathTable, path: String, _ accepts: (Rule) -> Bool) -> Rule? {
         guard !table.isEmpty else { return nil }
-        if let rule = table[path]?.first(where: accepts) { return rule }
-        var end = path.endIndex
-        while let slash = path[..<end].lastIndex(of: "/") {
-            let withSlash = path[...slash]
-            if withSlash.endIndex != path.endIndex, let rule = table[String(withSlash)]?.first(where: accepts) {
+        if let rule = table.first(path[...], where: accepts) { return rule }
+        let utf8 = path.utf8
+        var end = utf8.endIndex
+        while let slash = utf8[..<end].lastIndex(of: UInt8(ascii: "/")) {
+            let afterSlash = utf8.index(after: slash)
+            if afterSlash != utf8.endIndex, let rule = table.first(path[..<afterSlash], where: accepts) {
                 return rule
             }
-            if slash != path.startIndex, let rule = table[String(path[..<slash])]?.first(where: accepts) {
+            if slash != utf8.startIndex, let rule = table.first(path[..<slash], where: accepts) {
                 return rule
             }
             end = slash

@@ -32,7 +32,9 @@ public struct BrowserURL: Sendable, Hashable, CustomStringConvertible {
     public var effectivePort: UInt16 { port ?? scheme.defaultPort }
 
     /// The serialised origin, `scheme://host[:port]`, with no trailing slash.
-    public var origin: String { "\(scheme.rawValue)://\(host)" + (port.map { ":\($0)" } ?? "") }
+    public var origin: String {
+        hasCredentials ? "\(scheme.rawValue)://\(host)" + (port.map { ":\($0)" } ?? "") : String(slice(0, pathStart))
+    }
 
     /// The serialised path, always starting with `/`.
     public var path: Substring { slice(pathStart, queryStart ?? fragmentStart ?? href.utf8.count) }

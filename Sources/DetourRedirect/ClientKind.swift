@@ -24,8 +24,11 @@ public enum ClientKind: String, Sendable, Hashable {
         if let mode = header("sec-fetch-mode") {
             return mode.lowercased() == "navigate" ? .navigation : .api
         }
-        let hasSecFetch = ["sec-fetch-site", "sec-fetch-dest", "sec-fetch-user"].contains { header($0) != nil }
-        if hasSecFetch || header("authorization") != nil || header("x-requested-with") != nil { return .api }
+        if header("sec-fetch-site") != nil || header("sec-fetch-dest") != nil || header("sec-fetch-user") != nil
+            || header("authorization") != nil || header("x-requested-with") != nil
+        {
+            return .api
+        }
         return header("accept").map(acceptsHTML) == true ? .navigation : .api
     }
 

@@ -1,39 +1,12 @@
-import DetourRedirect
+import Foundation
 
-// Return targets validated per second on one core, for a realistic mix: mostly same-origin paths and
-// allowlisted absolute URLs, as `rd` values are in practice, with a share of attack payloads.
-// Run: swift run -c release detour-bench [seconds]
+// Release-build throughput figures. Run: swift run -c release detour-bench [redirect|policy|all] [seconds]
+let arguments = CommandLine.arguments.dropFirst()
+let which = arguments.first ?? "all"
+let seconds = arguments.dropFirst().first.flatMap(Double.init) ?? 2
+if which == "redirect" || which == "all" { try RedirectBenchmark.run(seconds: seconds) }
+if which == "policy" || which == "all" { try PolicyBenchmark.run(seconds: seconds) }
 
-let mix = [
-    "/", "/dashboard", "/d/abc-123/overview?orgId=1&from=now-6h&to=now", "/wiki/Main_Page#History",
-    "https://app.example.com/orders?id=42", "https://grafana.corp.example/d/xyz?var-host=web-1",
-    "https://app.example.com/search?next=https://other.example/&q=a%20b", "http://localhost:8080/callback",
-    "//evil.example/", "/\\evil.example", "https://app.example.com@evil.example/", "javascript:alert(1)",
-    "https://evilcorp.example/", "https://app.example.com:8443/", "/oauth2/start?rd=/", "/\t/evil.example",
-]
-
-let policy = ReturnTargetPolicy(
-    base: try BrowserURL(parsing: "https://auth.example.com/"),
-    allowedHosts: try ["app.example.com", "*.corp.example", "localhost:8080"].map { try AllowedHost(parsing: $0) }
-)
-
-let seconds = CommandLine.arguments.dropFirst().first.flatMap(Double.init) ?? 2
-let clock = ContinuousClock()
-var evaluated = 0
-var allowed = 0
-let start = clock.now
-let deadline = start + .milliseconds(Int(seconds * 1000))
-while clock.now < deadline {
-    for _ in 0..<1000 {
-        for target in mix {
-            if case .allowed = policy.evaluate(target) { allowed += 1 }
-        }
-    }
-    evaluated += 1000 * mix.count
+extension Duration {
+    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) * 1e-18 }
 }
-let elapsed = clock.now - start
-let perSecond =
-    Double(evaluated) / (Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18)
-print(
-    "detour  targets validated per second (1 core): \(Int(perSecond))  (\(evaluated) in \(elapsed), \(allowed) allowed)"
-)

@@ -1,0 +1,64 @@
+import Testing
+
+@testable import DetourPolicy
+
+@Suite struct RequestPathTests {
+    @Test(arguments: [
+        ("/", "/"),
+        ("/a/b", "/a/b"),
+        ("/a/b/", "/a/b/"),
+        ("//admin", "/admin"),
+        ("/a//b///c", "/a/b/c"),
+        ("/a/./b", "/a/b"),
+        ("/a/../b", "/b"),
+        ("/../../etc/passwd", "/etc/passwd"),
+        ("/a/b/..", "/a/"),
+        ("/a/b/.", "/a/b/"),
+        ("/%61dmin", "/admin"),
+        ("/%7euser/%41", "/~user/A"),
+        ("/a%20b", "/a%20b"),
+        ("/a%3fb", "/a%3Fb"),
+        ("/ü", "/%C3%BC"),
+        ("/a;b=c", "/a;b=c"),
+        ("/x?q=%2f&r=../", "/x?q=%2f&r=../"),
+    ])
+    func normalises(target: String, expected: String) throws {
+        #expect(try RequestPath(normalizing: target).description == expected)
+    }
+
+    /// Spellings that must never reach a protected path as a public one (CONTRACT section 7).
+    @Test(arguments: [
+        ("/public/%2e%2e/admin", RequestPath.Rejection.encodedDotSegment),
+        ("/public/%2E./admin", .encodedDotSegment),
+        ("/public/.%2e/admin", .encodedDotSegment),
+        ("/public/%2e/admin", .encodedDotSegment),
+        ("/public%2f..%2fadmin", .encodedSlash),
+        ("/public%2F..%2Fadmin", .encodedSlash),
+        ("/public/..;/admin", .dotSegmentWithParameters),
+        ("/public/.;x=1/admin", .dotSegmentWithParameters),
+        ("/public\\..\\admin", .backslash),
+        ("/public%5c..%5cadmin", .encodedBackslash),
+        ("/public/%00/admin", .controlCharacter),
+        ("/public/\u{0}/admin", .controlCharacter),
+        ("/a\tb", .controlCharacter),
+        ("/a?b\r\nX: y", .controlCharacter),
+        ("/a%zz", .malformedPercentEncoding),
+        ("/a%2", .malformedPercentEncoding),
+        ("admin", .notOriginForm),
+        ("http://evil.example/", .notOriginForm),
+        ("*", .notOriginForm),
+    ])
+    func refusesAmbiguousSpellings(target: String, rejection: RequestPath.Rejection) {
+        #expect(throws: rejection) { try RequestPath(normalizing: target) }
+    }
+
+    @Test func prefixesMatchOnSegmentBoundaries() {
+        #expect(PathPrefix("/api").matches("/api"))
+        #expect(PathPrefix("/api").matches("/api/x"))
+        #expect(!PathPrefix("/api").matches("/apix"))
+        #expect(PathPrefix("/static/").matches("/static/app.css"))
+        #expect(!PathPrefix("/static/").matches("/static"))
+        #expect(PathPrefix("/").matches("/anything"))
+        #expect(!PathPrefix("/public/").matches("/PUBLIC/x"))
+    }
+}

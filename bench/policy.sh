@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Policy decisions per second at 10, 1,000 and 10,000 routes (release build, one core).
+# Usage: bench/policy.sh [seconds-per-size]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+swift build -c release --product detour-bench >/dev/null
+.build/release/detour-bench policy "${1:-2}"

@@ -5,6 +5,21 @@ public import Foundation
 import Yams
 
 extension Configuration {
+    static let topKeys = ["server", "oidc", "session", "return_to", "policies", "routes", "redirects"]
+    static let serverKeys = ["listen", "public_url", "prefix", "trusted_proxies", "redirect_http_to_https"]
+    static let oidcKeys = [
+        "issuer", "client_id", "client_secret", "client_secret_file", "scopes", "response_mode", "token_endpoint_auth",
+        "ca_file", "timeout",
+    ]
+    static let sessionKeys = ["cookie_name", "secrets", "lifetime", "refresh_before", "cookie_domain", "store"]
+    static let returnToKeys = ["allowed_hosts", "logout_allowed_hosts", "default", "preserve_post"]
+
+    /// Every key a configuration file may hold, dotted (`server.public_url`): what the reference documents.
+    public static var allKeys: [String] {
+        topKeys + serverKeys.map { "server.\($0)" } + oidcKeys.map { "oidc.\($0)" }
+            + sessionKeys.map { "session.\($0)" } + returnToKeys.map { "return_to.\($0)" }
+    }
+
     /// Loads and validates a configuration file; reads nothing but the file and `environment`.
     ///
     /// - Throws: ``ConfigError`` listing every problem, each as `FILE:LINE:COLUMN: message`.
@@ -29,8 +44,7 @@ extension Configuration {
     }
 
     private mutating func read(_ root: Node, with reader: inout YAMLReader) {
-        let keys = ["server", "oidc", "session", "return_to", "policies", "routes", "redirects"]
-        guard let top = reader.mapping(root, "", keys: keys) else { return }
+        guard let top = reader.mapping(root, "", keys: Self.topKeys) else { return }
         if let node = top["server"] { readServer(node, &reader) }
         if let node = top["oidc"] { readOIDC(node, &reader) }
         if let node = top["session"] { readSession(node, &reader) }
@@ -41,8 +55,7 @@ extension Configuration {
     }
 
     private mutating func readServer(_ node: Node, _ reader: inout YAMLReader) {
-        let keys = ["listen", "public_url", "prefix", "trusted_proxies", "redirect_http_to_https"]
-        guard let entries = reader.mapping(node, "server", keys: keys) else { return }
+        guard let entries = reader.mapping(node, "server", keys: Self.serverKeys) else { return }
         if let value = entries["listen"], let text = reader.string(value, "server.listen") { server.listen = text }
         if let value = entries["public_url"], let text = reader.string(value, "server.public_url") {
             do {
@@ -76,11 +89,7 @@ extension Configuration {
     }
 
     private mutating func readOIDC(_ node: Node, _ reader: inout YAMLReader) {
-        let keys = [
-            "issuer", "client_id", "client_secret", "client_secret_file", "scopes", "response_mode",
-            "token_endpoint_auth", "ca_file", "timeout",
-        ]
-        guard let entries = reader.mapping(node, "oidc", keys: keys) else { return }
+        guard let entries = reader.mapping(node, "oidc", keys: Self.oidcKeys) else { return }
         var oidc = OIDC()
         for required in ["issuer", "client_id"] where entries[required] == nil {
             reader.report(node, "oidc.\(required) is required")
@@ -119,8 +128,7 @@ extension Configuration {
     }
 
     private mutating func readSession(_ node: Node, _ reader: inout YAMLReader) {
-        let keys = ["cookie_name", "secrets", "lifetime", "refresh_before", "cookie_domain", "store"]
-        guard let entries = reader.mapping(node, "session", keys: keys) else { return }
+        guard let entries = reader.mapping(node, "session", keys: Self.sessionKeys) else { return }
         if let value = entries["cookie_name"], let text = reader.string(value, "session.cookie_name") {
             session.cookieName = text
         }
@@ -145,8 +153,7 @@ extension Configuration {
     }
 
     private mutating func readReturnTo(_ node: Node, _ reader: inout YAMLReader) {
-        let keys = ["allowed_hosts", "logout_allowed_hosts", "default", "preserve_post"]
-        guard let entries = reader.mapping(node, "return_to", keys: keys) else { return }
+        guard let entries = reader.mapping(node, "return_to", keys: Self.returnToKeys) else { return }
         if let value = entries["allowed_hosts"] {
             returnTo.allowedHosts = Self.allowedHosts(value, "return_to.allowed_hosts", &reader)
         }

@@ -3,6 +3,18 @@ public import DetourYAML
 public import Yams
 
 extension PolicySet {
+    static let routeKeys = [
+        "name", "match", "upstream", "allow", "public", "methods", "bearer", "preflight", "pass_access_token",
+    ]
+    static let redirectKeys = ["name", "match", "methods", "to", "status"]
+    static let matchKeys = ["host", "path"]
+    static let allowKeys = ["authenticated", "email", "email_domain", "group", "claim"]
+
+    /// Every key a route, redirect rule, `match` or allow item may hold: what the reference documents.
+    public static var allKeys: [String] {
+        routeKeys + redirectKeys + matchKeys.map { "match.\($0)" } + allowKeys
+    }
+
     /// Parses a policy file's text (`routes:` and `redirects:`).
     public static func parse(_ text: String, file: String, environment: [String: String]) throws(ConfigError)
         -> PolicySet
@@ -39,10 +51,7 @@ extension PolicySet {
     }
 
     private static func readRoute(_ node: Node, _ path: String, _ reader: inout YAMLReader) -> Route? {
-        let keys = [
-            "name", "match", "upstream", "allow", "public", "methods", "bearer", "preflight", "pass_access_token",
-        ]
-        guard let entries = reader.mapping(node, path, keys: keys) else { return nil }
+        guard let entries = reader.mapping(node, path, keys: routeKeys) else { return nil }
         let before = reader.diagnostics.count
         let name = readName(entries["name"], node, path, &reader)
         let (host, prefix) = readMatch(entries["match"], path, &reader)
@@ -73,7 +82,7 @@ extension PolicySet {
     }
 
     private static func readRedirect(_ node: Node, _ path: String, _ reader: inout YAMLReader) -> RedirectRule? {
-        guard let entries = reader.mapping(node, path, keys: ["name", "match", "methods", "to", "status"]) else {
+        guard let entries = reader.mapping(node, path, keys: redirectKeys) else {
             return nil
         }
         let before = reader.diagnostics.count
@@ -122,7 +131,7 @@ extension PolicySet {
     private static func readMatch(_ node: Node?, _ path: String, _ reader: inout YAMLReader) -> (
         HostPattern, PathPrefix
     ) {
-        guard let node, let entries = reader.mapping(node, "\(path).match", keys: ["host", "path"]) else {
+        guard let node, let entries = reader.mapping(node, "\(path).match", keys: matchKeys) else {
             return (.any, PathPrefix("/"))
         }
         var host = HostPattern.any
@@ -199,14 +208,13 @@ extension PolicySet {
     }
 
     private static func readAllowRule(_ node: Node, _ path: String, _ reader: inout YAMLReader) -> AllowRule? {
-        let keys = ["authenticated", "email", "email_domain", "group", "claim"]
-        guard let entries = reader.mapping(node, path, keys: keys) else { return nil }
+        guard let entries = reader.mapping(node, path, keys: allowKeys) else { return nil }
         guard !entries.isEmpty else {
             reader.report(node, "\(path) is empty: give authenticated, email, email_domain, group or claim")
             return nil
         }
         var conditions: [AllowCondition] = []
-        for key in keys {
+        for key in allowKeys {
             guard let value = entries[key] else { continue }
             switch key {
             case "authenticated":

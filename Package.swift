@@ -19,6 +19,10 @@ let package = Package(
     targets: [
         // Pure: browser-faithful URL reading, the return-target allowlist and the redirect matrix. No I/O.
         .target(name: "DetourRedirect", swiftSettings: strictness),
+        // libcurl, through typed wrappers for its variadic calls. No logic.
+        .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
+        // The HTTP client for calls to the identity provider: async, off the event loops, no redirects followed.
+        .target(name: "DetourCurl", dependencies: ["CCurl"], swiftSettings: strictness),
         // Strict YAML reading shared by configuration and policy files: typed values, unknown keys refused,
         // ${ENV} interpolation, every problem reported as FILE:LINE:COLUMN.
         .target(
@@ -51,6 +55,7 @@ let package = Package(
         .executableTarget(
             name: "detour-bench", dependencies: ["DetourRedirect", "DetourPolicy"], path: "bench/Sources/detour-bench",
             swiftSettings: strictness),
+        .testTarget(name: "DetourCurlTests", dependencies: ["DetourCurl"], swiftSettings: strictness),
         .testTarget(name: "DetourRedirectTests", dependencies: ["DetourRedirect"], swiftSettings: strictness),
         .testTarget(
             name: "DetourConfigTests", dependencies: ["DetourConfig", "DetourYAML"], swiftSettings: strictness),

@@ -1,0 +1,87 @@
+"""A small real HTTP(S) server on loopback for Detour's libcurl client tests.
+
+Prints its port on the first line of stdout, then serves until killed or until stdin closes.
+  --tls CERT KEY   serve https with this certificate
+Routes: /json, /echo, /redirect/<code>, /big?bytes=N, /slow?ms=N, /stats (hits per path,
+client connections seen, most requests in flight at once).
+"""
+import json
+import ssl
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlparse
+
+lock = threading.Lock()
+stats = {"hits": {}, "connections": 0, "in_flight": 0, "max_in_flight": 0}
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def setup(self):
+        super().setup()
+        with lock:
+            stats["connections"] += 1
+
+    def log_message(self, *args):
+        pass
+
+    def reply(self, status, body, headers=()):
+        self.send_response(status)
+        for name, value in headers:
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def handle_any(self):
+        url = urlparse(self.path)
+        query = parse_qs(url.query)
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        with lock:
+            stats["hits"][url.path] = stats["hits"].get(url.path, 0) + 1
+            stats["in_flight"] += 1
+            stats["max_in_flight"] = max(stats["max_in_flight"], stats["in_flight"])
+        try:
+            if url.path == "/json":
+                self.reply(200, b'{"ok":true}', [("Content-Type", "application/json")])
+            elif url.path == "/echo":
+                echo = {"method": self.command, "headers": {k.lower(): v for k, v in self.headers.items()},
+                        "body": body.decode("utf-8", "replace")}
+                self.reply(200, json.dumps(echo).encode(), [("Content-Type", "application/json")])
+            elif url.path.startswith("/redirect/"):
+                self.reply(int(url.path.rsplit("/", 1)[1]), b"", [("Location", "/json")])
+            elif url.path == "/big":
+                self.reply(200, b"x" * int(query["bytes"][0]))
+            elif url.path == "/slow":
+                time.sleep(int(query["ms"][0]) / 1000)
+                self.reply(200, b"slow")
+            elif url.path == "/stats":
+                with lock:
+                    self.reply(200, json.dumps(stats).encode(), [("Content-Type", "application/json")])
+            else:
+                self.reply(404, b"not found")
+        finally:
+            with lock:
+                stats["in_flight"] -= 1
+
+    do_GET = do_POST = do_PUT = do_DELETE = handle_any
+
+
+def main():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    if len(sys.argv) == 4 and sys.argv[1] == "--tls":
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(sys.argv[2], sys.argv[3])
+        server.socket = context.wrap_socket(server.socket, server_side=True)
+    print(server.server_address[1], flush=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    sys.stdin.read()  # the test closes stdin (or exits) to stop the server
+
+
+if __name__ == "__main__":
+    main()

@@ -15,6 +15,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
     ],
     targets: [
         // Pure: browser-faithful URL reading, the return-target allowlist and the redirect matrix. No I/O.
@@ -23,6 +24,10 @@ let package = Package(
         .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
         // The HTTP client for calls to the identity provider: async, off the event loops, no redirects followed.
         .target(name: "DetourCurl", dependencies: ["CCurl"], swiftSettings: strictness),
+        // Sessions and sign-in state in sealed (AES-256-GCM) cookies, with key rotation and chunking.
+        .target(
+            name: "DetourSessions", dependencies: [.product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: strictness),
         // Strict YAML reading shared by configuration and policy files: typed values, unknown keys refused,
         // ${ENV} interpolation, every problem reported as FILE:LINE:COLUMN.
         .target(
@@ -53,9 +58,11 @@ let package = Package(
         ),
         // Release-build throughput figures; run with `swift run -c release detour-bench`.
         .executableTarget(
-            name: "detour-bench", dependencies: ["DetourRedirect", "DetourPolicy"], path: "bench/Sources/detour-bench",
+            name: "detour-bench", dependencies: ["DetourRedirect", "DetourPolicy", "DetourSessions"],
+            path: "bench/Sources/detour-bench",
             swiftSettings: strictness),
         .testTarget(name: "DetourCurlTests", dependencies: ["DetourCurl"], swiftSettings: strictness),
+        .testTarget(name: "DetourSessionsTests", dependencies: ["DetourSessions"], swiftSettings: strictness),
         .testTarget(name: "DetourRedirectTests", dependencies: ["DetourRedirect"], swiftSettings: strictness),
         .testTarget(
             name: "DetourConfigTests", dependencies: ["DetourConfig", "DetourYAML"], swiftSettings: strictness),

@@ -1,0 +1,245 @@
+import Foundation
+import Testing
+
+@testable import DetourSessions
+
+@Suite struct SealedCookieCodecTests {
+    static let secretA = Data((0..<32).map { UInt8($0) }).base64EncodedString()
+    static let secretB = Data((0..<32).map { UInt8(200 - $0) }).base64EncodedString()
+    static let now = Date(timeIntervalSince1970: 1_800_000_000)
+    static let later = now.addingTimeInterval(3600)
+
+    @Test func roundTrips() throws {
+        let codec = try SealedCookieCodec(secrets: [Self.secretA])
+        let sealed = codec.seal(Array("hello".utf8), purpose: "session", expiry: Self.later)
+        #expect(codec.open(sealed, purpose: "session", now: Self.now) == Array("hello".utf8))
+        #expect(!sealed.contains("hello"))
+        #expect(sealed.allSatisfy { $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" })
+    }
+
+    @Test func everyTamperedByteIsRefused() throws {
+        let codec = try SealedCookieCodec(secrets: [Self.secretA])
+        let sealed = Base64URL.decode(codec.seal(Array("alice".utf8), purpose: "session", expiry: Self.later))!
+        for index in sealed.indices {
+            var tampered = sealed
+            tampered[index] ^= 0x01
+            #expect(codec.open(Base64URL.encode(tampered), purpose: "session", now: Self.now) == nil, "byte \(index)")
+        }
+    }
+
+    @Test func truncatedAndMalformedValuesAreRefused() throws {
+        let codec = try SealedCookieCodec(secrets: [Self.secretA])
+        let sealed = codec.seal(Array("alice".utf8), purpose: "session", expiry: Self.later)
+        for length in 0..<sealed.count {
+            #expect(codec.open(sealed.prefix(length), purpose: "session", now: Self.now) == nil)
+        }
+        for junk in ["", "%%%", "a b", String(repeating: "A", count: 70_000), sealed + "=", "\u{0}"] {
+            #expect(codec.open(junk, purpose: "session", now: Self.now) == nil)
+        }
+    }
+
+    @Test func aValueOpensOnlyForItsPurpose() throws {
+        let codec = try SealedCookieCodec(secrets: [Self.secretA])
+        let sealed = codec.seal([1, 2, 3], purpose: "login-state", expiry: Self.later)
+        #expect(codec.open(sealed, purpose: "session", now: Self.now) == nil)
+        #expect(codec.open(sealed, purpose: "login-state", now: Self.now) == [1, 2, 3])
+    }
+
+    @Test func expiredValuesAreRefused() throws {
+        let codec = try SealedCookieCodec(secrets: [Self.secretA])
+        let sealed = codec.seal([1], purpose: "session", expiry: Self.later)
+        #expect(codec.open(sealed, purpose: "session", now: Self.later.addingTimeInterval(-1)) == [1])
+        #expect(codec.open(sealed, purpose: "session", now: Self.later) == nil)
+    }
+
+    @Test func rotationSealsWithTheFirstKeyAndOpensWithAll() throws {
+        let old = try SealedCookieCodec(secrets: [Self.secretA])
+        let rotated = try SealedCookieCodec(secrets: [Self.secretB, Self.secretA])
+        let retired = try SealedCookieCodec(secrets: [Self.secretB])
+        let fromOld = old.seal([7], purpose: "session", expiry: Self.later)
+        #expect(rotated.open(fromOld, purpose: "session", now: Self.now) == [7])
+        #expect(retired.open(fromOld, purpose: "session", now: Self.now) == nil)
+        let fromRotated = rotated.seal([8], purpose: "session", expiry: Self.later)
+        #expect(retired.open(fromRotated, purpose: "session", now: Self.now) == [8])
+        #expect(old.open(fromRotated, purpose: "session", now: Self.now) == nil)
+    }
+
+    @Test(arguments: [[], ["c2hvcnQ="], ["not base64!"]])
+    func unusableSecretsAreRefused(secrets: [String]) {
+        #expect(throws: SessionKeyError.self) { try SealedCookieCodec(secrets: secrets) }
+    }
+}
+
+@Suite struct SessionCookiesTests {
+    static let now = SealedCookieCodecTests.now
+
+    static func cookies(secure: Bool = true, domain: String? = nil) throws -> SessionCookies {
+        SessionCookies(
+            codec: try SealedCookieCodec(secrets: [SealedCookieCodecTests.secretA]),
+            policy: CookiePolicy(cookieName: "_detour", domain: domain, secure: secure), lifetime: .seconds(8 * 3600))
+    }
+
+    static func request(_ setCookies: [SetCookie]) -> RequestCookies {
+        RequestCookies(headers: [
+            setCookies.filter { $0.maxAge != 0 }.map { "\($0.name)=\($0.value)" }.joined(separator: "; ")
+        ])
+    }
+
+    static let session = Session(
+        subject: "u-1", email: "ann@example.com", groups: ["admins"], idToken: "eyJ.id.token", accessToken: "at",
+        signedInAt: now, expiry: now.addingTimeInterval(8 * 3600))
+
+    @Test func aSessionCookieHasTheContractsAttributes() throws {
+        let cookies = try Self.cookies()
+        let set = cookies.store(Self.session, existing: RequestCookies(headers: []), now: Self.now)
+        #expect(set.count == 1)
+        let header = try #require(set.first).headerValue
+        #expect(header.hasPrefix("__Host-_detour="))
+        for attribute in ["Path=/", "Max-Age=28800", "Secure", "HttpOnly", "SameSite=Lax"] {
+            #expect(header.contains("; \(attribute)"), "\(attribute)")
+        }
+        #expect(!header.contains("Domain="))
+        #expect(cookies.session(in: Self.request(set), now: Self.now) == Self.session)
+    }
+
+    @Test func onHTTPLoopbackTheCookieIsNotSecureAndNotPrefixed() throws {
+        let set = try Self.cookies(secure: false).store(
+            Self.session, existing: RequestCookies(headers: []), now: Self.now)
+        let header = try #require(set.first).headerValue
+        #expect(header.hasPrefix("_detour="))
+        #expect(!header.contains("Secure"))
+    }
+
+    @Test func aSharedDomainDropsThePrefix() throws {
+        let set = try Self.cookies(domain: "example.com").store(
+            Self.session, existing: RequestCookies(headers: []), now: Self.now)
+        #expect(try #require(set.first).headerValue.hasPrefix("_detour="))
+        #expect(try #require(set.first).headerValue.contains("; Domain=example.com"))
+    }
+
+    @Test func formPostStateCookieIsSameSiteNoneAndSecure() throws {
+        let state = LoginState(
+            state: "s", nonce: "n", codeVerifier: "v", returnTo: "https://app.example.com/", startedAt: Self.now)
+        let secure = try Self.cookies().store(state, formPost: true, existing: RequestCookies(headers: []))
+        #expect(try #require(secure.first).headerValue.contains("; Secure; HttpOnly; SameSite=None"))
+        let loopback = try Self.cookies(secure: false).store(
+            state, formPost: true, existing: RequestCookies(headers: []))
+        let header = try #require(loopback.first).headerValue
+        #expect(header.contains("SameSite=Lax"))
+        #expect(!header.contains("Secure"))
+        let query = try Self.cookies().store(state, formPost: false, existing: RequestCookies(headers: []))
+        #expect(try #require(query.first).headerValue.contains("SameSite=Lax"))
+        #expect(try Self.cookies().loginState(in: Self.request(secure), now: Self.now) == state)
+    }
+
+    @Test func largeSessionsAreChunkedAndStaleChunksDeleted() throws {
+        let cookies = try Self.cookies()
+        var big = Self.session
+        big.groups = (0..<400).map { "group-with-a-long-name-\($0)" }
+        let set = cookies.store(big, existing: RequestCookies(headers: []), now: Self.now)
+        #expect(set.count > 1)
+        #expect(set.allSatisfy { $0.value.utf8.count <= CookiePolicy.chunkSize })
+        #expect(set.map(\.name).first == "__Host-_detour_0")
+        let request = Self.request(set)
+        #expect(cookies.session(in: request, now: Self.now) == big)
+        let smaller = cookies.store(Self.session, existing: request, now: Self.now)
+        #expect(smaller.first?.name == "__Host-_detour")
+        #expect(Set(smaller.dropFirst().map(\.name)) == Set(set.map(\.name)))
+        #expect(smaller.dropFirst().allSatisfy { $0.maxAge == 0 })
+    }
+
+    @Test func aBadCookieIsNotSignedInNeverAnError() throws {
+        let cookies = try Self.cookies()
+        for header in [
+            "__Host-_detour=garbage", "__Host-_detour=", "__Host-_detour_0=abc; __Host-_detour_1=def", "=; ;;", "",
+        ] {
+            #expect(cookies.session(in: RequestCookies(headers: [header]), now: Self.now) == nil)
+        }
+        let sessionSealedAsState = try #require(
+            cookies.store(Self.session, existing: RequestCookies(headers: []), now: Self.now).first)
+        #expect(
+            cookies.loginState(
+                in: RequestCookies(headers: ["__Host-_detour_state=\(sessionSealedAsState.value)"]), now: Self.now)
+                == nil)
+    }
+
+    @Test func ownCookiesAreRecognisedForStripping() {
+        let policy = CookiePolicy(cookieName: "_detour", domain: nil, secure: true)
+        for name in ["__Host-_detour", "__Host-_detour_state", "__Host-_detour_0", "__Host-_detour_7"] {
+            #expect(policy.isOwnCookie(name))
+        }
+        for name in ["_detour", "session", "__Host-_detourx"] { #expect(!policy.isOwnCookie(name)) }
+    }
+
+    @Test func requestCookieParsingIsLenient() {
+        let cookies = RequestCookies(headers: ["a=1; b = 2 ;junk; =x; c=3=4", "a=ignored; d="])
+        #expect(cookies["a"] == "1")
+        #expect(cookies["b"] == "2")
+        #expect(cookies["c"] == "3=4")
+        #expect(cookies["d"] == "")
+        #expect(cookies["junk"] == nil)
+    }
+}
+
+@Suite struct ReplayGuardTests {
+    @Test func aStateIsAcceptedOnce() {
+        let guardian = ReplayGuard()
+        let now = Date(timeIntervalSince1970: 1_000)
+        #expect(guardian.firstUse(of: "s1", expiry: now.addingTimeInterval(600), now: now))
+        #expect(!guardian.firstUse(of: "s1", expiry: now.addingTimeInterval(600), now: now.addingTimeInterval(1)))
+        #expect(guardian.firstUse(of: "s2", expiry: now.addingTimeInterval(600), now: now))
+    }
+
+    @Test func itIsBoundedAndFailsClosed() {
+        let guardian = ReplayGuard(capacity: 2)
+        let now = Date(timeIntervalSince1970: 1_000)
+        #expect(guardian.firstUse(of: "a", expiry: now.addingTimeInterval(10), now: now))
+        #expect(guardian.firstUse(of: "b", expiry: now.addingTimeInterval(10), now: now))
+        #expect(!guardian.firstUse(of: "c", expiry: now.addingTimeInterval(10), now: now))
+        #expect(guardian.firstUse(of: "c", expiry: now.addingTimeInterval(30), now: now.addingTimeInterval(20)))
+    }
+}
+
+@Suite struct Base64URLTests {
+    @Test func roundTripsEveryLength() {
+        for length in 0..<70 {
+            let bytes = (0..<length).map { UInt8(truncatingIfNeeded: $0 * 37 + 11) }
+            let encoded = Base64URL.encode(bytes)
+            #expect(Base64URL.decode(encoded) == bytes)
+            let standard = Data(bytes).base64EncodedString().replacingOccurrences(of: "+", with: "-")
+                .replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
+            #expect(encoded == standard)
+        }
+    }
+
+    @Test(arguments: ["A", "AB=", "A+B/", "ab c", "AB\u{0}", "AR", "AAB"])
+    func refusesNonCanonicalInput(text: String) {
+        #expect(Base64URL.decode(text) == nil)
+    }
+}
+
+@Suite struct SessionEncodingTests {
+    static let full = Session(
+        subject: "u-1", email: "ann@example.com", emailVerified: true, groups: ["a", "b"], preferredUsername: "ann",
+        claims: ["department": ["eng"], "roles": ["x", "y"]], idToken: "id", accessToken: "at",
+        accessTokenExpiry: Date(timeIntervalSince1970: 1_800_000_123.456), refreshToken: "rt",
+        signedInAt: Date(timeIntervalSince1970: 1_800_000_000), expiry: Date(timeIntervalSince1970: 1_800_028_800))
+
+    @Test func roundTripsEveryField() {
+        #expect(Session(encoded: Self.full.encoded()) == Self.full)
+        let minimal = Session(subject: "s", signedInAt: Self.full.signedInAt, expiry: Self.full.expiry)
+        #expect(Session(encoded: minimal.encoded()) == minimal)
+    }
+
+    @Test func malformedBytesDecodeToNil() {
+        let bytes = Self.full.encoded()
+        for length in 0..<bytes.count { #expect(Session(encoded: Array(bytes.prefix(length))) == nil) }
+        #expect(Session(encoded: bytes + [0]) == nil)
+        var version = bytes
+        version[0] = 9
+        #expect(Session(encoded: version) == nil)
+        var hugeCount = bytes
+        hugeCount.replaceSubrange(1..<5, with: [0xFF, 0xFF, 0xFF, 0xFF])
+        #expect(Session(encoded: hugeCount) == nil)
+    }
+}

@@ -28,6 +28,14 @@ let package = Package(
         .target(
             name: "DetourSessions", dependencies: [.product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: strictness),
+        // OpenID Connect: discovery, keys, the authorization request, code exchange, ID-token validation.
+        .target(
+            name: "DetourOIDC",
+            dependencies: [
+                "DetourCurl", "DetourSessions", .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "CryptoExtras", package: "swift-crypto"),
+            ],
+            swiftSettings: strictness),
         // Strict YAML reading shared by configuration and policy files: typed values, unknown keys refused,
         // ${ENV} interpolation, every problem reported as FILE:LINE:COLUMN.
         .target(
@@ -63,6 +71,10 @@ let package = Package(
             swiftSettings: strictness),
         .testTarget(name: "DetourCurlTests", dependencies: ["DetourCurl"], swiftSettings: strictness),
         .testTarget(name: "DetourSessionsTests", dependencies: ["DetourSessions"], swiftSettings: strictness),
+        .testTarget(
+            name: "DetourOIDCTests",
+            dependencies: ["DetourOIDC", .product(name: "CryptoExtras", package: "swift-crypto")],
+            swiftSettings: strictness),
         .testTarget(name: "DetourRedirectTests", dependencies: ["DetourRedirect"], swiftSettings: strictness),
         .testTarget(
             name: "DetourConfigTests", dependencies: ["DetourConfig", "DetourYAML"], swiftSettings: strictness),

@@ -1,0 +1,201 @@
+public import DetourCurl
+public import DetourSessions
+public import Foundation
+import Synchronization
+
+/// This client's registration at the provider (`oidc:` in `detour.yaml`).
+public struct ClientRegistration: Sendable {
+    public enum Authentication: Sendable {
+        /// RFC 6749 2.3.1: HTTP Basic with the form-encoded id and secret.
+        case clientSecretBasic
+        /// RFC 6749 2.3.1: id and secret in the request body.
+        case clientSecretPost
+    }
+
+    public var issuer: String
+    public var clientID: String
+    public var clientSecret: String
+    public var authentication: Authentication
+    /// The callback URL: `server.public_url` + prefix + `/callback`.
+    public var redirectURI: String
+    public var scopes: [String]
+    public var responseMode: AuthorizationRequest.ResponseMode
+
+    public init(
+        issuer: String, clientID: String, clientSecret: String, authentication: Authentication, redirectURI: String,
+        scopes: [String], responseMode: AuthorizationRequest.ResponseMode
+    ) {
+        self.issuer = issuer
+        self.clientID = clientID
+        self.clientSecret = clientSecret
+        self.authentication = authentication
+        self.redirectURI = redirectURI
+        self.scopes = scopes
+        self.responseMode = responseMode
+    }
+}
+
+/// What a successful sign-in yields.
+public struct SignedIn: Sendable {
+    public let claims: IDTokenClaims
+    public let idToken: String
+    public let accessToken: String?
+    public let accessTokenExpiry: Date?
+    public let refreshToken: String?
+    /// Claims from the userinfo endpoint (its `sub` equals the ID token's), if it has one.
+    public let userinfo: [String: JSONValue]
+}
+
+/// The identity provider, as Detour talks to it: discovery, keys, authorization URLs, code redemption.
+///
+/// Until discovery and the key set are loaded, ``readiness`` says why not and sign-in attempts fail with
+/// ``OIDCError/Code/providerUnavailable`` (a 503 page), never a crash; ``run()`` keeps retrying with
+/// exponential backoff.
+public final class OpenIDProvider: Sendable {
+    public let registration: ClientRegistration
+    private let transport: any ProviderTransport
+    private let validator: IDTokenValidator
+    private let state = Mutex<(metadata: ProviderMetadata?, keys: KeyCache?, problem: String)>(
+        (nil, nil, "discovery has not run yet"))
+
+    public init(registration: ClientRegistration, transport: any ProviderTransport) {
+        self.registration = registration
+        self.transport = transport
+        validator = IDTokenValidator(issuer: registration.issuer, clientID: registration.clientID)
+    }
+
+    /// `nil` when ready; otherwise why not, for `/ready`.
+    public var readiness: String? {
+        state.withLock { $0.metadata == nil ? $0.problem : nil }
+    }
+
+    public var metadata: ProviderMetadata? { state.withLock { $0.metadata } }
+
+    /// Loads discovery and keys, retrying with backoff (1 s doubling to 30 s) until both are in.
+    public func run() async {
+        var delay = Duration.seconds(1)
+        while !Task.isCancelled {
+            do {
+                try await load()
+                return
+            } catch {
+                state.withLock { $0.problem = error.description }
+            }
+            try? await Task.sleep(for: delay)
+            delay = min(delay * 2, .seconds(30))
+        }
+    }
+
+    /// One attempt at discovery and the key set.
+    public func load() async throws(OIDCError) {
+        let url = registration.issuer.hasSuffix("/") ? registration.issuer : registration.issuer + "/"
+        let response = try await call(HTTPRequest(url: url + ".well-known/openid-configuration"))
+        guard response.status == 200 else {
+            throw OIDCError(.badProviderResponse, "discovery answered \(response.status)")
+        }
+        let metadata = try ProviderMetadata(json: response.body, expectedIssuer: registration.issuer)
+        let keys = KeyCache(transport: transport, jwksURI: metadata.jwksURI)
+        try await keys.fetch()
+        state.withLock { $0 = (metadata, keys, "") }
+    }
+
+    private func loaded() throws(OIDCError) -> (ProviderMetadata, KeyCache) {
+        let (metadata, keys, problem) = state.withLock { $0 }
+        guard let metadata, let keys else { throw OIDCError(.providerUnavailable, problem) }
+        return (metadata, keys)
+    }
+
+    /// A new sign-in attempt returning to `returnTo` (already validated).
+    public func authorizationRequest(returnTo: String, now: Date) throws(OIDCError) -> AuthorizationRequest {
+        let (metadata, _) = try loaded()
+        return AuthorizationRequest(
+            metadata: metadata, clientID: registration.clientID, redirectURI: registration.redirectURI,
+            scopes: registration.scopes, responseMode: registration.responseMode, returnTo: returnTo, now: now)
+    }
+
+    /// Checks the authorization response's `iss` (RFC 9207) and redeems the code (RFC 6749 4.1.3, with
+    /// the PKCE verifier), then validates the ID token and, when the provider has one, reads userinfo.
+    public func redeem(code: String, issuer: String?, loginState: LoginState, now: Date) async throws(OIDCError)
+        -> SignedIn
+    {
+        let (metadata, keys) = try loaded()
+        if metadata.authorizationResponseIssParameterSupported || issuer != nil {
+            guard issuer == registration.issuer else {
+                throw OIDCError(
+                    .authorizationResponseIssuerMismatch, "the authorization response's iss is not the issuer")
+            }
+        }
+        var form = [
+            ("grant_type", "authorization_code"), ("code", code), ("redirect_uri", registration.redirectURI),
+            ("code_verifier", loginState.codeVerifier),
+        ]
+        var headers = [("Content-Type", "application/x-www-form-urlencoded"), ("Accept", "application/json")]
+        switch registration.authentication {
+        case .clientSecretBasic:
+            let credentials =
+                FormEncoding.escape(registration.clientID) + ":" + FormEncoding.escape(registration.clientSecret)
+            headers.append(("Authorization", "Basic " + Data(credentials.utf8).base64EncodedString()))
+        case .clientSecretPost:
+            form += [("client_id", registration.clientID), ("client_secret", registration.clientSecret)]
+        }
+        let response = try await call(
+            HTTPRequest(
+                method: "POST", url: metadata.tokenEndpoint, headers: headers,
+                body: Array(FormEncoding.encode(form).utf8)))
+        guard let body = try? JSONDecoder().decode(JSONValue.self, from: Data(response.body)) else {
+            throw OIDCError(.badProviderResponse, "the token endpoint answered \(response.status) without JSON")
+        }
+        guard response.status == 200 else {
+            throw OIDCError(
+                .tokenRequestRefused, "the token endpoint answered \(response.status) \(body["error"]?.string ?? "")")
+        }
+        guard let idToken = body["id_token"]?.string else {
+            throw OIDCError(.badProviderResponse, "the token response has no id_token")
+        }
+        let claims = try validator.validate(
+            idToken, keys: try await keys.keys(containing: IDTokenValidator.keyID(of: idToken)),
+            nonce: loginState.nonce,
+            now: now)
+        let accessToken = body["access_token"]?.string
+        var userinfo: [String: JSONValue] = [:]
+        if let endpoint = metadata.userinfoEndpoint, let accessToken {
+            userinfo = try await fetchUserinfo(endpoint, accessToken: accessToken, subject: claims.subject)
+        }
+        return SignedIn(
+            claims: claims, idToken: idToken, accessToken: accessToken,
+            accessTokenExpiry: body["expires_in"]?.number.map { now.addingTimeInterval($0) },
+            refreshToken: body["refresh_token"]?.string, userinfo: userinfo)
+    }
+
+    /// OIDC Core 5.3: the userinfo `sub` must equal the ID token's.
+    private func fetchUserinfo(_ endpoint: String, accessToken: String, subject: String) async throws(OIDCError)
+        -> [String: JSONValue]
+    {
+        let response = try await call(
+            HTTPRequest(
+                url: endpoint, headers: [("Authorization", "Bearer " + accessToken), ("Accept", "application/json")]))
+        guard response.status == 200,
+            case .object(let claims)? = try? JSONDecoder().decode(JSONValue.self, from: Data(response.body))
+        else { throw OIDCError(.badProviderResponse, "userinfo answered \(response.status)") }
+        guard claims["sub"]?.string == subject else {
+            throw OIDCError(.subjectMismatch, "userinfo's sub differs from the ID token's")
+        }
+        return claims
+    }
+
+    /// RP-initiated logout: the provider's end-session URL, or `nil` when it has none.
+    public func endSessionURL(idToken: String?, postLogoutRedirect: String) -> String? {
+        guard let endpoint = metadata?.endSessionEndpoint else { return nil }
+        var parameters = [("post_logout_redirect_uri", postLogoutRedirect), ("client_id", registration.clientID)]
+        if let idToken { parameters.insert(("id_token_hint", idToken), at: 0) }
+        return endpoint + (endpoint.contains("?") ? "&" : "?") + FormEncoding.encode(parameters)
+    }
+
+    private func call(_ request: HTTPRequest) async throws(OIDCError) -> HTTPResponse {
+        do {
+            return try await transport.send(request)
+        } catch {
+            throw OIDCError(.providerUnavailable, error.description)
+        }
+    }
+}

@@ -1,0 +1,111 @@
+public import DetourCurl
+public import Foundation
+
+/// What discovery says about a provider (OpenID Connect Discovery 1.0 section 3).
+public struct ProviderMetadata: Sendable, Hashable {
+    public let issuer: String
+    public let authorizationEndpoint: String
+    public let tokenEndpoint: String
+    public let jwksURI: String
+    public let userinfoEndpoint: String?
+    public let endSessionEndpoint: String?
+    public let introspectionEndpoint: String?
+    /// RFC 9207: the provider puts `iss` in authorization responses, which must then be checked.
+    public let authorizationResponseIssParameterSupported: Bool
+
+    /// Reads a discovery document; its `issuer` must equal `expectedIssuer` exactly (section 4.3).
+    public init(json: [UInt8], expectedIssuer: String) throws(OIDCError) {
+        guard let document = try? JSONDecoder().decode(JSONValue.self, from: Data(json)) else {
+            throw OIDCError(.badProviderResponse, "the discovery document is not JSON")
+        }
+        guard let issuer = document["issuer"]?.string, issuer == expectedIssuer else {
+            throw OIDCError(
+                .discoveryIssuerMismatch,
+                "discovery says the issuer is \(document["issuer"]?.string ?? "nothing"), not \(expectedIssuer)")
+        }
+        guard let authorization = document["authorization_endpoint"]?.string,
+            let token = document["token_endpoint"]?.string, let jwks = document["jwks_uri"]?.string
+        else {
+            throw OIDCError(.badProviderResponse, "discovery lacks authorization_endpoint, token_endpoint or jwks_uri")
+        }
+        self.issuer = issuer
+        authorizationEndpoint = authorization
+        tokenEndpoint = token
+        jwksURI = jwks
+        userinfoEndpoint = document["userinfo_endpoint"]?.string
+        endSessionEndpoint = document["end_session_endpoint"]?.string
+        introspectionEndpoint = document["introspection_endpoint"]?.string
+        authorizationResponseIssParameterSupported =
+            document["authorization_response_iss_parameter_supported"]?.bool ?? false
+    }
+}
+
+/// Sends requests to the provider: the libcurl client in production.
+public protocol ProviderTransport: Sendable {
+    func send(_ request: HTTPRequest) async throws(CurlError) -> HTTPResponse
+}
+
+extension CurlClient: ProviderTransport {}
+
+/// The provider's signing keys, fetched on demand and cached.
+///
+/// Guarantees: concurrent requests for keys share one fetch; an unknown `kid` triggers a refetch (key
+/// rotation) at most once per ``minimumRefetchInterval``, so forged `kid`s cannot hammer the provider;
+/// a fetched set replaces the old one whole; a failed fetch keeps the old set.
+public actor KeyCache {
+    private let transport: any ProviderTransport
+    private let jwksURI: String
+    public let minimumRefetchInterval: Duration
+    private var current: KeySet?
+    private var lastFetch: ContinuousClock.Instant?
+    private var inFlight: Task<KeySet, any Error>?
+
+    public init(transport: any ProviderTransport, jwksURI: String, minimumRefetchInterval: Duration = .seconds(30)) {
+        self.transport = transport
+        self.jwksURI = jwksURI
+        self.minimumRefetchInterval = minimumRefetchInterval
+    }
+
+    /// Keys that contain `keyID` if the provider has it (refetching once if needed), else the current set.
+    public func keys(containing keyID: String?) async throws(OIDCError) -> KeySet {
+        if let current, keyID.map({ current.keys[$0] != nil }) ?? true { return current }
+        if let current, let lastFetch, ContinuousClock.now - lastFetch < minimumRefetchInterval { return current }
+        return try await fetch()
+    }
+
+    /// Fetches the key set now (at start-up, for `/ready`), sharing a fetch already under way.
+    @discardableResult
+    public func fetch() async throws(OIDCError) -> KeySet {
+        let task: Task<KeySet, any Error>
+        if let inFlight {
+            task = inFlight
+        } else {
+            let transport = transport
+            let uri = jwksURI
+            task = Task {
+                let response = try await transport.send(
+                    HTTPRequest(url: uri, headers: [("Accept", "application/json")]))
+                guard response.status == 200 else {
+                    throw OIDCError(.badProviderResponse, "the JWKS endpoint answered \(response.status)")
+                }
+                return try KeySet(json: response.body)
+            }
+            inFlight = task
+        }
+        defer { inFlight = nil }
+        do {
+            let keys = try await task.value
+            current = keys
+            lastFetch = .now
+            return keys
+        } catch let error as OIDCError {
+            lastFetch = .now
+            throw error
+        } catch {
+            lastFetch = .now
+            throw OIDCError(.providerUnavailable, "fetching the JWKS failed: \(error)")
+        }
+    }
+
+    public var isLoaded: Bool { current != nil }
+}

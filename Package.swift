@@ -16,6 +16,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
         .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
     ],
     targets: [
         // Pure: browser-faithful URL reading, the return-target allowlist and the redirect matrix. No I/O.
@@ -55,11 +57,21 @@ let package = Package(
             dependencies: ["DetourRedirect", "DetourYAML", "DetourPolicy", .product(name: "Yams", package: "Yams")],
             swiftSettings: strictness
         ),
+        // The only module that knows the HTTP server: Detour's endpoints on SwiftNIO.
+        .target(
+            name: "DetourServer",
+            dependencies: [
+                "DetourRedirect", "DetourConfig", "DetourSessions", "DetourOIDC", "DetourCurl",
+                .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"), .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictness),
         // The command line: argument parsing only.
         .executableTarget(
             name: "detour",
             dependencies: [
-                "DetourRedirect", "DetourConfig", "DetourPolicy", "DetourYAML",
+                "DetourRedirect", "DetourConfig", "DetourPolicy", "DetourYAML", "DetourServer",
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strictness

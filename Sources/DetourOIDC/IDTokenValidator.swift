@@ -17,8 +17,9 @@ public struct IDTokenClaims: Sendable, Hashable {
 /// general JWT libraries.
 ///
 /// Guarantees, each with its ``OIDCError/Code``: the header's `alg` is an asymmetric algorithm on the
-/// allow-list (never `none`, never HMAC, so a public key is never an HMAC secret); the token names a
-/// `kid` and that key exists (no fallback to another key); a key that names an `alg` names this one,
+/// allow-list (never `none`, never HMAC, so a public key is never an HMAC secret); the `kid` the token
+/// names exists (never a fallback to another key), and a token without `kid` is accepted only when the
+/// key set holds exactly one key (OIDC Core 10.1); a key that names an `alg` names this one,
 /// and the key's type fits it; the signature verifies; `crit` is refused and `typ`, if present, is
 /// `JWT`; `iss` equals the configured issuer exactly; `aud` contains the client id; `azp`, if present
 /// or if there are several audiences, is the client id; `exp`, `iat` and `nbf` hold against `now`
@@ -53,14 +54,22 @@ public struct IDTokenValidator: Sendable {
         if let type = jws.header["typ"]?.string, type.uppercased() != "JWT" {
             throw OIDCError(.wrongType, "typ \(type) is not an ID token")
         }
-        guard let keyID = jws.header["kid"]?.string, let key = keys.keys[keyID] else {
-            throw OIDCError(.unknownKey, "no key with the token's kid")
+        let key: VerificationKey
+        if let keyID = jws.header["kid"]?.string {
+            guard let named = keys.keys[keyID] else { throw OIDCError(.unknownKey, "no key with the token's kid") }
+            key = named
+        } else {
+            // OIDC Core 10.1: a kid is required only when the key set holds several keys.
+            guard keys.keys.count == 1, let only = keys.keys.values.first else {
+                throw OIDCError(.unknownKey, "the token names no kid and the provider has several keys")
+            }
+            key = only
         }
         guard key.algorithm.map({ $0 == algorithm }) ?? true, key.fits(algorithm) else {
-            throw OIDCError(.keyAlgorithmMismatch, "key \(keyID) is not a key for \(algorithm.rawValue)")
+            throw OIDCError(.keyAlgorithmMismatch, "key \(key.id) is not a key for \(algorithm.rawValue)")
         }
         guard key.verifies(jws.signature, of: jws.signingInput, with: algorithm) else {
-            throw OIDCError(.badSignature, "the signature does not verify with key \(keyID)")
+            throw OIDCError(.badSignature, "the signature does not verify with key \(key.id)")
         }
         guard case .object(let claims) = jws.payload else {
             throw OIDCError(.malformedToken, "claims are not an object")

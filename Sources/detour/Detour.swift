@@ -2,14 +2,14 @@ import ArgumentParser
 import Foundation
 
 /// The `detour` command line: argument parsing only; the work is in the Detour modules.
-struct Detour: ParsableCommand {
+struct Detour: AsyncParsableCommand {
     static let version = "0.1.0"
 
     static let configuration = CommandConfiguration(
         commandName: "detour",
         abstract: "A single-sign-on reverse proxy that gets redirects right.",
         version: version,
-        subcommands: [PolicyCommand.self, RedirectCommand.self, VersionCommand.self]
+        subcommands: [ServeCommand.self, PolicyCommand.self, RedirectCommand.self, VersionCommand.self]
     )
 }
 
@@ -24,10 +24,14 @@ struct VersionCommand: ParsableCommand {
 @main
 enum Main {
     /// Runs the command; usage errors exit 2 (CONTRACT section 1), not argument-parser's 64.
-    static func main() {
+    static func main() async {
         do {
             var command = try Detour.parseAsRoot()
-            try command.run()
+            if var asyncCommand = command as? any AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
         } catch let exit as ExitCode {
             Foundation.exit(exit.rawValue)
         } catch {

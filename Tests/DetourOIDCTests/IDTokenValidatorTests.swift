@@ -48,8 +48,20 @@ import Testing
     }
 
     @Test func refusesAMissingOrUnknownKeyIDWithoutFallingBack() {
+        // The test key set holds two keys: a token must say which.
         #expect(rejection(TestSigner.token(header: ["alg": "RS256"])) == .unknownKey)
         #expect(rejection(TestSigner.token(header: ["alg": "RS256", "kid": "nope"])) == .unknownKey)
+    }
+
+    @Test func aMissingKeyIDIsAcceptedOnlyWithASingleKey() throws {
+        let single = try KeySet(json: Array("{\"keys\":[\(TestSigner.jwk(rsa: TestSigner.rsa, kid: "only"))]}".utf8))
+        #expect(try validate(TestSigner.token(header: ["alg": "RS256"]), keys: single).subject == "u-1")
+        #expect(throws: OIDCError(.unknownKey, "")) {
+            try validate(TestSigner.token(header: ["alg": "RS256", "kid": "other"]), keys: single)
+        }
+        let forged = TestSigner.token(
+            header: ["alg": "RS256"], sign: { TestSigner.signRS256($0, key: TestSigner.otherRSA) })
+        #expect(throws: OIDCError(.badSignature, "")) { try validate(forged, keys: single) }
     }
 
     @Test func refusesAnAlgorithmTheKeyIsNotFor() {

@@ -1,0 +1,107 @@
+import DetourConfig
+import DetourCurl
+import DetourOIDC
+import DetourRedirect
+import DetourSessions
+import DetourYAML
+import Dispatch
+import Foundation
+public import Logging
+
+/// Everything `detour serve` runs, built from a validated configuration.
+public struct DetourService: Sendable {
+    public let endpoints: Endpoints
+    public let provider: OpenIDProvider
+    public let host: String
+    public let port: Int
+
+    /// Checks that the configuration can serve sign-in and builds the service; nothing starts yet.
+    ///
+    /// - Throws: ``ConfigError`` naming every missing or unusable setting.
+    public init(configuration: Configuration, environment: [String: String], logger: Logger) throws(ConfigError) {
+        var problems: [String] = []
+        func problem(_ text: String) { problems.append(text) }
+        let oidc = configuration.oidc
+        if oidc == nil { problem("oidc: is required to serve (issuer, client_id, client_secret)") }
+        var secret = oidc?.clientSecret
+        if let file = oidc?.clientSecretFile {
+            secret = (try? String(contentsOfFile: file, encoding: .utf8))?.trimmingCharacters(
+                in: .whitespacesAndNewlines)
+            if secret == nil { problem("oidc.client_secret_file \(file) cannot be read") }
+        }
+        if oidc != nil, secret == nil { problem("oidc.client_secret or oidc.client_secret_file is required") }
+        if configuration.server.publicURL == nil {
+            problem("server.public_url is required to serve (it builds the callback URL)")
+        }
+        let listen = Self.parseListen(configuration.server.listen)
+        if listen == nil { problem("server.listen must be HOST:PORT, such as 127.0.0.1:4180") }
+        var codec: SealedCookieCodec?
+        do {
+            codec = try SealedCookieCodec(secrets: configuration.session.secrets)
+        } catch {
+            problem("session.secrets: \(error)")
+        }
+        guard problems.isEmpty, let oidc, let secret, let listen, let codec else {
+            throw ConfigError(
+                diagnostics: problems.map { Diagnostic(file: configuration.file, line: 0, column: 0, message: $0) })
+        }
+        let base = configuration.baseURL
+        let registration = ClientRegistration(
+            issuer: oidc.issuer, clientID: oidc.clientID, clientSecret: secret,
+            authentication: oidc.tokenEndpointAuth == .clientSecretPost ? .clientSecretPost : .clientSecretBasic,
+            redirectURI: base.origin + configuration.server.prefix + "/callback", scopes: oidc.scopes,
+            responseMode: oidc.responseMode == .formPost ? .formPost : .query)
+        let transport = CurlClient(options: .init(timeout: oidc.timeout, caFile: oidc.caFile))
+        provider = OpenIDProvider(registration: registration, transport: transport)
+        let secure = !(base.scheme == .http && base.host.isLoopback)
+        let sessions = SessionCookies(
+            codec: codec,
+            policy: CookiePolicy(
+                cookieName: configuration.session.cookieName, domain: configuration.session.cookieDomain, secure: secure
+            ),
+            lifetime: configuration.session.lifetime)
+        do {
+            endpoints = try Endpoints(
+                configuration: configuration, provider: provider, sessions: sessions, logger: logger)
+        } catch {
+            throw ConfigError(
+                diagnostics: [
+                    Diagnostic(file: configuration.file, line: 0, column: 0, message: "return_to.default: \(error)")
+                ])
+        }
+        (host, port) = listen
+    }
+
+    static func parseListen(_ text: String) -> (String, Int)? {
+        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]),
+            (0...65535).contains(port)
+        else { return nil }
+        var host = String(text[..<colon])
+        if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        return host.isEmpty ? nil : (host, port)
+    }
+
+    /// Binds, loads discovery in the background, and serves until SIGTERM or SIGINT, then drains.
+    public func run(logger: Logger) async throws {
+        let endpoints = self.endpoints
+        let server = try await HTTPServer.bind(host: host, port: port, logger: logger) { await endpoints.handle($0) }
+        logger.info("listening", metadata: ["address": "\(host):\(server.port)"])
+        let signals = [SIGTERM, SIGINT].map { number in
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number)
+            source.setEventHandler {
+                logger.info("shutting down: draining in-flight requests")
+                server.shutdown()
+            }
+            source.resume()
+            return source
+        }
+        let discovery = Task { await provider.run() }
+        defer {
+            discovery.cancel()
+            signals.forEach { $0.cancel() }
+        }
+        try await server.run()
+        logger.info("stopped")
+    }
+}

@@ -1,0 +1,38 @@
+import ArgumentParser
+import DetourConfig
+import DetourServer
+import Foundation
+import Logging
+
+/// `detour serve --config FILE`: runs the proxy until SIGTERM or SIGINT.
+struct ServeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve",
+        abstract: "Run Detour with a configuration file.",
+        discussion:
+            "Exit status: 0 after a clean shutdown (SIGTERM or SIGINT drain in-flight requests), 2 on a configuration error."
+    )
+
+    @Option(help: "The configuration file (detour.yaml).")
+    var config: String
+
+    func run() async throws {
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel =
+                Logger.Level(rawValue: ProcessInfo.processInfo.environment["DETOUR_LOG_LEVEL"] ?? "") ?? .info
+            return handler
+        }
+        let logger = Logger(label: "detour")
+        let service: DetourService
+        do {
+            let configuration = try Configuration.load(file: config)
+            service = try DetourService(
+                configuration: configuration, environment: ProcessInfo.processInfo.environment, logger: logger)
+        } catch {
+            printErrors(error)
+            throw ExitCode(2)
+        }
+        try await service.run(logger: logger)
+    }
+}

@@ -1,0 +1,129 @@
+"""Fixtures for Detour's end-to-end tests: a real OpenID provider (oidc-provider-mock) on loopback,
+Detour built from this checkout and run as a process, and helpers that drive the sign-in flow."""
+import os
+import pathlib
+import signal
+import socket
+import subprocess
+import sys
+import time
+from urllib.parse import parse_qs, urlparse
+
+import pytest
+import requests
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+DETOUR = pathlib.Path(os.environ.get("DETOUR_BINARY", ROOT / ".build" / "debug" / "detour"))
+SECRET = "MDEyMzQ1Njc4OTAxMjM0NTY3ODkwMTIzNDU2Nzg5MDE="
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(url, status=200, timeout=20):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            if requests.get(url, timeout=1).status_code == status:
+                return
+        except requests.ConnectionError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"{url} did not answer {status} within {timeout} s")
+
+
+@pytest.fixture(scope="session")
+def provider():
+    port = free_port()
+    executable = pathlib.Path(sys.executable).with_name("oidc-provider-mock")
+    claims = '{"sub": "alice", "email": "alice@example.com", "groups": ["admins", "sre"], "preferred_username": "alice"}'
+    process = subprocess.Popen(
+        [str(executable), "--port", str(port), "--require-nonce", "true", "--user-claims", claims],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    issuer = f"http://127.0.0.1:{port}"
+    wait_for(issuer + "/.well-known/openid-configuration")
+    yield issuer
+    process.terminate()
+    process.wait()
+
+
+class Detour:
+    """A running `detour serve` with its own configuration."""
+
+    def __init__(self, tmp_path, issuer, response_mode="query", extra=""):
+        self.port = free_port()
+        self.base = f"http://localhost:{self.port}"
+        self.config = tmp_path / f"detour-{self.port}.yaml"
+        self.config.write_text(f"""
+server:
+  listen: "127.0.0.1:{self.port}"
+  public_url: "{self.base}"
+oidc:
+  issuer: "{issuer}"
+  client_id: "detour-e2e"
+  client_secret: "${{E2E_CLIENT_SECRET}}"
+  response_mode: "{response_mode}"
+session:
+  secrets: ["{SECRET}"]
+return_to:
+  allowed_hosts: ["localhost:*", "app.example.com"]
+{extra}""")
+        self.log = open(tmp_path / f"detour-{self.port}.log", "w")
+        self.process = subprocess.Popen(
+            [str(DETOUR), "serve", "--config", str(self.config)], stdout=self.log, stderr=subprocess.STDOUT,
+            env={**os.environ, "E2E_CLIENT_SECRET": "s3cret", "DETOUR_LOG_LEVEL": "debug"})
+        wait_for(self.base + "/ping")
+
+    def url(self, path):
+        return self.base + path
+
+    def stop(self):
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            self.process.wait(timeout=10)
+        self.log.close()
+
+
+@pytest.fixture
+def detour(tmp_path, provider):
+    instance = Detour(tmp_path, provider)
+    wait_for(instance.url("/ready"))
+    yield instance
+    instance.stop()
+
+
+@pytest.fixture
+def make_detour(tmp_path, provider):
+    instances = []
+
+    def make(**options):
+        instance = Detour(tmp_path, options.pop("issuer", provider), **options)
+        instances.append(instance)
+        return instance
+
+    yield make
+    for instance in instances:
+        instance.stop()
+
+
+def sign_in_at_provider(session, authorize_url, subject="alice"):
+    """What a person does on the provider's page: submit the form with a subject.
+    Returns the provider's redirect back to Detour's callback."""
+    page = session.get(authorize_url, allow_redirects=False)
+    assert page.status_code == 200, page.text
+    answer = session.post(authorize_url, data={"sub": subject}, allow_redirects=False)
+    assert answer.status_code == 302, answer.text
+    return answer.headers["Location"]
+
+
+def start(session, detour, rd):
+    response = session.get(detour.url("/oauth2/start"), params={"rd": rd}, allow_redirects=False)
+    assert response.status_code == 302, response.text
+    return response
+
+
+def query(url):
+    return {key: values[0] for key, values in parse_qs(urlparse(url).query).items()}

@@ -99,7 +99,7 @@ public struct DetourService: Sendable {
         let discovery = Task { await provider.run() }
         defer {
             discovery.cancel()
-            signals.forEach { $0.cancel() }
+            for source in signals { source.cancel() }
         }
         try await server.run()
         logger.info("stopped")

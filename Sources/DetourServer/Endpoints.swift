@@ -210,10 +210,15 @@ public struct Endpoints: Sendable {
             cookies: sessions.store(session, existing: request.cookies, now: now) + clearState)
     }
 
+    /// Claims about the token rather than the user: kept out of the session cookie.
+    static let protocolClaims: Set<String> = [
+        "iss", "aud", "exp", "iat", "nbf", "nonce", "auth_time", "at_hash", "c_hash", "azp", "jti", "sid", "sub",
+    ]
+
     static func session(from signedIn: SignedIn, lifetime: Duration, now: Date) -> Session {
         let claims = signedIn.claims.all.merging(signedIn.userinfo) { _, userinfo in userinfo }
         var extra: [String: [String]] = [:]
-        for (name, value) in claims {
+        for (name, value) in claims where !protocolClaims.contains(name) {
             if let strings = value.strings { extra[name] = strings }
         }
         return Session(

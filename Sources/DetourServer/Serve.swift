@@ -18,7 +18,7 @@ public struct DetourService: Sendable {
     /// Checks that the configuration can serve sign-in and builds the service; nothing starts yet.
     ///
     /// - Throws: ``ConfigError`` naming every missing or unusable setting.
-    public init(configuration: Configuration, environment: [String: String], logger: Logger) throws(ConfigError) {
+    public init(configuration: Configuration, logger: Logger) throws(ConfigError) {
         var problems: [String] = []
         func problem(_ text: String) { problems.append(text) }
         let oidc = configuration.oidc

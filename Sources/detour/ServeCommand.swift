@@ -27,8 +27,7 @@ struct ServeCommand: AsyncParsableCommand {
         let service: DetourService
         do {
             let configuration = try Configuration.load(file: config)
-            service = try DetourService(
-                configuration: configuration, environment: ProcessInfo.processInfo.environment, logger: logger)
+            service = try DetourService(configuration: configuration, logger: logger)
         } catch {
             printErrors(error)
             throw ExitCode(2)

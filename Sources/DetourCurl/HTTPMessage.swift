@@ -23,6 +23,12 @@ public struct HTTPResponse: Sendable {
     public let headers: [(name: String, value: String)]
     public let body: [UInt8]
 
+    public init(status: Int, headers: [(name: String, value: String)], body: [UInt8]) {
+        self.status = status
+        self.headers = headers
+        self.body = body
+    }
+
     /// The first value of the named header, case-insensitive.
     public func header(_ name: String) -> String? {
         let wanted = name.lowercased()

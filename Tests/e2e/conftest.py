@@ -53,7 +53,7 @@ def provider():
 class Detour:
     """A running `detour serve` with its own configuration."""
 
-    def __init__(self, tmp_path, issuer, response_mode="query", extra=""):
+    def __init__(self, tmp_path, issuer, response_mode="query", token_auth="client_secret_basic", extra=""):
         self.port = free_port()
         self.base = f"http://localhost:{self.port}"
         self.config = tmp_path / f"detour-{self.port}.yaml"
@@ -66,6 +66,7 @@ oidc:
   client_id: "detour-e2e"
   client_secret: "${{E2E_CLIENT_SECRET}}"
   response_mode: "{response_mode}"
+  token_endpoint_auth: "{token_auth}"
 session:
   secrets: ["{SECRET}"]
 return_to:

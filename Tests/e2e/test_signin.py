@@ -151,6 +151,14 @@ def test_form_post_callback_answers_303(make_detour):
     assert session.get(detour.url("/oauth2/userinfo")).json()["user"] == "alice"
 
 
+def test_client_secret_post_signs_in_too(make_detour):
+    detour = make_detour(token_auth="client_secret_post")
+    session = requests.Session()
+    authorize = start(session, detour, detour.url("/post-auth")).headers["Location"]
+    done = session.get(sign_in_at_provider(session, authorize), allow_redirects=False)
+    assert (done.status_code, done.headers["Location"]) == (303, detour.url("/post-auth"))
+
+
 def test_a_sign_in_loop_is_stopped_with_a_page(detour):
     session = requests.Session()
     for attempt in range(5):

@@ -1,0 +1,192 @@
+import DetourCurl
+import DetourSessions
+import Foundation
+import Synchronization
+import Testing
+
+@testable import DetourOIDC
+
+/// A transport that answers from a script and records what it was asked: for the provider logic around
+/// the calls. The calls themselves are exercised for real in DetourCurlTests and Tests/e2e.
+final class ScriptedTransport: ProviderTransport {
+    private let script: @Sendable (HTTPRequest) -> HTTPResponse?
+    let requests = Mutex<[HTTPRequest]>([])
+
+    init(_ script: @escaping @Sendable (HTTPRequest) -> HTTPResponse?) { self.script = script }
+
+    func send(_ request: HTTPRequest) async throws(CurlError) -> HTTPResponse {
+        requests.withLock { $0.append(request) }
+        try? await Task.sleep(for: .milliseconds(20))
+        guard let response = script(request) else { throw CurlError(.connectFailed, "scripted failure") }
+        return response
+    }
+
+    var count: Int { requests.withLock { $0.count } }
+}
+
+func json(_ status: Int = 200, _ text: String) -> HTTPResponse {
+    HTTPResponse(status: status, headers: [("Content-Type", "application/json")], body: Array(text.utf8))
+}
+
+@Suite struct ProviderTests {
+    static let jwks = "{\"keys\":[\(TestSigner.jwk(rsa: TestSigner.rsa, kid: "rsa-1"))]}"
+    static let discovery = """
+        {"issuer":"https://idp.example","authorization_endpoint":"https://idp.example/auth",
+        "token_endpoint":"https://idp.example/token","jwks_uri":"https://idp.example/jwks",
+        "userinfo_endpoint":"https://idp.example/userinfo","end_session_endpoint":"https://idp.example/logout",
+        "authorization_response_iss_parameter_supported":true}
+        """
+
+    @Test func pkceMatchesRFC7636AppendixB() {
+        #expect(
+            AuthorizationRequest.challenge(for: "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk")
+                == "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM")
+    }
+
+    @Test func discoveryMustNameTheConfiguredIssuer() throws {
+        #expect(throws: OIDCError(.discoveryIssuerMismatch, "")) {
+            try ProviderMetadata(json: Array(Self.discovery.utf8), expectedIssuer: "https://idp.example/")
+        }
+        #expect(
+            try ProviderMetadata(json: Array(Self.discovery.utf8), expectedIssuer: "https://idp.example").jwksURI
+                == "https://idp.example/jwks")
+    }
+
+    @Test func keyFetchesAreCoalescedAndRefetchesRateLimited() async throws {
+        let transport = ScriptedTransport { _ in json(200, Self.jwks) }
+        let cache = KeyCache(
+            transport: transport, jwksURI: "https://idp.example/jwks", minimumRefetchInterval: .seconds(60))
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for _ in 0..<10 { group.addTask { _ = try await cache.keys(containing: "rsa-1") } }
+            try await group.waitForAll()
+        }
+        #expect(transport.count == 1, "ten concurrent requests, one fetch")
+        for _ in 0..<5 { _ = try await cache.keys(containing: "forged-\(UUID())") }
+        #expect(transport.count == 1, "unknown kids do not refetch within the interval")
+    }
+
+    @Test func anUnknownKeyIDRefetchesOnceTheIntervalHasPassed() async throws {
+        let transport = ScriptedTransport { _ in json(200, Self.jwks) }
+        let cache = KeyCache(transport: transport, jwksURI: "https://idp.example/jwks", minimumRefetchInterval: .zero)
+        _ = try await cache.keys(containing: "rsa-1")
+        _ = try await cache.keys(containing: "rotated")
+        #expect(transport.count == 2)
+        _ = try await cache.keys(containing: "rsa-1")
+        #expect(transport.count == 2, "a known kid needs no fetch")
+    }
+
+    static func provider(
+        authentication: ClientRegistration.Authentication = .clientSecretBasic, userinfoSubject: String = "u-1",
+        tokenStatus: Int = 200
+    ) -> (OpenIDProvider, ScriptedTransport) {
+        let idToken = TestSigner.token(
+            header: ["alg": "RS256", "kid": "rsa-1"],
+            claims: TestSigner.claims([
+                "aud": "detour", "exp": Date().timeIntervalSince1970 + 300, "iat": Date().timeIntervalSince1970,
+            ]))
+        let transport = ScriptedTransport { request in
+            switch request.url {
+            case "https://idp.example/.well-known/openid-configuration": json(200, Self.discovery)
+            case "https://idp.example/jwks": json(200, Self.jwks)
+            case "https://idp.example/token":
+                tokenStatus == 200
+                    ? json(
+                        200,
+                        "{\"id_token\":\"\(idToken)\",\"access_token\":\"at\",\"expires_in\":300,\"token_type\":\"Bearer\"}"
+                    )
+                    : json(tokenStatus, "{\"error\":\"invalid_grant\"}")
+            case "https://idp.example/userinfo": json(200, "{\"sub\":\"\(userinfoSubject)\",\"groups\":[\"g\"]}")
+            default: nil
+            }
+        }
+        let registration = ClientRegistration(
+            issuer: "https://idp.example", clientID: "detour", clientSecret: "s3cr:t&", authentication: authentication,
+            redirectURI: "https://auth.example.com/oauth2/callback", scopes: ["openid"], responseMode: .query)
+        return (OpenIDProvider(registration: registration, transport: transport), transport)
+    }
+
+    static let state = LoginState(
+        state: "s", nonce: "n-1", codeVerifier: "verifier", returnTo: "https://a.example/", startedAt: Date())
+
+    @Test func redeemsWithBasicAuthenticationAndTheVerifier() async throws {
+        let (provider, transport) = Self.provider()
+        try await provider.load()
+        let signedIn = try await provider.redeem(
+            code: "c", issuer: "https://idp.example", loginState: Self.state, now: Date())
+        #expect(signedIn.claims.subject == "u-1")
+        #expect(signedIn.userinfo["groups"]?.strings == ["g"])
+        let token = try #require(transport.requests.withLock { $0.first { $0.url.hasSuffix("/token") } })
+        let body = String(decoding: token.body ?? [], as: UTF8.self)
+        #expect(body.contains("code_verifier=verifier") && body.contains("grant_type=authorization_code"))
+        #expect(!body.contains("client_secret"))
+        // RFC 6749 2.3.1: the id and secret are form-encoded before Basic encoding.
+        #expect(
+            token.headers.contains {
+                $0 == ("Authorization", "Basic " + Data("detour:s3cr%3At%26".utf8).base64EncodedString())
+            })
+    }
+
+    @Test func redeemsWithClientSecretPost() async throws {
+        let (provider, transport) = Self.provider(authentication: .clientSecretPost)
+        try await provider.load()
+        _ = try await provider.redeem(code: "c", issuer: "https://idp.example", loginState: Self.state, now: Date())
+        let token = try #require(transport.requests.withLock { $0.first { $0.url.hasSuffix("/token") } })
+        #expect(
+            String(decoding: token.body ?? [], as: UTF8.self).contains("client_id=detour&client_secret=s3cr%3At%26"))
+        #expect(!token.headers.contains { $0.name == "Authorization" })
+    }
+
+    /// RFC 9207: the provider advertises `iss` in authorization responses, so it must be there and right.
+    @Test(arguments: [nil, "https://evil.example"])
+    func aMissingOrWrongAuthorizationResponseIssuerIsRefused(issuer: String?) async throws {
+        let (provider, transport) = Self.provider()
+        try await provider.load()
+        await #expect(throws: OIDCError(.authorizationResponseIssuerMismatch, "")) {
+            try await provider.redeem(code: "c", issuer: issuer, loginState: Self.state, now: Date())
+        }
+        #expect(
+            !transport.requests.withLock { $0.contains { $0.url.hasSuffix("/token") } }, "the code was not redeemed")
+    }
+
+    @Test func userinfoForAnotherSubjectIsRefused() async throws {
+        let (provider, _) = Self.provider(userinfoSubject: "someone-else")
+        try await provider.load()
+        await #expect(throws: OIDCError(.subjectMismatch, "")) {
+            try await provider.redeem(code: "c", issuer: "https://idp.example", loginState: Self.state, now: Date())
+        }
+    }
+
+    @Test func aRefusedCodeIsAnError() async throws {
+        let (provider, _) = Self.provider(tokenStatus: 400)
+        try await provider.load()
+        await #expect(throws: OIDCError(.tokenRequestRefused, "")) {
+            try await provider.redeem(code: "c", issuer: "https://idp.example", loginState: Self.state, now: Date())
+        }
+    }
+
+    @Test func beforeDiscoveryEverythingIsUnavailableNotACrash() async throws {
+        let (provider, _) = Self.provider()
+        #expect(provider.readiness != nil)
+        #expect(throws: OIDCError(.providerUnavailable, "")) {
+            try provider.authorizationRequest(returnTo: "https://a/", now: Date())
+        }
+    }
+
+    @Test func theAuthorizationURLCarriesTheChallengeNotTheVerifier() async throws {
+        let (provider, _) = Self.provider()
+        try await provider.load()
+        let request = try provider.authorizationRequest(returnTo: "https://a.example/secret-path", now: Date())
+        #expect(request.url.hasPrefix("https://idp.example/auth?response_type=code&client_id=detour&"))
+        #expect(
+            request.url.contains(
+                "code_challenge=\(AuthorizationRequest.challenge(for: request.loginState.codeVerifier))"))
+        #expect(!request.url.contains(request.loginState.codeVerifier))
+        #expect(!request.url.contains("secret-path"))
+    }
+
+    @Test func formEncodingRoundTrips() {
+        let pairs = [("a b", "c&d=e"), ("ü", "+%"), ("empty", "")]
+        #expect(FormEncoding.decode(FormEncoding.encode(pairs)).map { [$0.0, $0.1] } == pairs.map { [$0.0, $0.1] })
+        #expect(FormEncoding.decode("x=%zz&y=%4").map(\.1) == ["%zz", "%4"])
+    }
+}

@@ -117,12 +117,22 @@ public struct Endpoints: Sendable {
 
     func start(_ request: EndpointRequest, now: Date) -> EndpointResponse {
         guard request.method == "GET" || request.method == "HEAD" else { return methodNotAllowed("GET, HEAD") }
-        let rd = request.queryItems.first { $0.0 == "rd" }?.1
-        let resolution = configuration.signInTargets.returnTarget(for: rd, fallback: defaultTarget)
+        return beginSignIn(request, requested: request.queryItems.first { $0.0 == "rd" }?.1, now: now)
+    }
+
+    /// Sign-in towards `requested`, decided once here as a return target (S1: a refused one becomes the
+    /// default).
+    func beginSignIn(_ request: EndpointRequest, requested: String?, now: Date) -> EndpointResponse {
+        let resolution = configuration.signInTargets.returnTarget(for: requested, fallback: defaultTarget)
         if let rejection = resolution.rejection {
             logger.info("return target refused, using the default", metadata: ["reason": "\(rejection.code)"])
         }
-        let target = resolution.target
+        return beginSignIn(request, target: resolution.target, now: now)
+    }
+
+    /// Row A1 (and the end of `/oauth2/start`): 302 to the provider for a validated target, with the
+    /// sealed login state, unless this browser is looping (S2).
+    private func beginSignIn(_ request: EndpointRequest, target: BrowserURL, now: Date) -> EndpointResponse {
         var attempts = 1
         var firstAttemptAt = now
         if let previous = sessions.loginState(in: request.cookies, now: now), previous.returnTo == target.href,

@@ -11,11 +11,12 @@ import Synchronization
 /// closes idle connections at once and lets busy ones finish their request (answered with
 /// `Connection: close`) before ``run()`` returns.
 public final class HTTPServer: Sendable {
-    public typealias Handler = @Sendable (EndpointRequest) async -> EndpointResponse
+    /// Decides, from a request's head, whether Detour answers it or an upstream does.
+    public typealias Dispatcher = @Sendable (HTTPRequestHead, ConnectionInfo) async -> Dispatch
 
     public static let maximumBodySize = 64 * 1024
     private let channel: NIOAsyncChannel<NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>, Never>
-    private let handler: Handler
+    private let dispatcher: Dispatcher
     private let logger: Logger
     private let connections = Mutex<(open: [ObjectIdentifier: (channel: any Channel, idle: Bool)], shuttingDown: Bool)>(
         ([:], false))
@@ -23,7 +24,7 @@ public final class HTTPServer: Sendable {
     /// The port actually bound (useful with port 0).
     public let port: Int
 
-    public static func bind(host: String, port: Int, logger: Logger, handler: @escaping Handler) async throws
+    public static func bind(host: String, port: Int, logger: Logger, dispatcher: @escaping Dispatcher) async throws
         -> HTTPServer
     {
         let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
@@ -37,15 +38,15 @@ public final class HTTPServer: Sendable {
                         wrappingChannelSynchronously: channel)
                 }
             }
-        return HTTPServer(channel: channel, handler: handler, logger: logger)
+        return HTTPServer(channel: channel, dispatcher: dispatcher, logger: logger)
     }
 
     private init(
         channel: NIOAsyncChannel<NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>, Never>,
-        handler: @escaping Handler, logger: Logger
+        dispatcher: @escaping Dispatcher, logger: Logger
     ) {
         self.channel = channel
-        self.handler = handler
+        self.dispatcher = dispatcher
         self.logger = logger
         port = channel.channel.localAddress?.port ?? 0
     }
@@ -88,26 +89,31 @@ public final class HTTPServer: Sendable {
             connection.channel.close(promise: nil)
             return
         }
+        let info = ConnectionInfo(remoteAddress: connection.channel.remoteAddress?.ipAddress)
         do {
             try await connection.executeThenClose { inbound, outbound in
-                var head: HTTPRequestHead?
-                var body = ByteBuffer()
-                var tooLarge = false
-                for try await part in inbound {
-                    switch part {
-                    case .head(let requestHead):
-                        _ = setIdle(id, false)
-                        head = requestHead
-                        body.clear()
-                        tooLarge = false
-                    case .body(var chunk):
-                        if body.readableBytes + chunk.readableBytes > Self.maximumBodySize {
-                            tooLarge = true
-                        } else {
-                            body.writeBuffer(&chunk)
+                var parts = inbound.makeAsyncIterator()
+                while let part = try await parts.next() {
+                    // Between requests only a head may come; anything else is ignored.
+                    guard case .head(let head) = part else { continue }
+                    _ = setIdle(id, false)
+                    let closing: Bool
+                    switch await dispatcher(head, info) {
+                    case .respond(let handler):
+                        var body = ByteBuffer()
+                        var tooLarge = false
+                        reading: while let part = try await parts.next() {
+                            switch part {
+                            case .body(var chunk):
+                                if body.readableBytes + chunk.readableBytes > Self.maximumBodySize {
+                                    tooLarge = true
+                                } else {
+                                    body.writeBuffer(&chunk)
+                                }
+                            case .end: break reading
+                            case .head: return
+                            }
                         }
-                    case .end:
-                        guard let requestHead = head else { continue }
                         let response =
                             tooLarge
                             ? EndpointResponse(
@@ -115,14 +121,17 @@ public final class HTTPServer: Sendable {
                             )
                             : await handler(
                                 EndpointRequest(
-                                    method: requestHead.method.rawValue, target: requestHead.uri,
-                                    headers: requestHead.headers.map { ($0.name, $0.value) },
+                                    method: head.method.rawValue, target: head.uri,
+                                    headers: head.headers.map { ($0.name, $0.value) },
                                     body: Array(body.readableBytesView)))
-                        let closing = setIdle(id, true) || !requestHead.isKeepAlive || tooLarge
-                        try await write(response, for: requestHead, closing: closing, to: outbound)
-                        if closing { return }
-                        head = nil
+                        closing = setIdle(id, true) || !head.isKeepAlive || tooLarge
+                        try await write(response, for: head, closing: closing, to: outbound)
+                    case .proxy(let plan):
+                        let outcome = try await Forwarder.forward(
+                            plan, requestBody: &parts, to: outbound, clientVersion: head.version)
+                        closing = setIdle(id, true) || !head.isKeepAlive || outcome == .broken
                     }
+                    if closing { return }
                 }
             }
         } catch {

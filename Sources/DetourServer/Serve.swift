@@ -1,6 +1,7 @@
 import DetourConfig
 import DetourCurl
 import DetourOIDC
+import DetourPolicy
 import DetourRedirect
 import DetourSessions
 import DetourYAML
@@ -11,6 +12,7 @@ public import Logging
 /// Everything `detour serve` runs, built from a validated configuration.
 public struct DetourService: Sendable {
     public let endpoints: Endpoints
+    let gateway: Gateway
     public let provider: OpenIDProvider
     public let host: String
     public let port: Int
@@ -69,6 +71,10 @@ public struct DetourService: Sendable {
                     Diagnostic(file: configuration.file, line: 0, column: 0, message: "return_to.default: \(error)")
                 ])
         }
+        let policies = try configuration.loadPolicies()
+        gateway = Gateway(
+            engine: PolicyEngine(policies: policies, settings: configuration.engineSettings), endpoints: endpoints,
+            sessions: sessions, scheme: base.scheme, prefix: configuration.server.prefix)
         (host, port) = listen
     }
 
@@ -83,8 +89,8 @@ public struct DetourService: Sendable {
 
     /// Binds, loads discovery in the background, and serves until SIGTERM or SIGINT, then drains.
     public func run(logger: Logger) async throws {
-        let endpoints = self.endpoints
-        let server = try await HTTPServer.bind(host: host, port: port, logger: logger) { await endpoints.handle($0) }
+        let gateway = self.gateway
+        let server = try await HTTPServer.bind(host: host, port: port, logger: logger) { gateway.dispatch($0, $1) }
         logger.info("listening", metadata: ["address": "\(host):\(server.port)"])
         let signals = [SIGTERM, SIGINT].map { number in
             signal(number, SIG_IGN)

@@ -128,3 +128,51 @@ def start(session, detour, rd):
 
 def query(url):
     return {key: values[0] for key, values in parse_qs(urlparse(url).query).items()}
+
+
+@pytest.fixture(scope="session")
+def upstream():
+    """The loopback fixture server (Tests/servers/http_fixture.py) as a real upstream that echoes what it receives."""
+    process = subprocess.Popen([sys.executable, str(ROOT / "Tests" / "servers" / "http_fixture.py")],
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    port = int(process.stdout.readline())
+    yield f"http://127.0.0.1:{port}"
+    process.stdin.close()
+    process.terminate()
+    process.wait()
+
+
+def routes(upstream, dead_port):
+    return f"""
+routes:
+  - name: app
+    match: {{ host: "localhost" }}
+    upstream: "{upstream}"
+    allow: [{{ group: ["admins"] }}]
+    public: ["/echo/public/", "/echo/v2/", "/redirect-absolute/", "/big"]
+  - name: down
+    match: {{ host: "localhost", path: "/down/" }}
+    upstream: "http://127.0.0.1:{dead_port}"
+    public: ["/down/"]
+redirects:
+  - name: hop
+    match: {{ host: "localhost", path: "/v1/" }}
+    to: "/echo/v2/"
+    status: 307
+"""
+
+
+@pytest.fixture
+def proxy(tmp_path, provider, upstream):
+    instance = Detour(tmp_path, provider, extra=routes(upstream, free_port()))
+    wait_for(instance.url("/ready"))
+    yield instance
+    instance.stop()
+
+
+def signed_in(detour, subject="alice"):
+    session = requests.Session()
+    authorize = start(session, detour, detour.url("/")).headers["Location"]
+    done = session.get(sign_in_at_provider(session, authorize, subject), allow_redirects=False)
+    assert done.status_code == 303
+    return session

@@ -2,7 +2,7 @@
 
 Prints its port on the first line of stdout, then serves until killed or until stdin closes.
   --tls CERT KEY   serve https with this certificate
-Routes: /json, /echo, /redirect/<code>, /big?bytes=N, /slow?ms=N, /stats (hits per path,
+Routes: /json, /echo[/...], /redirect/<code>, /redirect-absolute/<code>, /big?bytes=N, /slow?ms=N, /stats (hits per path,
 client connections seen, most requests in flight at once).
 """
 import json
@@ -48,12 +48,17 @@ class Handler(BaseHTTPRequestHandler):
         try:
             if url.path == "/json":
                 self.reply(200, b'{"ok":true}', [("Content-Type", "application/json")])
-            elif url.path == "/echo":
-                echo = {"method": self.command, "headers": {k.lower(): v for k, v in self.headers.items()},
-                        "body": body.decode("utf-8", "replace")}
+            elif url.path == "/echo" or url.path.startswith("/echo/"):
+                echo = {"method": self.command, "path": self.path,
+                        "headers": {k.lower(): v for k, v in self.headers.items()},
+                        "header_names": list(self.headers.keys()), "body": body.decode("utf-8", "replace")}
                 self.reply(200, json.dumps(echo).encode(), [("Content-Type", "application/json")])
             elif url.path.startswith("/redirect/"):
                 self.reply(int(url.path.rsplit("/", 1)[1]), b"", [("Location", "/json")])
+            elif url.path.startswith("/redirect-absolute/"):
+                port = self.server.server_address[1]
+                self.reply(int(url.path.rsplit("/", 1)[1]), b"",
+                           [("Location", f"http://127.0.0.1:{port}/json?from=upstream")])
             elif url.path == "/big":
                 self.reply(200, b"x" * int(query["bytes"][0]))
             elif url.path == "/slow":
@@ -68,7 +73,7 @@ class Handler(BaseHTTPRequestHandler):
             with lock:
                 stats["in_flight"] -= 1
 
-    do_GET = do_POST = do_PUT = do_DELETE = handle_any
+    do_GET = do_POST = do_PUT = do_DELETE = do_OPTIONS = do_HEAD = handle_any
 
 
 def main():

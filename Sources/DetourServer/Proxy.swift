@@ -1,0 +1,146 @@
+public import NIOCore
+public import NIOHTTP1
+import NIOPosix
+import Synchronization
+
+/// Where one request goes: Detour answers it (its endpoints and the matrix's answers, from a body read
+/// whole) or an upstream does (streamed).
+public enum Dispatch: Sendable {
+    case respond(@Sendable (EndpointRequest) async -> EndpointResponse)
+    case proxy(ProxyPlan)
+}
+
+/// A request on its way upstream: the rewritten head and how to rewrite the upstream's response head.
+public struct ProxyPlan: Sendable {
+    public var host: String
+    public var port: Int
+    public var head: HTTPRequestHead
+    public var rewriteResponse: @Sendable (HTTPResponseHead) -> HTTPResponseHead
+    public var connectTimeout: TimeAmount = .seconds(5)
+    /// How long the upstream may take to start its response (504 after that).
+    public var responseTimeout: TimeAmount = .seconds(60)
+}
+
+/// What the client connection learns about its peer.
+public struct ConnectionInfo: Sendable {
+    public let remoteAddress: String?
+}
+
+typealias UpstreamConnection = NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>
+
+/// Forwards one request to its upstream and its response back, both streamed with backpressure.
+///
+/// Guarantees: the request body is passed on part by part as it arrives and the response body likewise,
+/// so memory stays flat whatever their size; an upstream that cannot be reached is a 502 page and one
+/// that does not start its response within ``ProxyPlan/responseTimeout`` a 504; once the response head
+/// has been passed on, an upstream failure ends the client connection (the only honest signal left).
+enum Forwarder {
+    enum Outcome {
+        /// The exchange completed; the client connection may carry on.
+        case completed
+        /// The client connection must close (the response could not be completed).
+        case broken
+    }
+
+    static func forward<Parts: AsyncIteratorProtocol>(
+        _ plan: ProxyPlan, requestBody parts: inout Parts,
+        to client: NIOAsyncChannelOutboundWriter<HTTPServerResponsePart>, clientVersion: HTTPVersion
+    ) async throws -> Outcome where Parts.Element == HTTPServerRequestPart {
+        let upstream: UpstreamConnection
+        do {
+            upstream = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+                .connectTimeout(plan.connectTimeout)
+                .channelOption(.socketOption(.tcp_nodelay), value: 1)
+                .connect(host: plan.host, port: plan.port) { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHTTPClientHandlers()
+                        return try UpstreamConnection(wrappingChannelSynchronously: channel)
+                    }
+                }
+        } catch {
+            try await drain(&parts)
+            try await respond(
+                502, "The application behind Detour cannot be reached.", to: client, version: clientVersion)
+            return .completed
+        }
+        let timedOut = Atomic<Bool>(false)
+        return try await upstream.executeThenClose { inbound, outbound -> Outcome in
+            do {
+                try await outbound.write(.head(plan.head))
+                while let part = try await parts.next() {
+                    switch part {
+                    case .body(let chunk): try await outbound.write(.body(.byteBuffer(chunk)))
+                    case .end(let trailers):
+                        try await outbound.write(.end(trailers))
+                    case .head: return .broken
+                    }
+                    if case .end = part { break }
+                }
+            } catch {
+                // The upstream stopped reading (an early answer, say): its response may still be there.
+            }
+            let timeout = upstream.channel.eventLoop.scheduleTask(in: plan.responseTimeout) {
+                timedOut.store(true, ordering: .relaxed)
+                upstream.channel.close(promise: nil)
+            }
+            var responseParts = inbound.makeAsyncIterator()
+            let first: HTTPClientResponsePart?
+            do {
+                first = try await responseParts.next()
+            } catch {
+                first = nil
+            }
+            timeout.cancel()
+            guard case .head(let head)? = first else {
+                let status = timedOut.load(ordering: .relaxed) ? 504 : 502
+                let message =
+                    status == 504
+                    ? "The application behind Detour did not answer in time."
+                    : "The application behind Detour failed to answer."
+                try await respond(status, message, to: client, version: clientVersion)
+                return .completed
+            }
+            var responseHead = plan.rewriteResponse(head)
+            responseHead.version = clientVersion
+            try await client.write(.head(responseHead))
+            do {
+                while let part = try await responseParts.next() {
+                    switch part {
+                    case .body(let chunk): try await client.write(.body(.byteBuffer(chunk)))
+                    case .end(let trailers):
+                        try await client.write(.end(trailers))
+                        return .completed
+                    case .head: return .broken
+                    }
+                }
+            } catch {
+                return .broken
+            }
+            return .broken
+        }
+    }
+
+    /// Reads the rest of a request body that will not be forwarded.
+    static func drain<Parts: AsyncIteratorProtocol>(_ parts: inout Parts) async throws
+    where Parts.Element == HTTPServerRequestPart {
+        while let part = try await parts.next() {
+            if case .end = part { return }
+        }
+    }
+
+    static func respond(
+        _ status: Int, _ message: String, to client: NIOAsyncChannelOutboundWriter<HTTPServerResponsePart>,
+        version: HTTPVersion
+    ) async throws {
+        let body =
+            "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>\(status)</title></head><body><p>\(message)</p></body></html>\n"
+        var headers = HTTPHeaders()
+        headers.add(name: "Content-Type", value: "text/html; charset=utf-8")
+        headers.add(name: "Cache-Control", value: "no-store")
+        headers.add(name: "Content-Length", value: "\(body.utf8.count)")
+        try await client.write(
+            .head(HTTPResponseHead(version: version, status: HTTPResponseStatus(statusCode: status), headers: headers)))
+        try await client.write(.body(.byteBuffer(ByteBuffer(string: body))))
+        try await client.write(.end(nil))
+    }
+}

@@ -1,0 +1,131 @@
+"""The proxy end to end: Detour in front of a real upstream, real clients, every answer per the matrix."""
+import json
+import subprocess
+
+import requests
+
+from conftest import query, signed_in
+
+
+def echo(response):
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def test_a_signed_in_admin_reaches_the_upstream_with_identity_headers(proxy):
+    session = signed_in(proxy)
+    session.cookies.set("app_cookie", "kept")
+    seen = echo(session.get(proxy.url("/echo/dashboard?x=1")))
+    assert seen["path"] == "/echo/dashboard?x=1"
+    headers = seen["headers"]
+    assert headers["x-forwarded-user"] == "alice"
+    assert headers["x-forwarded-email"] == "alice@example.com"
+    assert headers["x-forwarded-groups"] == "admins,sre"
+    assert headers["x-forwarded-preferred-username"] == "alice"
+    assert headers["x-forwarded-proto"] == "http"
+    assert headers["x-forwarded-host"] == f"localhost:{proxy.port}"
+    assert headers["x-forwarded-for"] == "127.0.0.1"
+    assert headers["cookie"] == "app_cookie=kept", "Detour's own cookies never reach the upstream"
+
+
+def test_spoofed_identity_headers_are_removed_in_every_spelling(proxy):
+    session = signed_in(proxy)
+    spoofed = {"X-Forwarded-User": "root", "x-forwarded-email": "ceo@example.com", "X_Forwarded_Groups": "admins",
+               "X-AUTH-REQUEST-USER": "root", "X-Forwarded-Access-Token": "forged", "X-Forwarded-For": "6.6.6.6"}
+    seen = echo(session.get(proxy.url("/echo/x"), headers=spoofed))
+    assert seen["headers"]["x-forwarded-user"] == "alice"
+    assert seen["headers"]["x-forwarded-email"] == "alice@example.com"
+    assert seen["headers"]["x-forwarded-for"] == "127.0.0.1"
+    names = [name.lower().replace("_", "-") for name in seen["header_names"]]
+    assert names.count("x-forwarded-user") == 1 and names.count("x-forwarded-groups") == 1
+    assert "x-auth-request-user" not in names and "x-forwarded-access-token" not in names
+
+
+def test_anonymous_navigation_goes_to_the_provider_A1(proxy, provider):
+    response = requests.get(proxy.url("/echo/x"), headers={"Sec-Fetch-Mode": "navigate"}, allow_redirects=False)
+    assert response.status_code == 302
+    assert response.headers["Location"].startswith(provider + "/oauth2/authorize?")
+    assert "_detour_state=" in response.headers["Set-Cookie"]
+
+
+def test_anonymous_form_post_gets_303_to_start_A2(proxy):
+    response = requests.post(proxy.url("/echo/form"), data={"a": "1"}, headers={"Accept": "text/html"},
+                             allow_redirects=False)
+    assert response.status_code == 303
+    location = response.headers["Location"]
+    assert location.startswith(proxy.url("/oauth2/start?rd="))
+    assert query(location)["rd"] == proxy.url("/echo/form")
+
+
+def test_anonymous_fetch_gets_401_json_A3(proxy):
+    response = requests.get(proxy.url("/echo/api"), headers={"Accept": "application/json"}, allow_redirects=False)
+    assert response.status_code == 401
+    assert response.headers["WWW-Authenticate"] == "Bearer"
+    assert response.json()["error"] == "unauthenticated"
+
+
+def test_a_cors_preflight_passes_unauthenticated_A4(proxy):
+    response = requests.options(proxy.url("/echo/api"), headers={
+        "Origin": "https://other.example", "Access-Control-Request-Method": "POST"}, allow_redirects=False)
+    seen = echo(response)
+    assert seen["method"] == "OPTIONS"
+    assert "x-forwarded-user" not in seen["headers"]
+
+
+def test_a_signed_in_user_outside_the_group_is_forbidden_A5(proxy):
+    session = signed_in(proxy, subject="bob")
+    response = session.get(proxy.url("/echo/x"), headers={"Accept": "text/html"}, allow_redirects=False)
+    assert response.status_code == 403
+    assert "Location" not in response.headers
+
+
+def test_public_paths_need_no_sign_in(proxy):
+    assert echo(requests.get(proxy.url("/echo/public/health")))["path"] == "/echo/public/health"
+
+
+def test_upstream_redirects_keep_their_status_and_move_to_the_public_origin_U1(proxy):
+    for status in (301, 302, 303, 307, 308):
+        response = requests.get(proxy.url(f"/redirect-absolute/{status}"), allow_redirects=False)
+        assert response.status_code == status
+        assert response.headers["Location"] == proxy.url("/json?from=upstream")
+
+
+def test_the_307_hop_is_re_sent_as_post_with_its_body_by_every_client(proxy):
+    url = proxy.url("/v1/orders?dry=1")
+    hop = requests.post(url, data="item=42", allow_redirects=False)
+    assert hop.status_code == 307
+    assert hop.headers["Location"] == proxy.url("/echo/v2/orders?dry=1")
+    seen = echo(requests.post(url, data="item=42"))
+    assert (seen["method"], seen["body"], seen["path"]) == ("POST", "item=42", "/echo/v2/orders?dry=1")
+    curl = subprocess.run(["curl", "-s", "-L", "--data", "item=42", url], capture_output=True, text=True, check=True)
+    seen = json.loads(curl.stdout)
+    assert (seen["method"], seen["body"]) == ("POST", "item=42")
+    node = subprocess.run(["node", "-e", f"""
+        fetch({json.dumps(url)}, {{method: 'POST', body: 'item=42', redirect: 'follow'}})
+          .then(r => r.json()).then(j => console.log(JSON.stringify(j)))"""], capture_output=True, text=True, check=True)
+    seen = json.loads(node.stdout)
+    assert (seen["method"], seen["body"]) == ("POST", "item=42")
+
+
+def test_an_unreachable_upstream_is_a_502_page(proxy):
+    response = requests.get(proxy.url("/down/x"))
+    assert response.status_code == 502
+    assert proxy.process.poll() is None
+
+
+def test_large_downloads_stream_through(proxy):
+    response = requests.get(proxy.url("/big?bytes=20000000"))
+    assert response.status_code == 200
+    assert len(response.content) == 20_000_000
+
+
+def test_bad_paths_are_refused_before_routing(proxy):
+    # curl --path-as-is sends the bytes as written (requests would normalise them first).
+    for path in ["/echo/public/%2e%2e/x", "/echo/public%2f..%2fx", "/echo/public/..;/x", "/echo/public/%2E./x"]:
+        status = subprocess.run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--path-as-is", proxy.url(path)],
+                                capture_output=True, text=True, check=True).stdout
+        assert status == "400", path
+    status = subprocess.run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--path-as-is",
+                             "-H", "Accept: application/json", proxy.url("/echo/public/../x")],
+                            capture_output=True, text=True, check=True).stdout
+    assert status == "401", "a plain dot segment is resolved, and /echo/x is protected"

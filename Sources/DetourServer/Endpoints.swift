@@ -78,7 +78,8 @@ public struct Endpoints: Sendable {
     let provider: OpenIDProvider
     let sessions: SessionCookies
     let replayGuard: ReplayGuard
-    let defaultTarget: BrowserURL
+    /// `return_to.default`, resolved against the public URL.
+    public let defaultTarget: BrowserURL
     let logger: Logger
     /// Row S2: more than this many starts for one target within ``loopWindow`` is a loop.
     static let loopLimit = 5
@@ -281,7 +282,8 @@ public struct Endpoints: Sendable {
 
     // MARK: helpers
 
-    func startURL(_ target: BrowserURL) -> BrowserURL {
+    /// `/oauth2/start?rd=<target>` on the public URL.
+    public func startURL(_ target: BrowserURL) -> BrowserURL {
         let url =
             configuration.baseURL.origin + configuration.server.prefix + "/start?rd=" + FormEncoding.escape(target.href)
         return BrowserURL.parse(url) ?? configuration.baseURL

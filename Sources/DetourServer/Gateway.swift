@@ -20,6 +20,7 @@ struct Gateway: Sendable {
     let sessions: SessionCookies
     let scheme: BrowserURL.Scheme
     let prefix: String
+    let trustedProxies: TrustedProxies
 
     static let hopByHop: Set<String> = [
         "connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade",
@@ -38,22 +39,19 @@ struct Gateway: Sendable {
 
     func dispatch(_ head: HTTPRequestHead, _ connection: ConnectionInfo) -> Dispatch {
         let path = head.uri.split(separator: "?", maxSplits: 1).first.map(String.init) ?? head.uri
+        let trusted = trustedProxies.trusts(connection.remoteAddress)
+        let session = sessions.session(in: RequestCookies(headers: head.headers["cookie"]), now: Date())
+        if path == prefix + "/auth" { return forwardAuth(head, trusted: trusted, session: session) }
         if path == prefix || path.hasPrefix(prefix + "/") || ["/ping", "/ready", "/metrics"].contains(path) {
             return .respond { await endpoints.handle($0) }
         }
-        let now = Date()
-        let cookies = RequestCookies(headers: head.headers["cookie"])
-        let session = sessions.session(in: cookies, now: now)
-        let identity = session.map {
-            Identity(
-                subject: $0.subject, email: $0.email, emailVerified: $0.emailVerified, groups: $0.groups,
-                preferredUsername: $0.preferredUsername, claims: $0.claims)
-        }
         let headers = head.headers
+        let requestScheme =
+            trusted ? headers.first(name: "x-forwarded-proto").flatMap(BrowserURL.Scheme.init) ?? scheme : scheme
         let decision = engine.decide(
             PolicyEngine.Request(
-                method: head.method.rawValue, scheme: scheme, host: headers.first(name: "host") ?? "", target: head.uri,
-                identity: identity, header: { headers.first(name: $0) }))
+                method: head.method.rawValue, scheme: requestScheme, host: headers.first(name: "host") ?? "",
+                target: head.uri, identity: session.map(Self.identity), header: { headers.first(name: $0) }))
         switch decision.outcome {
         case .proxy(let upstream, let added, let passAccessToken):
             guard let target = try? BrowserURL(parsing: upstream) else {
@@ -61,7 +59,9 @@ struct Gateway: Sendable {
             }
             var upstreamHeaders = Self.sanitized(head.headers, ownCookie: sessions.policy.isOwnCookie)
             for field in added { upstreamHeaders.add(name: field.name, value: field.value) }
-            if let address = connection.remoteAddress { upstreamHeaders.add(name: "X-Forwarded-For", value: address) }
+            // X-Forwarded-For is appended to only when the peer is a trusted proxy; otherwise it starts here.
+            let chain = (trusted ? headers["x-forwarded-for"] : []) + [connection.remoteAddress].compactMap { $0 }
+            if !chain.isEmpty { upstreamHeaders.add(name: "X-Forwarded-For", value: chain.joined(separator: ", ")) }
             if passAccessToken, let token = session?.accessToken {
                 upstreamHeaders.replaceOrAdd(name: "Authorization", value: "Bearer \(token)")
                 upstreamHeaders.add(name: "X-Forwarded-Access-Token", value: token)
@@ -70,27 +70,107 @@ struct Gateway: Sendable {
                 version: .http1_1, method: head.method, uri: String(target.pathQueryAndFragment))
             upstreamHead.headers = upstreamHeaders
             let publicRequest = try? BrowserURL(
-                parsing: "\(scheme.rawValue)://\(headers.first(name: "host") ?? "")\(head.uri)")
+                parsing: "\(requestScheme.rawValue)://\(headers.first(name: "host") ?? "")\(head.uri)")
             return .proxy(
                 ProxyPlan(
                     host: target.host.description.trimmingCharacters(in: ["[", "]"]), port: Int(target.effectivePort),
                     head: upstreamHead,
                     rewriteResponse: { Self.rewrite($0, upstreamRequest: target, publicRequest: publicRequest) }))
-        case .signIn(.redirectToProvider, let returnTo, _):
-            // The URL was built from the Host header: it is checked like any rd, or a forged Host would
-            // make the 303 after sign-in an open redirect.
-            return .respond { await endpoints.beginSignIn($0, requested: returnTo.href, now: Date()) }
         case .endpoint:
             return .respond { await endpoints.handle($0) }
         default:
-            return .respond { request in
-                if let answer = decision.answer(method: request.method, client: request.client, authorizationURL: nil) {
-                    return EndpointResponse(answer)
-                }
-                return EndpointResponse(
-                    status: decision.status, headers: [("Content-Type", "text/plain"), ("Cache-Control", "no-store")],
-                    body: "\(decision.reason)\n")
+            return answer(decision)
+        }
+    }
+
+    /// Detour's own answer for a decision that is not proxied, per the matrix.
+    private func answer(_ decision: Decision) -> Dispatch {
+        // A1's target was built from the Host header: it is checked like any rd, or a forged Host would
+        // make the 303 after sign-in an open redirect.
+        if case .signIn(.redirectToProvider, let returnTo, _) = decision.outcome {
+            return .respond { await endpoints.beginSignIn($0, requested: returnTo.href, now: Date()) }
+        }
+        return .respond { request in
+            if let answer = decision.answer(method: request.method, client: request.client, authorizationURL: nil) {
+                return EndpointResponse(answer)
             }
+            return EndpointResponse(
+                status: decision.status, headers: [("Content-Type", "text/plain"), ("Cache-Control", "no-store")],
+                body: "\(decision.reason)\n")
+        }
+    }
+
+    static func identity(_ session: Session) -> Identity {
+        Identity(
+            subject: session.subject, email: session.email, emailVerified: session.emailVerified,
+            groups: session.groups,
+            preferredUsername: session.preferredUsername, claims: session.claims)
+    }
+
+    /// `/oauth2/auth`, rows F1-F3. The forwarded method and URL (`X-Forwarded-Method`/`-Uri`/`-Host`/
+    /// `-Proto`, or `X-Original-Method`/`-URL`) are believed from trusted proxies only.
+    ///
+    /// - With a forwarded method (Traefik, Caddy: F3) the forwarded request gets exactly the answer it
+    ///   would get through the proxy (A1-A5), or 202 with identity headers when it would be proxied (F1).
+    /// - With only a forwarded URI (nginx `auth_request`), the route's policy still decides, but the answer
+    ///   is 202, 401 or 403: nginx turns a 401 into its `error_page` redirect (F2).
+    /// - Without a forwarded URI, or when no route matches, it is authentication only: 202 or 401.
+    private func forwardAuth(_ head: HTTPRequestHead, trusted: Bool, session: Session?) -> Dispatch {
+        let headers = head.headers
+        func forwarded(_ names: String...) -> String? {
+            trusted ? names.lazy.compactMap { headers.first(name: $0) }.first : nil
+        }
+        let method = forwarded("x-forwarded-method", "x-original-method")
+        var uri = forwarded("x-forwarded-uri", "x-original-url")
+        var host = forwarded("x-forwarded-host") ?? headers.first(name: "host") ?? ""
+        if let original = uri, !original.hasPrefix("/"), let url = try? BrowserURL(parsing: original) {
+            uri = String(url.pathQueryAndFragment)
+            if forwarded("x-forwarded-host") == nil { host = url.host.description + (url.port.map { ":\($0)" } ?? "") }
+        }
+        let requestScheme = forwarded("x-forwarded-proto").flatMap(BrowserURL.Scheme.init) ?? scheme
+        let identity = session.map(Self.identity)
+        let authenticationOnly: Dispatch =
+            identity.map { Self.accepted($0, accessToken: nil) } ?? Self.unauthorized(row: .f2, endpoints)
+        guard let uri else { return authenticationOnly }
+        let decision = engine.decide(
+            PolicyEngine.Request(
+                method: method ?? "GET", scheme: requestScheme, host: host, target: uri, identity: identity,
+                header: { headers.first(name: $0) }))
+        switch decision.outcome {
+        case .proxy(_, _, let passAccessToken):
+            guard let identity else { return .respond { _ in EndpointResponse(status: 202) } }
+            return Self.accepted(identity, accessToken: passAccessToken ? session?.accessToken : nil)
+        case .notFound, .endpoint:
+            return authenticationOnly
+        default:
+            if method != nil { return answer(decision) }
+            return decision.outcome == .forbidden || decision.outcome == .preflightDenied
+                ? .respond { _ in EndpointResponse(status: 403, headers: [("Cache-Control", "no-store")]) }
+                : Self.unauthorized(row: .f2, endpoints)
+        }
+    }
+
+    /// F1: 202 with the `X-Auth-Request-*` identity headers.
+    private static func accepted(_ identity: Identity, accessToken: String?) -> Dispatch {
+        var headers = [("Cache-Control", "no-store"), ("X-Auth-Request-User", identity.subject)]
+        if let email = identity.email { headers.append(("X-Auth-Request-Email", email)) }
+        if !identity.groups.isEmpty {
+            headers.append(("X-Auth-Request-Groups", identity.groups.joined(separator: ",")))
+        }
+        if let name = identity.preferredUsername { headers.append(("X-Auth-Request-Preferred-Username", name)) }
+        if let accessToken { headers.append(("X-Auth-Request-Access-Token", accessToken)) }
+        let response = EndpointResponse(status: 202, headers: headers)
+        return .respond { _ in response }
+    }
+
+    /// F2: 401, with the sign-in URL for clients that read it.
+    private static func unauthorized(row: MatrixRow, _ endpoints: Endpoints) -> Dispatch {
+        .respond { request in
+            EndpointResponse(
+                RedirectMatrix.answer(
+                    .forwardAuthUnauthenticated(loginURL: endpoints.startURL(endpoints.defaultTarget)),
+                    method: request.method,
+                    client: .api))
         }
     }
 

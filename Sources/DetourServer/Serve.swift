@@ -72,9 +72,17 @@ public struct DetourService: Sendable {
                 ])
         }
         let policies = try configuration.loadPolicies()
+        let trusted: TrustedProxies
+        do {
+            trusted = try TrustedProxies(configuration.server.trustedProxies)
+        } catch {
+            throw ConfigError(diagnostics: [
+                Diagnostic(file: configuration.file, line: 0, column: 0, message: error.description)
+            ])
+        }
         gateway = Gateway(
             engine: PolicyEngine(policies: policies, settings: configuration.engineSettings), endpoints: endpoints,
-            sessions: sessions, scheme: base.scheme, prefix: configuration.server.prefix)
+            sessions: sessions, scheme: base.scheme, prefix: configuration.server.prefix, trustedProxies: trusted)
         (host, port) = listen
     }
 

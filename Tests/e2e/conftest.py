@@ -53,7 +53,8 @@ def provider():
 class Detour:
     """A running `detour serve` with its own configuration."""
 
-    def __init__(self, tmp_path, issuer, response_mode="query", token_auth="client_secret_basic", extra=""):
+    def __init__(self, tmp_path, issuer, response_mode="query", token_auth="client_secret_basic", extra="",
+                 trusted_proxies=()):
         self.port = free_port()
         self.base = f"http://localhost:{self.port}"
         self.config = tmp_path / f"detour-{self.port}.yaml"
@@ -61,6 +62,7 @@ class Detour:
 server:
   listen: "127.0.0.1:{self.port}"
   public_url: "{self.base}"
+  trusted_proxies: {list(trusted_proxies)!r}
 oidc:
   issuer: "{issuer}"
   client_id: "detour-e2e"
@@ -163,8 +165,16 @@ redirects:
 
 
 @pytest.fixture
-def proxy(tmp_path, provider, upstream):
+def untrusting_proxy(tmp_path, provider, upstream):
     instance = Detour(tmp_path, provider, extra=routes(upstream, free_port()))
+    wait_for(instance.url("/ready"))
+    yield instance
+    instance.stop()
+
+
+@pytest.fixture
+def proxy(tmp_path, provider, upstream):
+    instance = Detour(tmp_path, provider, extra=routes(upstream, free_port()), trusted_proxies=["127.0.0.1"])
     wait_for(instance.url("/ready"))
     yield instance
     instance.stop()

@@ -27,14 +27,25 @@ struct Gateway: Sendable {
         "proxy-authorization", "proxy-authenticate",
     ]
 
-    /// Identity headers only Detour may set, compared with `_` read as `-`, lower case.
+    static let identityHeaders: Set<String> = [
+        "x-forwarded-user", "x-forwarded-email", "x-forwarded-groups", "x-forwarded-preferred-username",
+        "x-forwarded-access-token", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host",
+    ]
+
+    /// Identity headers only Detour may set, compared in lower case with `_` read as `-`.
     static func isIdentityHeader(_ name: String) -> Bool {
-        let normalized = name.lowercased().replacingOccurrences(of: "_", with: "-")
-        return normalized.hasPrefix("x-auth-request-")
-            || [
-                "x-forwarded-user", "x-forwarded-email", "x-forwarded-groups", "x-forwarded-preferred-username",
-                "x-forwarded-access-token", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host",
-            ].contains(normalized)
+        // Only names starting with "x" can be; most headers leave here.
+        guard let first = name.utf8.first, first | 0x20 == UInt8(ascii: "x") else { return false }
+        let normalized = normalizedName(name)
+        return normalized.hasPrefix("x-auth-request-") || identityHeaders.contains(normalized)
+    }
+
+    /// Lower case, `_` as `-`: the spellings servers treat as one header.
+    static func normalizedName(_ name: String) -> String {
+        String(
+            decoding: name.utf8.map { byte in
+                byte == UInt8(ascii: "_") ? UInt8(ascii: "-") : (byte &- UInt8(ascii: "A") < 26 ? byte | 0x20 : byte)
+            }, as: UTF8.self)
     }
 
     func dispatch(_ head: HTTPRequestHead, _ connection: ConnectionInfo) -> Dispatch {
@@ -57,7 +68,8 @@ struct Gateway: Sendable {
             guard let target = try? BrowserURL(parsing: upstream) else {
                 return .respond { _ in EndpointResponse(status: 502, body: "bad upstream\n") }
             }
-            var upstreamHeaders = Self.sanitized(head.headers, ownCookie: sessions.policy.isOwnCookie)
+            var upstreamHeaders = Self.sanitized(
+                head.headers, ownCookie: sessions.policy.isOwnCookie, cookiePrefix: sessions.policy.sessionName)
             for field in added { upstreamHeaders.add(name: field.name, value: field.value) }
             // X-Forwarded-For is appended to only when the peer is a trusted proxy; otherwise it starts here.
             let chain = (trusted ? headers["x-forwarded-for"] : []) + [connection.remoteAddress].compactMap { $0 }
@@ -175,16 +187,14 @@ struct Gateway: Sendable {
     }
 
     /// The client's headers minus hop-by-hop ones, identity headers and Detour's cookies.
-    static func sanitized(_ headers: HTTPHeaders, ownCookie: (String) -> Bool) -> HTTPHeaders {
-        let named = Set(
-            headers["connection"].flatMap { $0.split(separator: ",") }.map {
-                $0.trimmingCharacters(in: .whitespaces).lowercased()
-            })
+    static func sanitized(_ headers: HTTPHeaders, ownCookie: (String) -> Bool, cookiePrefix: String) -> HTTPHeaders {
+        let named = connectionNamed(headers)
         var result = HTTPHeaders()
+        result.reserveCapacity(headers.count + 8)
         for (name, value) in headers {
-            let lower = name.lowercased()
+            let lower = normalizedName(name)
             guard !hopByHop.contains(lower), !named.contains(lower), !isIdentityHeader(name) else { continue }
-            if lower == "cookie" {
+            if lower == "cookie", value.contains(cookiePrefix) {
                 let kept = value.split(separator: ";").filter { pair in
                     let cookieName =
                         pair.split(separator: "=", maxSplits: 1).first?.trimmingCharacters(in: .whitespaces) ?? ""
@@ -199,6 +209,18 @@ struct Gateway: Sendable {
             result.add(name: name, value: value)
         }
         return result
+    }
+
+    /// Headers the `Connection` header names as hop-by-hop (RFC 9110 7.6.1), beyond the usual ones.
+    static func connectionNamed(_ headers: HTTPHeaders) -> Set<String> {
+        var named: Set<String> = []
+        for value in headers["connection"] {
+            for token in value.split(separator: ",") {
+                let name = normalizedName(token.trimmingCharacters(in: .whitespaces))
+                if name != "keep-alive", name != "close" { named.insert(name) }
+            }
+        }
+        return named
     }
 
     /// Row U1: same status; hop-by-hop headers removed; a `Location` on the upstream's origin moved to the public one.

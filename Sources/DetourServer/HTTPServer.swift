@@ -93,49 +93,104 @@ public final class HTTPServer: Sendable {
         do {
             try await connection.executeThenClose { inbound, outbound in
                 var parts = inbound.makeAsyncIterator()
-                while let part = try await parts.next() {
-                    // Between requests only a head may come; anything else is ignored.
-                    guard case .head(let head) = part else { continue }
-                    _ = setIdle(id, false)
-                    let closing: Bool
-                    switch await dispatcher(head, info) {
-                    case .respond(let handler):
-                        var body = ByteBuffer()
-                        var tooLarge = false
-                        reading: while let part = try await parts.next() {
-                            switch part {
-                            case .body(var chunk):
-                                if body.readableBytes + chunk.readableBytes > Self.maximumBodySize {
-                                    tooLarge = true
-                                } else {
-                                    body.writeBuffer(&chunk)
-                                }
-                            case .end: break reading
-                            case .head: return
-                            }
+                var step = Step.readRequests
+                while true {
+                    switch step {
+                    case .done:
+                        return
+                    case .readRequests:
+                        var none: UpstreamLink?
+                        step = try await serveRequests(
+                            &parts, outbound, upstream: &none, pending: nil, id: id, info: info)
+                    case .switchUpstream(let plan, let head):
+                        // The client connection keeps one keep-alive upstream connection while its requests
+                        // go to the same upstream; its requests are served inside that connection's scope.
+                        guard let upstream = try? await Forwarder.connect(plan) else {
+                            try await Forwarder.drain(&parts)
+                            try await Forwarder.respond(
+                                502, "The application behind Detour cannot be reached.", to: outbound,
+                                version: head.version)
+                            step = setIdle(id, true) || !head.isKeepAlive ? .done : .readRequests
+                            continue
                         }
-                        let response =
-                            tooLarge
-                            ? EndpointResponse(
-                                status: 413, headers: [("Content-Type", "text/plain")], body: "request body too large\n"
-                            )
-                            : await handler(
-                                EndpointRequest(
-                                    method: head.method.rawValue, target: head.uri,
-                                    headers: head.headers.map { ($0.name, $0.value) },
-                                    body: Array(body.readableBytesView)))
-                        closing = setIdle(id, true) || !head.isKeepAlive || tooLarge
-                        try await write(response, for: head, closing: closing, to: outbound)
-                    case .proxy(let plan):
-                        let outcome = try await Forwarder.forward(
-                            plan, requestBody: &parts, to: outbound, clientVersion: head.version)
-                        closing = setIdle(id, true) || !head.isKeepAlive || outcome == .broken
+                        step = try await upstream.executeThenClose { responses, requests in
+                            var link: UpstreamLink? = UpstreamLink(
+                                host: plan.host, port: plan.port, channel: upstream.channel,
+                                responses: responses.makeAsyncIterator(), requests: requests)
+                            return try await serveRequests(
+                                &parts, outbound, upstream: &link, pending: (plan, head), id: id, info: info)
+                        }
                     }
-                    if closing { return }
                 }
             }
         } catch {
             logger.debug("connection ended", metadata: ["error": "\(error)"])
+        }
+    }
+
+    /// What a client connection does next.
+    private enum Step {
+        case readRequests
+        case switchUpstream(ProxyPlan, HTTPRequestHead)
+        case done
+    }
+
+    /// Serves requests until the connection ends or a request needs an upstream other than `upstream`.
+    private func serveRequests(
+        _ parts: inout NIOAsyncChannelInboundStream<HTTPServerRequestPart>.AsyncIterator,
+        _ outbound: NIOAsyncChannelOutboundWriter<HTTPServerResponsePart>, upstream: inout UpstreamLink?,
+        pending: (ProxyPlan, HTTPRequestHead)?, id: ObjectIdentifier, info: ConnectionInfo
+    ) async throws -> Step {
+        var pending = pending
+        while true {
+            let head: HTTPRequestHead
+            let dispatch: Dispatch
+            if let (plan, pendingHead) = pending {
+                (head, dispatch) = (pendingHead, .proxy(plan))
+                pending = nil
+            } else {
+                guard let part = try await parts.next() else { return .done }
+                // Between requests only a head may come; anything else is ignored.
+                guard case .head(let requestHead) = part else { continue }
+                _ = setIdle(id, false)
+                (head, dispatch) = (requestHead, await dispatcher(requestHead, info))
+            }
+            let closing: Bool
+            switch dispatch {
+            case .respond(let handler):
+                var body = ByteBuffer()
+                var tooLarge = false
+                reading: while let part = try await parts.next() {
+                    switch part {
+                    case .body(var chunk):
+                        if body.readableBytes + chunk.readableBytes > Self.maximumBodySize {
+                            tooLarge = true
+                        } else {
+                            body.writeBuffer(&chunk)
+                        }
+                    case .end: break reading
+                    case .head: return .done
+                    }
+                }
+                let response =
+                    tooLarge
+                    ? EndpointResponse(
+                        status: 413, headers: [("Content-Type", "text/plain")], body: "request body too large\n")
+                    : await handler(
+                        EndpointRequest(
+                            method: head.method.rawValue, target: head.uri,
+                            headers: head.headers.map { ($0.name, $0.value) },
+                            body: Array(body.readableBytesView)))
+                closing = setIdle(id, true) || !head.isKeepAlive || tooLarge
+                try await write(response, for: head, closing: closing, to: outbound)
+            case .proxy(let plan):
+                guard var link = upstream, link.serves(plan) else { return .switchUpstream(plan, head) }
+                let outcome = try await Forwarder.exchange(
+                    plan, requestBody: &parts, over: &link, to: outbound, clientVersion: head.version)
+                upstream = link
+                closing = setIdle(id, true) || !head.isKeepAlive || outcome == .broken
+            }
+            if closing { return .done }
         }
     }
 

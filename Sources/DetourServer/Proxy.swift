@@ -28,12 +28,38 @@ public struct ConnectionInfo: Sendable {
 
 typealias UpstreamConnection = NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>
 
-/// Forwards one request to its upstream and its response back, both streamed with backpressure.
+/// An open keep-alive connection to one upstream, used by one client connection at a time.
+struct UpstreamLink {
+    let host: String
+    let port: Int
+    let channel: any Channel
+    var responses: NIOAsyncChannelInboundStream<HTTPClientResponsePart>.AsyncIterator
+    let requests: NIOAsyncChannelOutboundWriter<HTTPClientRequestPart>
+    /// False once the upstream said `Connection: close` or an exchange failed.
+    var reusable = true
+
+    init(
+        host: String, port: Int, channel: any Channel,
+        responses: NIOAsyncChannelInboundStream<HTTPClientResponsePart>.AsyncIterator,
+        requests: NIOAsyncChannelOutboundWriter<HTTPClientRequestPart>
+    ) {
+        self.host = host
+        self.port = port
+        self.channel = channel
+        self.responses = responses
+        self.requests = requests
+    }
+
+    func serves(_ plan: ProxyPlan) -> Bool { reusable && channel.isActive && host == plan.host && port == plan.port }
+}
+
+/// Forwards requests to their upstream and responses back, both streamed with backpressure.
 ///
 /// Guarantees: the request body is passed on part by part as it arrives and the response body likewise,
 /// so memory stays flat whatever their size; an upstream that cannot be reached is a 502 page and one
 /// that does not start its response within ``ProxyPlan/responseTimeout`` a 504; once the response head
-/// has been passed on, an upstream failure ends the client connection (the only honest signal left).
+/// has been passed on, an upstream failure ends the client connection (the only honest signal left);
+/// an upstream connection is reused only after a complete exchange that allowed keep-alive.
 enum Forwarder {
     enum Outcome {
         /// The exchange completed; the client connection may carry on.
@@ -42,84 +68,78 @@ enum Forwarder {
         case broken
     }
 
-    static func forward<Parts: AsyncIteratorProtocol>(
-        _ plan: ProxyPlan, requestBody parts: inout Parts,
-        to client: NIOAsyncChannelOutboundWriter<HTTPServerResponsePart>, clientVersion: HTTPVersion
-    ) async throws -> Outcome where Parts.Element == HTTPServerRequestPart {
-        let upstream: UpstreamConnection
-        do {
-            upstream = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-                .connectTimeout(plan.connectTimeout)
-                .channelOption(.socketOption(.tcp_nodelay), value: 1)
-                .connect(host: plan.host, port: plan.port) { channel in
-                    channel.eventLoop.makeCompletedFuture {
-                        try channel.pipeline.syncOperations.addHTTPClientHandlers()
-                        return try UpstreamConnection(wrappingChannelSynchronously: channel)
-                    }
+    static func connect(_ plan: ProxyPlan) async throws -> UpstreamConnection {
+        try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .connectTimeout(plan.connectTimeout)
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .connect(host: plan.host, port: plan.port) { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHTTPClientHandlers()
+                    return try UpstreamConnection(wrappingChannelSynchronously: channel)
                 }
-        } catch {
-            try await drain(&parts)
-            try await respond(
-                502, "The application behind Detour cannot be reached.", to: client, version: clientVersion)
-            return .completed
-        }
-        let timedOut = Atomic<Bool>(false)
-        return try await upstream.executeThenClose { inbound, outbound -> Outcome in
-            do {
-                try await outbound.write(.head(plan.head))
-                while let part = try await parts.next() {
-                    switch part {
-                    case .body(let chunk): try await outbound.write(.body(.byteBuffer(chunk)))
-                    case .end(let trailers):
-                        try await outbound.write(.end(trailers))
-                    case .head: return .broken
-                    }
-                    if case .end = part { break }
-                }
-            } catch {
-                // The upstream stopped reading (an early answer, say): its response may still be there.
             }
-            let timeout = upstream.channel.eventLoop.scheduleTask(in: plan.responseTimeout) {
-                timedOut.store(true, ordering: .relaxed)
-                upstream.channel.close(promise: nil)
-            }
-            var responseParts = inbound.makeAsyncIterator()
-            let first: HTTPClientResponsePart?
-            do {
-                first = try await responseParts.next()
-            } catch {
-                first = nil
-            }
-            timeout.cancel()
-            guard case .head(let head)? = first else {
-                let status = timedOut.load(ordering: .relaxed) ? 504 : 502
-                let message =
-                    status == 504
-                    ? "The application behind Detour did not answer in time."
-                    : "The application behind Detour failed to answer."
-                try await respond(status, message, to: client, version: clientVersion)
-                return .completed
-            }
-            var responseHead = plan.rewriteResponse(head)
-            responseHead.version = clientVersion
-            try await client.write(.head(responseHead))
-            do {
-                while let part = try await responseParts.next() {
-                    switch part {
-                    case .body(let chunk): try await client.write(.body(.byteBuffer(chunk)))
-                    case .end(let trailers):
-                        try await client.write(.end(trailers))
-                        return .completed
-                    case .head: return .broken
-                    }
-                }
-            } catch {
-                return .broken
-            }
-            return .broken
-        }
     }
 
+    /// One request and its response over `link`.
+    static func exchange<Parts: AsyncIteratorProtocol>(
+        _ plan: ProxyPlan, requestBody parts: inout Parts, over link: inout UpstreamLink,
+        to client: NIOAsyncChannelOutboundWriter<HTTPServerResponsePart>, clientVersion: HTTPVersion
+    ) async throws -> Outcome where Parts.Element == HTTPServerRequestPart {
+        do {
+            try await link.requests.write(.head(plan.head))
+            while let part = try await parts.next() {
+                switch part {
+                case .body(let chunk): try await link.requests.write(.body(.byteBuffer(chunk)))
+                case .end(let trailers): try await link.requests.write(.end(trailers))
+                case .head: return .broken
+                }
+                if case .end = part { break }
+            }
+        } catch {
+            // The upstream stopped reading (an early answer, say): its response may still be there.
+            link.reusable = false
+        }
+        let timedOut = Atomic<Bool>(false)
+        let channel = link.channel
+        let timeout = channel.eventLoop.scheduleTask(in: plan.responseTimeout) {
+            timedOut.store(true, ordering: .relaxed)
+            channel.close(promise: nil)
+        }
+        let first: HTTPClientResponsePart?
+        do {
+            first = try await link.responses.next()
+        } catch {
+            first = nil
+        }
+        timeout.cancel()
+        guard case .head(let head)? = first else {
+            link.reusable = false
+            let status = timedOut.load(ordering: .relaxed) ? 504 : 502
+            let message =
+                status == 504
+                ? "The application behind Detour did not answer in time."
+                : "The application behind Detour failed to answer."
+            try await respond(status, message, to: client, version: clientVersion)
+            return .completed
+        }
+        link.reusable = link.reusable && head.isKeepAlive
+        var responseHead = plan.rewriteResponse(head)
+        responseHead.version = clientVersion
+        try await client.write(.head(responseHead))
+        do {
+            while let part = try await link.responses.next() {
+                switch part {
+                case .body(let chunk): try await client.write(.body(.byteBuffer(chunk)))
+                case .end(let trailers):
+                    try await client.write(.end(trailers))
+                    return .completed
+                case .head: break
+                }
+            }
+        } catch {}
+        link.reusable = false
+        return .broken
+    }
     /// Reads the rest of a request body that will not be forwarded.
     static func drain<Parts: AsyncIteratorProtocol>(_ parts: inout Parts) async throws
     where Parts.Element == HTTPServerRequestPart {

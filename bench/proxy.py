@@ -1,0 +1,120 @@
+"""Detour against nginx `proxy_pass`, same upstream, same run, interleaved: requests/s, p50/p99 latency and
+peak RSS for each, and the ratio. Detour serves a signed-in user (a real session cookie from a real
+sign-in); the upstream is an nginx answering a small body, so the proxies are what is measured.
+
+Usage: .venv/bin/python bench/proxy.py [seconds-per-round] [connections]
+Needs: wrk and nginx (Debian's), a release build (swift build -c release --product detour), and the e2e
+requirements in .venv (scripts/test installs them).
+"""
+import os
+import pathlib
+import re
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "Tests" / "e2e"))
+os.environ["DETOUR_BINARY"] = str(ROOT / ".build" / "release" / "detour")
+
+from conftest import Detour, free_port, provider, signed_in, wait_for  # noqa: E402
+
+SECONDS = int(sys.argv[1]) if len(sys.argv) > 1 else 10
+CONNECTIONS = int(sys.argv[2]) if len(sys.argv) > 2 else 64
+
+
+def start_nginx(directory, body):
+    port = free_port()
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "nginx.conf").write_text(f"""
+worker_processes 1; daemon off; pid {directory}/nginx.pid; error_log {directory}/error.log;
+events {{ worker_connections 4096; }}
+http {{
+  access_log off; client_body_temp_path {directory}/b; proxy_temp_path {directory}/p;
+  fastcgi_temp_path {directory}/f; uwsgi_temp_path {directory}/u; scgi_temp_path {directory}/s;
+  upstream app {{ server 127.0.0.1:{body["upstream"]}; keepalive 64; }} 
+  server {{ listen 127.0.0.1:{port}; {body["location"]} }}
+}}""" if "upstream" in body else f"""
+worker_processes 1; daemon off; pid {directory}/nginx.pid; error_log {directory}/error.log;
+events {{ worker_connections 4096; }}
+http {{
+  access_log off; client_body_temp_path {directory}/b; proxy_temp_path {directory}/p;
+  fastcgi_temp_path {directory}/f; uwsgi_temp_path {directory}/u; scgi_temp_path {directory}/s;
+  server {{ listen 127.0.0.1:{port}; {body["location"]} }}
+}}""")
+    process = subprocess.Popen(["nginx", "-c", str(directory / "nginx.conf"), "-p", str(directory)])
+    time.sleep(0.5)
+    return port, process
+
+
+def children_rss_kb(pid):
+    """Peak RSS (VmHWM) of a process and its children (nginx's worker)."""
+    total = 0
+    pids = [str(pid)] + subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
+    for p in pids:
+        try:
+            status = pathlib.Path(f"/proc/{p}/status").read_text()
+            total += int(re.search(r"VmHWM:\s+(\d+)", status).group(1))
+        except (FileNotFoundError, AttributeError):
+            pass
+    return total
+
+
+def wrk(url, cookie=None):
+    command = ["wrk", "-t2", f"-c{CONNECTIONS}", f"-d{SECONDS}s", "--latency", url]
+    if cookie:
+        command[1:1] = ["-H", f"Cookie: {cookie}"]
+    output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))
+
+    def percentile(label):
+        value, unit = re.search(rf"\s{label}%\s+([\d.]+)(us|ms|s)", output).groups()
+        return float(value) * {"us": 0.001, "ms": 1, "s": 1000}[unit]
+
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    return rps, percentile("50"), percentile("99"), int(non2xx.group(1)) if non2xx else 0
+
+
+def main():
+    work = pathlib.Path(tempfile.mkdtemp())
+    upstream_port, upstream = start_nginx(work / "upstream", {"location": 'location / { return 200 "hello from the upstream\\n"; }'})
+    proxy_port, nginx = start_nginx(work / "proxy", {
+        "upstream": upstream_port,
+        "location": "location / { proxy_pass http://app; proxy_http_version 1.1; proxy_set_header Connection \"\"; }"})
+    issuer_fixture = provider.__wrapped__()
+    issuer = next(issuer_fixture)
+    routes = f"""
+routes:
+  - name: app
+    match: {{ host: "localhost" }}
+    upstream: "http://127.0.0.1:{upstream_port}"
+    allow: [{{ authenticated: true }}]
+"""
+    detour = Detour(work, issuer, extra=routes)
+    wait_for(detour.url("/ready"))
+    session = signed_in(detour)
+    cookie = "; ".join(f"{c.name}={c.value}" for c in session.cookies if c.name.startswith("_detour"))
+    assert session.get(detour.url("/bench")).status_code == 200
+    results = {"detour": [], "nginx": []}
+    for _ in range(2):  # interleaved, so both see the same machine
+        results["detour"].append(wrk(detour.url("/bench"), cookie))
+        results["nginx"].append(wrk(f"http://localhost:{proxy_port}/bench"))
+    best = {name: max(runs) for name, runs in results.items()}
+    rss = {"detour": children_rss_kb(detour.process.pid), "nginx": children_rss_kb(nginx.pid)}
+    print(f"{SECONDS} s per round, {CONNECTIONS} connections, 2 wrk threads, rounds interleaved; best round shown")
+    print(f"{'':8} {'requests/s':>12} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} {'peak RSS MiB':>13}")
+    for name in ("detour", "nginx"):
+        rps, p50, p99, errors = best[name]
+        print(f"{name:8} {rps:12.0f} {p50:8.2f} {p99:8.2f} {errors:7d} {rss[name] / 1024:13.1f}")
+    ratio = best["detour"][0] / best["nginx"][0]
+    print(f"detour/nginx: {ratio:.2f}x requests/s, p99 {best['detour'][2] / best['nginx'][2]:.2f}x")
+    detour.stop()
+    for process in (nginx, upstream):
+        process.terminate()
+        process.wait()
+    next(issuer_fixture, None)
+
+
+if __name__ == "__main__":
+    main()

@@ -66,11 +66,20 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"), .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strictness),
+        // `detour dev`: a development identity provider and a demo upstream, loopback only.
+        .target(
+            name: "DetourDev",
+            dependencies: [
+                "DetourServer", "DetourConfig", "DetourOIDC", "DetourSessions", "DetourRedirect",
+                .product(name: "Crypto", package: "swift-crypto"), .product(name: "CryptoExtras", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictness),
         // The command line: argument parsing only.
         .executableTarget(
             name: "detour",
             dependencies: [
-                "DetourRedirect", "DetourConfig", "DetourPolicy", "DetourYAML", "DetourServer",
+                "DetourRedirect", "DetourConfig", "DetourPolicy", "DetourYAML", "DetourServer", "DetourDev",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],

@@ -55,7 +55,7 @@ public struct EndpointResponse: Sendable {
     public var headers: [(name: String, value: String)]
     public var body: [UInt8]
 
-    init(status: Int, headers: [(name: String, value: String)] = [], body: String = "") {
+    public init(status: Int, headers: [(name: String, value: String)] = [], body: String = "") {
         self.status = status
         self.headers = headers
         self.body = Array(body.utf8)

@@ -96,7 +96,7 @@ public struct DetourService: Sendable {
     }
 
     /// Binds, loads discovery in the background, and serves until SIGTERM or SIGINT, then drains.
-    public func run(logger: Logger) async throws {
+    public func run(logger: Logger, alsoStopping companions: [HTTPServer] = []) async throws {
         let gateway = self.gateway
         let server = try await HTTPServer.bind(host: host, port: port, logger: logger) { gateway.dispatch($0, $1) }
         logger.info("listening", metadata: ["address": "\(host):\(server.port)"])
@@ -106,6 +106,7 @@ public struct DetourService: Sendable {
             source.setEventHandler {
                 logger.info("shutting down: draining in-flight requests")
                 server.shutdown()
+                for companion in companions { companion.shutdown() }
             }
             source.resume()
             return source

@@ -9,7 +9,9 @@ struct Detour: AsyncParsableCommand {
         commandName: "detour",
         abstract: "A single-sign-on reverse proxy that gets redirects right.",
         version: version,
-        subcommands: [ServeCommand.self, PolicyCommand.self, RedirectCommand.self, VersionCommand.self]
+        subcommands: [
+            ServeCommand.self, DevCommand.self, PolicyCommand.self, RedirectCommand.self, VersionCommand.self,
+        ]
     )
 }
 

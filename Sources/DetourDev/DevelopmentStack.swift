@@ -1,0 +1,101 @@
+import Crypto
+import DetourConfig
+import DetourRedirect
+import DetourServer
+import DetourSessions
+import Foundation
+import Logging
+
+/// `detour dev`: the development provider, a demo upstream and Detour in front of it, on loopback only,
+/// with no configuration. For trying Detour and developing it, never for production.
+public enum DevelopmentStack {
+    public struct PortError: Error, CustomStringConvertible {
+        public let description: String
+    }
+
+    /// Runs until SIGTERM or SIGINT: Detour on `port`, the provider on `port + 1`, the demo on `port + 2`.
+    public static func run(port: Int, logger: Logger) async throws {
+        guard (1...65533).contains(port) else {
+            throw PortError(description: "--port must be 1-65533 (it uses three ports)")
+        }
+        let host = "127.0.0.1"  // loopback only: the provider signs anyone in without a password
+        let providerPort = port + 1
+        let upstreamPort = port + 2
+        let issuer = "http://\(host):\(providerPort)"
+        let secret = Base64URL.encode(SymmetricKey(size: .bits256).withUnsafeBytes { Array($0) })
+        let provider = try DevelopmentProvider(issuer: issuer, clientID: "detour-dev", clientSecret: secret)
+        let providerServer = try await HTTPServer.bind(host: host, port: providerPort, logger: logger) { _, _ in
+            .respond { await provider.handle($0) }
+        }
+        let demoServer = try await HTTPServer.bind(host: host, port: upstreamPort, logger: logger) { _, _ in
+            .respond { DemoUpstream.page(for: $0) }
+        }
+        let cookieSecret = Data(SymmetricKey(size: .bits256).withUnsafeBytes { Array($0) }).base64EncodedString()
+        let yaml = """
+            server:
+              listen: "\(host):\(port)"
+              public_url: "http://localhost:\(port)"
+            oidc:
+              issuer: "\(issuer)"
+              client_id: "detour-dev"
+              client_secret: "\(secret)"
+            session:
+              secrets: ["\(cookieSecret)"]
+            return_to:
+              allowed_hosts: ["localhost:*", "127.0.0.1:*"]
+            routes:
+              - name: demo
+                upstream: "http://\(host):\(upstreamPort)"
+                allow: [{ authenticated: true }]
+                public: ["/public/"]
+              - name: admins-only
+                match: { path: "/admin" }
+                upstream: "http://\(host):\(upstreamPort)"
+                allow: [{ group: ["admins"] }]
+            """
+        let configuration = try Configuration.parse(yaml, file: "<detour dev>", environment: [:])
+        let service = try DetourService(configuration: configuration, logger: logger)
+        FileHandle.standardOutput.write(
+            Data(
+                """
+
+                Detour development mode: everything below runs on this machine's loopback only.
+
+                  open      http://localhost:\(port)/
+                  users     alice (admins, developers), bob (developers), carol (no groups): no passwords
+                  try       http://localhost:\(port)/admin (admins only), http://localhost:\(port)/public/ (no sign-in)
+                  provider  \(issuer) (a development identity provider: never use it for anything real)
+                  upstream  http://\(host):\(upstreamPort) (a demo page showing who you are and what it received)
+
+                Stop with Ctrl-C.
+
+                """.utf8))
+        try await withThrowingDiscardingTaskGroup { group in
+            group.addTask { try await providerServer.run() }
+            group.addTask { try await demoServer.run() }
+            try await service.run(logger: logger, alsoStopping: [providerServer, demoServer])
+        }
+    }
+}
+
+/// The demo upstream's page: who Detour says you are, and every header the request carried.
+enum DemoUpstream {
+    static func page(for request: EndpointRequest) -> EndpointResponse {
+        func value(_ name: String) -> String { HTML.escape(request.header(name) ?? "(none)") }
+        let rows = request.headers.map { "<tr><td>\(HTML.escape($0.name))</td><td>\(HTML.escape($0.value))</td></tr>" }
+            .joined(separator: "\n")
+        let page = """
+            <!DOCTYPE html>
+            <html><head><meta charset="utf-8"><title>Detour demo upstream</title></head>
+            <body><h1>Hello, \(value("x-forwarded-preferred-username"))</h1>
+            <p>This page is the demo application behind Detour. Detour told it:</p>
+            <ul><li>user: \(value("x-forwarded-user"))</li><li>email: \(value("x-forwarded-email"))</li>
+            <li>groups: \(value("x-forwarded-groups"))</li></ul>
+            <p>You asked for <code>\(HTML.escape(request.method)) \(HTML.escape(request.target))</code>.
+            <a href="/oauth2/sign_out?rd=/public/">Sign out</a> · <a href="/oauth2/userinfo">/oauth2/userinfo</a></p>
+            <h2>Headers received</h2><table>\(rows)</table></body></html>
+
+            """
+        return EndpointResponse(status: 200, headers: [("Content-Type", "text/html; charset=utf-8")], body: page)
+    }
+}

@@ -71,8 +71,8 @@ let package = Package(
             name: "DetourDev",
             dependencies: [
                 "DetourServer", "DetourConfig", "DetourOIDC", "DetourSessions", "DetourRedirect",
-                .product(name: "Crypto", package: "swift-crypto"), .product(name: "CryptoExtras", package: "swift-crypto"),
-                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "CryptoExtras", package: "swift-crypto"), .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strictness),
         // The command line: argument parsing only.

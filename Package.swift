@@ -72,7 +72,8 @@ let package = Package(
             dependencies: [
                 "DetourServer", "DetourConfig", "DetourOIDC", "DetourSessions", "DetourRedirect",
                 .product(name: "Crypto", package: "swift-crypto"),
-                .product(name: "CryptoExtras", package: "swift-crypto"), .product(name: "Logging", package: "swift-log"),
+                .product(name: "CryptoExtras", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strictness),
         // The command line: argument parsing only.

@@ -89,11 +89,12 @@ struct PolicyCheckCommand: ParsableCommand {
     @Option(help: "The configuration file to check.")
     var config: String?
 
-    @Argument(help: "Policy files or folders (default: the current folder).")
+    @Argument(help: "Policy files or folders (default: the current folder, or none with --config).")
     var paths: [String] = []
 
     func run() throws {
-        let roots = paths.isEmpty ? ["."] : paths
+        // With --config, its policies are the set, plus any paths given; without, the current folder.
+        let roots = paths.isEmpty && config == nil ? ["."] : paths
         let configPath =
             config ?? PolicyWorkspace.files(in: roots, where: PolicyWorkspace.isConfigurationFile).first
             ?? roots.lazy.compactMap { PolicyWorkspace.nearestConfiguration(from: URL(fileURLWithPath: $0)) }.first

@@ -1,6 +1,7 @@
 public import DetourCurl
 public import DetourSessions
 public import Foundation
+import Metrics
 import Synchronization
 
 /// This client's registration at the provider (`oidc:` in `detour.yaml`).
@@ -89,7 +90,7 @@ public final class OpenIDProvider: Sendable {
     /// One attempt at discovery and the key set.
     public func load() async throws(OIDCError) {
         let url = registration.issuer.hasSuffix("/") ? registration.issuer : registration.issuer + "/"
-        let response = try await call(HTTPRequest(url: url + ".well-known/openid-configuration"))
+        let response = try await call(HTTPRequest(url: url + ".well-known/openid-configuration"), endpoint: "discovery")
         guard response.status == 200 else {
             throw OIDCError(.badProviderResponse, "discovery answered \(response.status)")
         }
@@ -141,7 +142,8 @@ public final class OpenIDProvider: Sendable {
         let response = try await call(
             HTTPRequest(
                 method: "POST", url: metadata.tokenEndpoint, headers: headers,
-                body: Array(FormEncoding.encode(form).utf8)))
+                body: Array(FormEncoding.encode(form).utf8)),
+            endpoint: "token")
         guard let body = try? JSONDecoder().decode(JSONValue.self, from: Data(response.body)) else {
             throw OIDCError(.badProviderResponse, "the token endpoint answered \(response.status) without JSON")
         }
@@ -173,7 +175,8 @@ public final class OpenIDProvider: Sendable {
     {
         let response = try await call(
             HTTPRequest(
-                url: endpoint, headers: [("Authorization", "Bearer " + accessToken), ("Accept", "application/json")]))
+                url: endpoint, headers: [("Authorization", "Bearer " + accessToken), ("Accept", "application/json")]),
+            endpoint: "userinfo")
         guard response.status == 200,
             case .object(let claims)? = try? JSONDecoder().decode(JSONValue.self, from: Data(response.body))
         else { throw OIDCError(.badProviderResponse, "userinfo answered \(response.status)") }
@@ -191,7 +194,13 @@ public final class OpenIDProvider: Sendable {
         return endpoint + (endpoint.contains("?") ? "&" : "?") + FormEncoding.encode(parameters)
     }
 
-    private func call(_ request: HTTPRequest) async throws(OIDCError) -> HTTPResponse {
+    /// One call to the provider, timed as `detour_provider_call_duration_seconds{endpoint}`.
+    private func call(_ request: HTTPRequest, endpoint: String) async throws(OIDCError) -> HTTPResponse {
+        let start = ContinuousClock.now
+        defer {
+            Timer(label: "detour_provider_call_duration_seconds", dimensions: [("endpoint", endpoint)])
+                .record(duration: ContinuousClock.now - start)
+        }
         do {
             return try await transport.send(request)
         } catch {

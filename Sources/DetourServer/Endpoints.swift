@@ -4,6 +4,8 @@ public import DetourRedirect
 import DetourSessions
 import Foundation
 import Logging
+import Metrics
+import Prometheus
 
 /// A request as Detour's endpoints see it: already read whole (they take small bodies only).
 public struct EndpointRequest: Sendable {
@@ -81,12 +83,17 @@ public struct Endpoints: Sendable {
     /// `return_to.default`, resolved against the public URL.
     public let defaultTarget: BrowserURL
     let logger: Logger
+    /// The registry `/metrics` renders; `nil` renders nothing (metrics not bootstrapped).
+    let metrics: PrometheusCollectorRegistry?
     /// Row S2: more than this many starts for one target within ``loopWindow`` is a loop.
     static let loopLimit = 5
     static let loopWindow: TimeInterval = 120
 
-    public init(configuration: Configuration, provider: OpenIDProvider, sessions: SessionCookies, logger: Logger) throws
-    {
+    public init(
+        configuration: Configuration, provider: OpenIDProvider, sessions: SessionCookies, logger: Logger,
+        metrics: PrometheusCollectorRegistry? = nil
+    ) throws {
+        self.metrics = metrics
         self.configuration = configuration
         self.provider = provider
         self.sessions = sessions
@@ -105,6 +112,10 @@ public struct Endpoints: Sendable {
                     status: 503, headers: [("Content-Type", "text/plain")], body: "not ready: \(problem)\n")
             }
             return EndpointResponse(status: 200, headers: [("Content-Type", "text/plain")], body: "ready\n")
+        case "/metrics":
+            return EndpointResponse(
+                status: 200, headers: [("Content-Type", "text/plain; version=0.0.4; charset=utf-8")],
+                body: metrics?.emitToString() ?? "")
         case prefix + "/start": return start(request, now: now)
         case prefix + "/callback": return await callback(request, now: now)
         case prefix + "/sign_out": return signOut(request, now: now)
@@ -199,6 +210,7 @@ public struct Endpoints: Sendable {
         do {
             signedIn = try await provider.redeem(code: code, issuer: parameter("iss"), loginState: state, now: now)
         } catch {
+            Counter(label: "detour_sign_ins_total", dimensions: [("result", error.code.rawValue)]).increment()
             logger.warning("sign-in failed", metadata: ["reason": "\(error.code.rawValue)"])
             let status =
                 switch error.code {
@@ -215,6 +227,7 @@ public struct Endpoints: Sendable {
             return failure(
                 request, 400, "state-mismatch", "This sign-in's return target is unreadable.", retry, clearState)
         }
+        Counter(label: "detour_sign_ins_total", dimensions: [("result", "success")]).increment()
         logger.info("signed in", metadata: ["sub": "\(session.subject)"])
         return EndpointResponse(
             RedirectMatrix.answer(.callbackSucceeded(returnTo: returnTo), method: request.method, client: .navigation),

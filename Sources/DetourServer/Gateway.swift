@@ -3,6 +3,7 @@ import DetourPolicy
 import DetourRedirect
 import DetourSessions
 import Foundation
+import Metrics
 import NIOCore
 import NIOHTTP1
 
@@ -48,13 +49,42 @@ struct Gateway: Sendable {
             }, as: UTF8.self)
     }
 
+    /// ``route(_:_:)``, with each response counted as `detour_requests_total{route,status}` and Detour's own
+    /// redirects as `detour_redirects_total{status}`.
     func dispatch(_ head: HTTPRequestHead, _ connection: ConnectionInfo) -> Dispatch {
+        let (label, dispatch) = route(head, connection)
+        switch dispatch {
+        case .respond(let handler):
+            return .respond { request in
+                let response = await handler(request)
+                Self.count(route: label, status: response.status, redirect: true)
+                return response
+            }
+        case .proxy(var plan):
+            let rewrite = plan.rewriteResponse
+            plan.rewriteResponse = { head in
+                Self.count(route: label, status: Int(head.status.code), redirect: false)
+                return rewrite(head)
+            }
+            return .proxy(plan)
+        }
+    }
+
+    private static func count(route: String, status: Int, redirect: Bool) {
+        Counter(label: "detour_requests_total", dimensions: [("route", route), ("status", String(status))]).increment()
+        if redirect, (300..<400).contains(status) {
+            Counter(label: "detour_redirects_total", dimensions: [("status", String(status))]).increment()
+        }
+    }
+
+    /// Where a request goes, and the route label it is counted under.
+    private func route(_ head: HTTPRequestHead, _ connection: ConnectionInfo) -> (String, Dispatch) {
         let path = head.uri.split(separator: "?", maxSplits: 1).first.map(String.init) ?? head.uri
         let trusted = trustedProxies.trusts(connection.remoteAddress)
         let session = sessions.session(in: RequestCookies(headers: head.headers["cookie"]), now: Date())
-        if path == prefix + "/auth" { return forwardAuth(head, trusted: trusted, session: session) }
+        if path == prefix + "/auth" { return ("forward-auth", forwardAuth(head, trusted: trusted, session: session)) }
         if path == prefix || path.hasPrefix(prefix + "/") || ["/ping", "/ready", "/metrics"].contains(path) {
-            return .respond { await endpoints.handle($0) }
+            return ("detour", .respond { await endpoints.handle($0) })
         }
         let headers = head.headers
         let requestScheme =
@@ -63,10 +93,11 @@ struct Gateway: Sendable {
             PolicyEngine.Request(
                 method: head.method.rawValue, scheme: requestScheme, host: headers.first(name: "host") ?? "",
                 target: head.uri, identity: session.map(Self.identity), header: { headers.first(name: $0) }))
+        let label = decision.rule ?? decision.reason
         switch decision.outcome {
         case .proxy(let upstream, let added, let passAccessToken):
             guard let target = try? BrowserURL(parsing: upstream) else {
-                return .respond { _ in EndpointResponse(status: 502, body: "bad upstream\n") }
+                return (label, .respond { _ in EndpointResponse(status: 502, body: "bad upstream\n") })
             }
             var upstreamHeaders = Self.sanitized(
                 head.headers, ownCookie: sessions.policy.isOwnCookie, cookiePrefix: sessions.policy.sessionName)
@@ -83,15 +114,19 @@ struct Gateway: Sendable {
             upstreamHead.headers = upstreamHeaders
             let publicRequest = try? BrowserURL(
                 parsing: "\(requestScheme.rawValue)://\(headers.first(name: "host") ?? "")\(head.uri)")
-            return .proxy(
-                ProxyPlan(
-                    host: target.host.description.trimmingCharacters(in: ["[", "]"]), port: Int(target.effectivePort),
-                    head: upstreamHead,
-                    rewriteResponse: { Self.rewrite($0, upstreamRequest: target, publicRequest: publicRequest) }))
+            return (
+                label,
+                .proxy(
+                    ProxyPlan(
+                        host: target.host.description.trimmingCharacters(in: ["[", "]"]),
+                        port: Int(target.effectivePort),
+                        head: upstreamHead,
+                        rewriteResponse: { Self.rewrite($0, upstreamRequest: target, publicRequest: publicRequest) }))
+            )
         case .endpoint:
-            return .respond { await endpoints.handle($0) }
+            return ("detour", .respond { await endpoints.handle($0) })
         default:
-            return answer(decision)
+            return (label, answer(decision))
         }
     }
 

@@ -8,6 +8,8 @@ import DetourYAML
 import Dispatch
 import Foundation
 public import Logging
+import Metrics
+import Prometheus
 
 /// Everything `detour serve` runs, built from a validated configuration.
 public struct DetourService: Sendable {
@@ -20,6 +22,13 @@ public struct DetourService: Sendable {
     /// Checks that the configuration can serve sign-in and builds the service; nothing starts yet.
     ///
     /// - Throws: ``ConfigError`` naming every missing or unusable setting.
+    /// The process's metrics registry: bootstrapped into swift-metrics once, rendered by `/metrics`.
+    private static let metrics: PrometheusCollectorRegistry = {
+        let registry = PrometheusCollectorRegistry()
+        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+        return registry
+    }()
+
     public init(configuration: Configuration, logger: Logger) throws(ConfigError) {
         var problems: [String] = []
         func problem(_ text: String) { problems.append(text) }
@@ -64,7 +73,8 @@ public struct DetourService: Sendable {
             lifetime: configuration.session.lifetime)
         do {
             endpoints = try Endpoints(
-                configuration: configuration, provider: provider, sessions: sessions, logger: logger)
+                configuration: configuration, provider: provider, sessions: sessions, logger: logger,
+                metrics: Self.metrics)
         } catch {
             throw ConfigError(
                 diagnostics: [

@@ -128,3 +128,16 @@ def test_bad_paths_are_refused_before_routing(proxy):
                              "-H", "Accept: application/json", proxy.url("/echo/public/../x")],
                             capture_output=True, text=True, check=True).stdout
     assert status == "401", "a plain dot segment is resolved, and /echo/x is protected"
+
+
+def test_metrics_count_requests_redirects_sign_ins_and_provider_calls(proxy):
+    session = signed_in(proxy)
+    session.get(proxy.url("/echo/x"))
+    requests.get(proxy.url("/echo/x"), headers={"Accept": "application/json"})
+    text = requests.get(proxy.url("/metrics")).text
+    assert 'detour_requests_total{route="app",status="200"}' in text
+    assert 'detour_requests_total{route="app",status="401"}' in text
+    assert 'detour_redirects_total{status="303"}' in text
+    assert 'detour_sign_ins_total{result="success"}' in text
+    assert 'detour_provider_call_duration_seconds_bucket{endpoint="token"' in text
+    assert session.cookies.get("_detour") not in text, "no cookie or token in metrics"

@@ -86,11 +86,18 @@ enum Forwarder {
         to client: NIOAsyncChannelOutboundWriter<HTTPServerResponsePart>, clientVersion: HTTPVersion
     ) async throws -> Outcome where Parts.Element == HTTPServerRequestPart {
         do {
-            try await link.requests.write(.head(plan.head))
+            // The head waits for the first part so that a request without a body leaves in one write.
+            var pending: [HTTPClientRequestPart] = [.head(plan.head)]
             while let part = try await parts.next() {
                 switch part {
-                case .body(let chunk): try await link.requests.write(.body(.byteBuffer(chunk)))
-                case .end(let trailers): try await link.requests.write(.end(trailers))
+                case .body(let chunk):
+                    pending.append(.body(.byteBuffer(chunk)))
+                    try await link.requests.write(contentsOf: pending)
+                    pending = []
+                case .end(let trailers):
+                    pending.append(.end(trailers))
+                    try await link.requests.write(contentsOf: pending)
+                    pending = []
                 case .head: return .broken
                 }
                 if case .end = part { break }
@@ -125,18 +132,25 @@ enum Forwarder {
         link.reusable = link.reusable && head.isKeepAlive
         var responseHead = plan.rewriteResponse(head)
         responseHead.version = clientVersion
-        try await client.write(.head(responseHead))
+        // The head waits for the first body part (or the end), so a small response leaves in one write;
+        // after that, each part is passed on as it arrives.
+        var pending: [HTTPServerResponsePart] = [.head(responseHead)]
         do {
             while let part = try await link.responses.next() {
                 switch part {
-                case .body(let chunk): try await client.write(.body(.byteBuffer(chunk)))
+                case .body(let chunk):
+                    pending.append(.body(.byteBuffer(chunk)))
+                    try await client.write(contentsOf: pending)
+                    pending = []
                 case .end(let trailers):
-                    try await client.write(.end(trailers))
+                    pending.append(.end(trailers))
+                    try await client.write(contentsOf: pending)
                     return .completed
                 case .head: break
                 }
             }
         } catch {}
+        if !pending.isEmpty { try? await client.write(contentsOf: pending) }
         link.reusable = false
         return .broken
     }

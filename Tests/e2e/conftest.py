@@ -151,7 +151,7 @@ routes:
     match: {{ host: "localhost" }}
     upstream: "{upstream}"
     allow: [{{ group: ["admins"] }}]
-    public: ["/echo/public/", "/echo/v2/", "/redirect-absolute/", "/big"]
+    public: ["/echo/public/", "/echo/v2/", "/redirect-absolute/", "/big", "/sink"]
   - name: down
     match: {{ host: "localhost", path: "/down/" }}
     upstream: "http://127.0.0.1:{dead_port}"

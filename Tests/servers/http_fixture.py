@@ -2,7 +2,8 @@
 
 Prints its port on the first line of stdout, then serves until killed or until stdin closes.
   --tls CERT KEY   serve https with this certificate
-Routes: /json, /echo[/...], /redirect/<code>, /redirect-absolute/<code>, /big?bytes=N, /slow?ms=N, /stats (hits per path,
+Routes: /json, /echo[/...], /redirect/<code>, /redirect-absolute/<code>, /big?bytes=N (streamed),
+/sink (reads any body in chunks),, /slow?ms=N, /stats (hits per path,
 client connections seen, most requests in flight at once).
 """
 import json
@@ -40,7 +41,13 @@ class Handler(BaseHTTPRequestHandler):
         url = urlparse(self.path)
         query = parse_qs(url.query)
         length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
+        received = 0
+        if url.path == "/sink":  # read and discard in chunks: any size, flat memory
+            while received < length:
+                received += len(self.rfile.read(min(65536, length - received)))
+            body = b""
+        else:
+            body = self.rfile.read(length) if length else b""
         with lock:
             stats["hits"][url.path] = stats["hits"].get(url.path, 0) + 1
             stats["in_flight"] += 1
@@ -60,7 +67,16 @@ class Handler(BaseHTTPRequestHandler):
                 self.reply(int(url.path.rsplit("/", 1)[1]), b"",
                            [("Location", f"http://127.0.0.1:{port}/json?from=upstream")])
             elif url.path == "/big":
-                self.reply(200, b"x" * int(query["bytes"][0]))
+                total = int(query["bytes"][0])
+                self.send_response(200)
+                self.send_header("Content-Length", str(total))
+                self.end_headers()
+                chunk = b"x" * 65536
+                while total > 0:
+                    self.wfile.write(chunk[:total])
+                    total -= min(total, len(chunk))
+            elif url.path == "/sink":
+                self.reply(200, json.dumps({"received": received}).encode(), [("Content-Type", "application/json")])
             elif url.path == "/slow":
                 time.sleep(int(query["ms"][0]) / 1000)
                 self.reply(200, b"slow")

@@ -108,6 +108,10 @@ let package = Package(
         .testTarget(
             name: "DetourPolicyTests", dependencies: ["DetourPolicy", "DetourConfig", "DetourYAML"],
             swiftSettings: strictness),
+        .testTarget(
+            name: "DetourServerTests",
+            dependencies: ["DetourServer", "DetourRedirect", .product(name: "NIOHTTP1", package: "swift-nio")],
+            swiftSettings: strictness),
         .testTarget(name: "DetourCLITests", dependencies: ["detour"], swiftSettings: strictness),
     ]
 )

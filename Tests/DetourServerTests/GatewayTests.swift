@@ -1,0 +1,72 @@
+import DetourRedirect
+import NIOHTTP1
+import Testing
+
+@testable import DetourServer
+
+@Suite struct TrustedProxiesTests {
+    @Test func matchesAddressesAndBlocks() throws {
+        let trusted = try TrustedProxies(["127.0.0.1", "10.0.0.0/8", "fd00::/8", "::1"])
+        for address in ["127.0.0.1", "10.1.2.3", "10.255.255.255", "fd12::1", "::1"] {
+            #expect(trusted.trusts(address), "\(address)")
+        }
+        for address in ["127.0.0.2", "11.0.0.1", "fe80::1", "::2", nil, "localhost", "not an address"] {
+            #expect(!trusted.trusts(address), "\(address ?? "nil")")
+        }
+        #expect(!(try TrustedProxies([])).trusts("127.0.0.1"), "an empty list trusts nobody")
+    }
+
+    @Test(arguments: ["10.0.0.0/33", "example.com", "10.0.0.0/x", "::1/129", ""])
+    func refusesBadEntries(entry: String) {
+        #expect(throws: TrustedProxies.InvalidEntry.self) { try TrustedProxies([entry]) }
+    }
+}
+
+@Suite struct GatewayTests {
+    @Test(arguments: [
+        "X-Forwarded-User", "x-forwarded-user", "X_FORWARDED_USER", "x_forwarded-email", "X-Forwarded-Groups",
+        "X-Forwarded-Preferred-Username", "X-Forwarded-Access-Token", "X-Auth-Request-User", "x_auth_request_anything",
+        "X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host",
+    ])
+    func identityHeadersAreRecognisedInEverySpelling(name: String) {
+        #expect(Gateway.isIdentityHeader(name))
+    }
+
+    @Test(arguments: ["X-Request-Id", "Authorization", "Cookie", "X-Forwarded", "Accept", "Forwarded-User"])
+    func otherHeadersAreNot(name: String) {
+        #expect(!Gateway.isIdentityHeader(name))
+    }
+
+    @Test func sanitisingRemovesHopByHopIdentityAndOwnCookies() {
+        var headers = HTTPHeaders()
+        headers.add(name: "Host", value: "app.example.com")
+        headers.add(name: "Connection", value: "keep-alive, X-Secret-Hop")
+        headers.add(name: "X-Secret-Hop", value: "1")
+        headers.add(name: "Keep-Alive", value: "timeout=5")
+        headers.add(name: "Transfer-Encoding", value: "chunked")
+        headers.add(name: "Proxy-Authorization", value: "Basic x")
+        headers.add(name: "X_Forwarded_User", value: "root")
+        headers.add(name: "Cookie", value: "__Host-_detour=sealed; app=1; __Host-_detour_0=chunk")
+        headers.add(name: "Cookie", value: "__Host-_detour_state=s")
+        headers.add(name: "Authorization", value: "Bearer client-token")
+        let result = Gateway.sanitized(
+            headers, ownCookie: { $0 == "__Host-_detour" || $0.hasPrefix("__Host-_detour_") },
+            cookiePrefix: "__Host-_detour")
+        #expect(result.map(\.name) == ["Host", "Cookie", "Authorization"])
+        #expect(result["cookie"] == ["app=1"])
+    }
+
+    @Test func responsesKeepTheirStatusAndMoveUpstreamLocations() throws {
+        var head = HTTPResponseHead(version: .http1_1, status: .temporaryRedirect)
+        head.headers.add(name: "Location", value: "http://127.0.0.1:3000/next?x=1")
+        head.headers.add(name: "Connection", value: "close")
+        head.headers.add(name: "Set-Cookie", value: "app=1")
+        let rewritten = Gateway.rewrite(
+            head, upstreamRequest: try BrowserURL(parsing: "http://127.0.0.1:3000/start"),
+            publicRequest: try BrowserURL(parsing: "https://app.example.com/start"))
+        #expect(rewritten.status == .temporaryRedirect)
+        #expect(rewritten.headers["location"] == ["https://app.example.com/next?x=1"])
+        #expect(rewritten.headers["connection"].isEmpty)
+        #expect(rewritten.headers["set-cookie"] == ["app=1"])
+    }
+}

@@ -175,12 +175,7 @@ public struct PolicyEngine: Sendable {
 
     /// `/oauth2/start?rd=<url>` on the public URL.
     public func startURL(returnTo: BrowserURL) -> BrowserURL {
-        let location =
-            settings.publicURL.origin + settings.prefix + "/start?rd=" + Self.percentEncodeComponent(returnTo.href)
-        guard let url = try? BrowserURL(parsing: location) else {
-            preconditionFailure("the start URL is built from a valid origin and an encoded component")
-        }
-        return url
+        .signInStart(origin: settings.publicURL, prefix: settings.prefix, returnTo: returnTo)
     }
 
     private func redirectLocation(_ rule: RedirectRule, path: RequestPath, requestURL: BrowserURL) -> BrowserURL? {
@@ -249,23 +244,6 @@ public struct PolicyEngine: Sendable {
             }
         }
         return !labelStart && lastLabelStartsWithLetter
-    }
-
-    /// Percent-encodes everything but RFC 3986 unreserved characters.
-    static func percentEncodeComponent(_ text: String) -> String {
-        var output = ""
-        for byte in text.utf8 {
-            switch byte {
-            case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"),
-                UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"),
-                UInt8(ascii: "~"):
-                output.unicodeScalars.append(Unicode.Scalar(byte))
-            default:
-                output +=
-                    "%" + String(byte >> 4, radix: 16, uppercase: true) + String(byte & 0xF, radix: 16, uppercase: true)
-            }
-        }
-        return output
     }
 }
 

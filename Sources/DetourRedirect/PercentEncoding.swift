@@ -44,14 +44,14 @@ extension Array where Element == UInt8 {
             return
         }
         append(UInt8(ascii: "%"))
-        append(hexDigitUppercase(byte >> 4))
-        append(hexDigitUppercase(byte & 0x0F))
+        append(hexDigitUppercase(byte >> 4).asciiValue ?? 0)
+        append(hexDigitUppercase(byte & 0x0F).asciiValue ?? 0)
     }
 }
 
 @inline(__always)
-func hexDigitUppercase(_ nibble: UInt8) -> UInt8 {
-    nibble < 10 ? nibble + UInt8(ascii: "0") : nibble - 10 + UInt8(ascii: "A")
+func hexDigitUppercase(_ nibble: UInt8) -> Character {
+    Character(Unicode.Scalar(nibble < 10 ? nibble + UInt8(ascii: "0") : nibble - 10 + UInt8(ascii: "A")))
 }
 
 @inline(__always)

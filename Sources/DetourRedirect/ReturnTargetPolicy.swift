@@ -79,6 +79,29 @@ extension ReturnTargetPolicy {
     }
 }
 
+extension BrowserURL {
+    /// `<origin>/<prefix>/start?rd=<target>`: where Detour sends someone to sign in towards `target`
+    /// (rows A2, A3's `login_url`, C2's "sign in again"). Every character of the target but RFC 3986's
+    /// unreserved ones is percent-encoded, so the `rd` value reads back exactly.
+    public static func signInStart(origin: BrowserURL, prefix: String, returnTo target: BrowserURL) -> BrowserURL {
+        var encoded = ""
+        for byte in target.href.utf8 {
+            switch byte {
+            case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"),
+                UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"),
+                UInt8(ascii: "~"):
+                encoded.unicodeScalars.append(Unicode.Scalar(byte))
+            default:
+                encoded += "%" + String(hexDigitUppercase(byte >> 4)) + String(hexDigitUppercase(byte & 0x0F))
+            }
+        }
+        guard let url = try? BrowserURL(parsing: origin.origin + prefix + "/start?rd=" + encoded) else {
+            preconditionFailure("an origin, a validated prefix and an encoded component make a valid URL")
+        }
+        return url
+    }
+}
+
 /// A return target after row S1: the URL to go to, and why `rd` was set aside, if it was.
 public struct ReturnTargetResolution: Sendable, Hashable {
     public let target: BrowserURL

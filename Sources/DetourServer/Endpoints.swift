@@ -297,9 +297,7 @@ public struct Endpoints: Sendable {
 
     /// `/oauth2/start?rd=<target>` on the public URL.
     public func startURL(_ target: BrowserURL) -> BrowserURL {
-        let url =
-            configuration.baseURL.origin + configuration.server.prefix + "/start?rd=" + FormEncoding.escape(target.href)
-        return BrowserURL.parse(url) ?? configuration.baseURL
+        .signInStart(origin: configuration.baseURL, prefix: configuration.server.prefix, returnTo: target)
     }
 
     func failure(

@@ -1,3 +1,5 @@
+import DetourRedirect
+
 /// A request's path and query after Detour's one normalisation (CONTRACT section 7).
 ///
 /// Routing, `public` prefixes and the upstream all see this same path, so no spelling of a path can be
@@ -139,14 +141,5 @@ public struct RequestPath: Sendable, Hashable, CustomStringConvertible {
     private static func appendEscaped(_ byte: UInt8, to output: inout [UInt8]) {
         let digits = Array("0123456789ABCDEF".utf8)
         output.append(contentsOf: [UInt8(ascii: "%"), digits[Int(byte >> 4)], digits[Int(byte & 0x0F)]])
-    }
-
-    private static func hexValue(_ byte: UInt8) -> UInt8? {
-        switch byte {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): byte - UInt8(ascii: "0")
-        case UInt8(ascii: "a")...UInt8(ascii: "f"): byte - UInt8(ascii: "a") + 10
-        case UInt8(ascii: "A")...UInt8(ascii: "F"): byte - UInt8(ascii: "A") + 10
-        default: nil
-        }
     }
 }

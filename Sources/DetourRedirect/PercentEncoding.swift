@@ -54,8 +54,9 @@ func hexDigitUppercase(_ nibble: UInt8) -> Character {
     Character(Unicode.Scalar(nibble < 10 ? nibble + UInt8(ascii: "0") : nibble - 10 + UInt8(ascii: "A")))
 }
 
+/// The value of an ASCII hex digit, either case; `nil` for any other byte.
 @inline(__always)
-func hexValue(_ byte: UInt8) -> UInt8? {
+public func hexValue(_ byte: UInt8) -> UInt8? {
     switch byte {
     case UInt8(ascii: "0")...UInt8(ascii: "9"): byte - UInt8(ascii: "0")
     case UInt8(ascii: "a")...UInt8(ascii: "f"): byte - UInt8(ascii: "a") + 10

@@ -101,7 +101,8 @@ public final class HTTPServer: Sendable {
                     case .readRequests:
                         var none: UpstreamLink?
                         step = try await serveRequests(
-                            &parts, outbound, upstream: &none, pending: nil, id: id, info: info)
+                            &parts, outbound, upstream: &none, pending: nil, id: id, info: info,
+                            channel: connection.channel)
                     case .switchUpstream(let plan, let head):
                         // The client connection keeps one keep-alive upstream connection while its requests
                         // go to the same upstream; its requests are served inside that connection's scope.
@@ -118,7 +119,8 @@ public final class HTTPServer: Sendable {
                                 host: plan.host, port: plan.port, channel: upstream.channel,
                                 responses: responses.makeAsyncIterator(), requests: requests)
                             return try await serveRequests(
-                                &parts, outbound, upstream: &link, pending: (plan, head), id: id, info: info)
+                                &parts, outbound, upstream: &link, pending: (plan, head), id: id, info: info,
+                                channel: connection.channel)
                         }
                     }
                 }
@@ -139,7 +141,7 @@ public final class HTTPServer: Sendable {
     private func serveRequests(
         _ parts: inout NIOAsyncChannelInboundStream<HTTPServerRequestPart>.AsyncIterator,
         _ outbound: NIOAsyncChannelOutboundWriter<HTTPServerResponsePart>, upstream: inout UpstreamLink?,
-        pending: (ProxyPlan, HTTPRequestHead)?, id: ObjectIdentifier, info: ConnectionInfo
+        pending: (ProxyPlan, HTTPRequestHead)?, id: ObjectIdentifier, info: ConnectionInfo, channel: any Channel
     ) async throws -> Step {
         var pending = pending
         while true {
@@ -183,6 +185,10 @@ public final class HTTPServer: Sendable {
                             body: Array(body.readableBytesView)))
                 closing = setIdle(id, true) || !head.isKeepAlive || tooLarge
                 try await write(response, for: head, closing: closing, to: outbound)
+            case .proxy(let plan) where WebSocketTunnel.isUpgrade(head):
+                try await WebSocketTunnel.run(
+                    plan, request: head, clientParts: &parts, client: channel, clientWriter: outbound)
+                return .done
             case .proxy(let plan):
                 guard var link = upstream, link.serves(plan) else { return .switchUpstream(plan, head) }
                 let outcome = try await Forwarder.exchange(

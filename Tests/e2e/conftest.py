@@ -144,9 +144,30 @@ def upstream():
     process.wait()
 
 
-def routes(upstream, dead_port):
+@pytest.fixture(scope="session")
+def websocket_upstream():
+    """A real WebSocket echo server (the websockets package) on loopback."""
+    import threading
+    from websockets.sync.server import serve
+
+    def echo(connection):
+        for message in connection:
+            connection.send(message)
+
+    server = serve(echo, "127.0.0.1", 0)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.socket.getsockname()[1]}"
+    server.shutdown()
+
+
+def routes(upstream, dead_port, websocket=None):
+    websocket_route = f"""
+  - name: websocket
+    match: {{ host: "localhost", path: "/ws/" }}
+    upstream: "{websocket}"
+    allow: [{{ authenticated: true }}]""" if websocket else ""
     return f"""
-routes:
+routes:{websocket_route}
   - name: app
     match: {{ host: "localhost" }}
     upstream: "{upstream}"
@@ -173,8 +194,9 @@ def untrusting_proxy(tmp_path, provider, upstream):
 
 
 @pytest.fixture
-def proxy(tmp_path, provider, upstream):
-    instance = Detour(tmp_path, provider, extra=routes(upstream, free_port()), trusted_proxies=["127.0.0.1"])
+def proxy(tmp_path, provider, upstream, websocket_upstream):
+    instance = Detour(tmp_path, provider, extra=routes(upstream, free_port(), websocket_upstream),
+                      trusted_proxies=["127.0.0.1"])
     wait_for(instance.url("/ready"))
     yield instance
     instance.stop()

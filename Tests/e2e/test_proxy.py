@@ -176,3 +176,25 @@ def test_large_bodies_stream_both_ways_with_flat_memory(proxy):
     assert answer.json() == {"received": size}
     growth = peak_rss_mib(proxy.process.pid) - before
     assert growth < 64, f"peak RSS grew by {growth:.0f} MiB while 2 x 256 MiB passed through"
+
+
+def test_websockets_pass_through_once_the_request_is_allowed(proxy):
+    from websockets.exceptions import InvalidStatus
+    from websockets.sync.client import connect
+
+    session = signed_in(proxy)
+    cookie = "; ".join(f"{c.name}={c.value}" for c in session.cookies)
+    url = f"ws://localhost:{proxy.port}/ws/echo"
+    with connect(url, additional_headers={"Cookie": cookie}) as socket:
+        socket.send("hello through Detour")
+        assert socket.recv(timeout=5) == "hello through Detour"
+        socket.send(b"\x00\x01binary")
+        assert socket.recv(timeout=5) == b"\x00\x01binary"
+        large = "x" * 200_000
+        socket.send(large)
+        assert socket.recv(timeout=5) == large
+    try:
+        connect(url, open_timeout=5)
+        raise AssertionError("an anonymous upgrade must be refused")
+    except InvalidStatus as refused:
+        assert refused.response.status_code == 401

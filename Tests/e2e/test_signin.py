@@ -217,3 +217,20 @@ def test_a_bad_config_exits_two_with_file_line_column(tmp_path):
     assert result.returncode == 2
     assert f"{config}:2:11: server.listen must be a string" in result.stderr
     assert f"{config}:4:1: unknown key \"oidcc\" (did you mean \"oidc\"?)" in result.stderr
+
+
+def test_no_token_code_or_cookie_reaches_the_logs(detour):
+    session = requests.Session()
+    authorize = start(session, detour, detour.url("/")).headers["Location"]
+    callback = sign_in_at_provider(session, authorize)
+    code, state = query(callback)["code"], query(callback)["state"]
+    session.get(callback, allow_redirects=False)
+    session.get(detour.url("/oauth2/userinfo"))
+    cookie = session.cookies.get("_detour")
+    assert cookie
+    session.get(detour.url("/oauth2/sign_out"), allow_redirects=False)
+    detour.stop()
+    log = detour.config.with_name(f"detour-{detour.port}.log").read_text()
+    assert "signed in" in log, "the log is the one this test reads"
+    for secret in [code, state, cookie, "s3cret"]:
+        assert secret not in log

@@ -22,6 +22,23 @@ struct Gateway: Sendable {
     let scheme: BrowserURL.Scheme
     let prefix: String
     let trustedProxies: TrustedProxies
+    private let endpointFolder: String
+    private let forwardAuthPath: String
+    private static let rootEndpoints: Set<Substring> = ["/ping", "/ready", "/metrics"]
+
+    init(
+        engine: PolicyEngine, endpoints: Endpoints, sessions: SessionCookies, scheme: BrowserURL.Scheme, prefix: String,
+        trustedProxies: TrustedProxies
+    ) {
+        self.engine = engine
+        self.endpoints = endpoints
+        self.sessions = sessions
+        self.scheme = scheme
+        self.prefix = prefix
+        self.trustedProxies = trustedProxies
+        endpointFolder = prefix + "/"
+        forwardAuthPath = prefix + "/auth"
+    }
 
     static let hopByHop: Set<String> = [
         "connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade",
@@ -79,13 +96,16 @@ struct Gateway: Sendable {
 
     /// Where a request goes, and the route label it is counted under.
     private func route(_ head: HTTPRequestHead, _ connection: ConnectionInfo) -> (String, Dispatch) {
-        let path = head.uri.split(separator: "?", maxSplits: 1).first.map(String.init) ?? head.uri
-        let trusted = trustedProxies.trusts(connection.remoteAddress)
-        let session = sessions.session(in: RequestCookies(headers: head.headers["cookie"]), now: Date())
-        if path == prefix + "/auth" { return ("forward-auth", forwardAuth(head, trusted: trusted, session: session)) }
-        if path == prefix || path.hasPrefix(prefix + "/") || ["/ping", "/ready", "/metrics"].contains(path) {
+        let path = head.uri.split(separator: "?", maxSplits: 1).first ?? Substring(head.uri)
+        // Detour's own endpoints first: /ping and friends cost no cookie opening and no policy decision.
+        if path != forwardAuthPath,
+            path == prefix || path.hasPrefix(endpointFolder) || Self.rootEndpoints.contains(path)
+        {
             return ("detour", .respond { await endpoints.handle($0) })
         }
+        let trusted = trustedProxies.trusts(connection.remoteAddress)
+        let session = sessions.session(in: RequestCookies(headers: head.headers["cookie"]), now: Date())
+        if path == forwardAuthPath { return ("forward-auth", forwardAuth(head, trusted: trusted, session: session)) }
         let headers = head.headers
         let requestScheme =
             trusted ? headers.first(name: "x-forwarded-proto").flatMap(BrowserURL.Scheme.init) ?? scheme : scheme

@@ -119,8 +119,7 @@ struct Gateway: Sendable {
             guard let target = try? BrowserURL(parsing: upstream) else {
                 return (label, .respond { _ in EndpointResponse(status: 502, body: "bad upstream\n") })
             }
-            var upstreamHeaders = Self.sanitized(
-                head.headers, ownCookie: sessions.policy.isOwnCookie, cookiePrefix: sessions.policy.sessionName)
+            var upstreamHeaders = Self.sanitized(head.headers, cookiePrefix: sessions.policy.sessionName)
             for field in added { upstreamHeaders.add(name: field.name, value: field.value) }
             // X-Forwarded-For is appended to only when the peer is a trusted proxy; otherwise it starts here.
             let chain = (trusted ? headers["x-forwarded-for"] : []) + [connection.remoteAddress].compactMap { $0 }
@@ -242,28 +241,39 @@ struct Gateway: Sendable {
     }
 
     /// The client's headers minus hop-by-hop ones, identity headers and Detour's cookies.
-    static func sanitized(_ headers: HTTPHeaders, ownCookie: (String) -> Bool, cookiePrefix: String) -> HTTPHeaders {
+    static func sanitized(_ headers: HTTPHeaders, cookiePrefix: String) -> HTTPHeaders {
         let named = connectionNamed(headers)
         var result = HTTPHeaders()
         result.reserveCapacity(headers.count + 8)
         for (name, value) in headers {
             let lower = normalizedName(name)
             guard !hopByHop.contains(lower), !named.contains(lower), !isIdentityHeader(name) else { continue }
-            if lower == "cookie", value.contains(cookiePrefix) {
-                let kept = value.split(separator: ";").filter { pair in
-                    let cookieName =
-                        pair.split(separator: "=", maxSplits: 1).first?.trimmingCharacters(in: .whitespaces) ?? ""
-                    return !ownCookie(cookieName)
-                }
-                if !kept.isEmpty {
-                    result.add(
-                        name: name, value: kept.map { $0.trimmingCharacters(in: .whitespaces) }.joined(separator: "; "))
+            if lower == "cookie" {
+                if let kept = removingOwnCookies(from: value, prefix: cookiePrefix) {
+                    result.add(name: name, value: kept)
                 }
                 continue
             }
             result.add(name: name, value: value)
         }
         return result
+    }
+
+    /// A `Cookie` value without Detour's cookies (named `prefix`, or `prefix_` and more: chunks, state),
+    /// read byte by byte; `nil` when no cookie is left.
+    static func removingOwnCookies(from value: String, prefix: String) -> String? {
+        let prefixBytes = prefix.utf8
+        guard value.utf8.firstRange(of: prefixBytes) != nil else { return value }
+        var kept: [Substring] = []
+        for pair in value.utf8.split(separator: UInt8(ascii: ";")) {
+            let trimmed = pair.drop { $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") }
+            if trimmed.starts(with: prefixBytes) {
+                let next = trimmed.dropFirst(prefixBytes.count).first
+                if next == UInt8(ascii: "=") || next == UInt8(ascii: "_") { continue }
+            }
+            if !trimmed.isEmpty { kept.append(Substring(trimmed)) }
+        }
+        return kept.isEmpty ? nil : kept.joined(separator: "; ")
     }
 
     /// Headers the `Connection` header names as hop-by-hop (RFC 9110 7.6.1), beyond the usual ones.

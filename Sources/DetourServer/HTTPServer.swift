@@ -1,217 +1,178 @@
-import Logging
+public import Logging
 public import NIOCore
-import NIOHTTP1
+public import NIOHTTP1
 import NIOPosix
 import Synchronization
 
-/// An HTTP/1.1 server for Detour's endpoints on SwiftNIO, one task per connection.
+/// An HTTP/1.1 server for Detour on plain SwiftNIO channel handlers: each connection is served on its
+/// event loop by a ``RequestHandler``, and proxied requests use upstream connections pooled on that
+/// same loop.
 ///
-/// Guarantees: keep-alive per RFC 9112 9.3; request bodies over ``maximumBodySize`` are answered 413
-/// without being read further; a handler never runs on an event loop; ``shutdown()`` stops accepting,
-/// closes idle connections at once and lets busy ones finish their request (answered with
-/// `Connection: close`) before ``run()`` returns.
+/// Guarantees: keep-alive and pipelining per RFC 9112 9.3; request heads over
+/// ``Limits/maximumHeaderBytes`` are answered 431 and malformed requests 400, then the connection closes;
+/// ``shutdown()`` stops accepting, closes idle connections at once and lets busy ones finish their
+/// request (answered with `Connection: close`) before ``run()`` returns.
 public final class HTTPServer: Sendable {
-    /// Decides, from a request's head, whether Detour answers it or an upstream does.
-    public typealias Dispatcher = @Sendable (HTTPRequestHead, ConnectionInfo) async -> Dispatch
+    /// Decides, from a request's head, whether Detour answers it or an upstream does. It runs on the
+    /// connection's event loop, so it must not block.
+    public typealias Dispatcher = @Sendable (HTTPRequestHead, ConnectionInfo) -> Dispatch
 
-    public static let maximumBodySize = 64 * 1024
-    private let channel: NIOAsyncChannel<NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>, Never>
-    private let dispatcher: Dispatcher
-    private let logger: Logger
-    private let connections = Mutex<(open: [ObjectIdentifier: (channel: any Channel, idle: Bool)], shuttingDown: Bool)>(
-        ([:], false))
+    /// What a client may send.
+    public struct Limits: Sendable {
+        /// All header names and values of one request together (431 above).
+        public var maximumHeaderBytes = 64 * 1024
+        /// A body for Detour's own endpoints (413 above).
+        public var maximumEndpointBody = 64 * 1024
+        /// A proxied body (413 above); `nil` for no limit.
+        public var maximumRequestBody: Int?
+
+        public init(maximumRequestBody: Int? = nil) { self.maximumRequestBody = maximumRequestBody }
+    }
+
+    private let channel: any Channel
+    private let connections: Connections
 
     /// The port actually bound (useful with port 0).
     public let port: Int
 
-    public static func bind(host: String, port: Int, logger: Logger, dispatcher: @escaping Dispatcher) async throws
-        -> HTTPServer
-    {
-        let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+    public static func bind(
+        host: String, port: Int, limits: Limits = Limits(), logger: Logger, dispatcher: @escaping Dispatcher
+    ) async throws -> HTTPServer {
+        let group = MultiThreadedEventLoopGroup.singleton
+        let pools = UpstreamPools(group)
+        let connections = Connections(promise: group.next().makePromise())
+        let channel = try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
-            .bind(host: host, port: port) { channel in
+            .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.configureHTTPServerPipeline()
-                    return try NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>(
-                        wrappingChannelSynchronously: channel)
+                    guard connections.open(channel) else { throw ChannelError.ioOnClosedChannel }
+                    var decoderLimits = NIOHTTPDecoderLimitConfiguration()
+                    decoderLimits.maxHeaderListSize = limits.maximumHeaderBytes
+                    decoderLimits.maxHeaderFieldSize = limits.maximumHeaderBytes
+                    let pipeline = channel.pipeline.syncOperations
+                    try pipeline.configureHTTPServerPipeline(
+                        withErrorHandling: false, withEncoderConfiguration: .init(),
+                        withDecoderLimitConfiguration: decoderLimits)
+                    try pipeline.addHandler(ProtocolErrorResponder())
+                    try pipeline.addHandler(
+                        RequestHandler(
+                            dispatcher: dispatcher, pool: pools.pool(for: channel.eventLoop), limits: limits,
+                            logger: logger))
                 }
             }
-        return HTTPServer(channel: channel, dispatcher: dispatcher, logger: logger)
+            .bind(host: host, port: port).get()
+        return HTTPServer(channel: channel, connections: connections)
     }
 
-    private init(
-        channel: NIOAsyncChannel<NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>, Never>,
-        dispatcher: @escaping Dispatcher, logger: Logger
-    ) {
+    private init(channel: any Channel, connections: Connections) {
         self.channel = channel
-        self.dispatcher = dispatcher
-        self.logger = logger
-        port = channel.channel.localAddress?.port ?? 0
+        self.connections = connections
+        port = channel.localAddress?.port ?? 0
     }
 
     /// Serves until ``shutdown()`` and every in-flight request is done.
     public func run() async throws {
-        try await withThrowingDiscardingTaskGroup { group in
-            try await channel.executeThenClose { inbound in
-                for try await connection in inbound {
-                    group.addTask { await self.serve(connection) }
-                }
-            }
-        }
+        try await channel.closeFuture.get()
+        try await connections.allClosed.get()
     }
 
+    /// Stops accepting and asks every connection to finish (``ChannelShouldQuiesceEvent``).
     public func shutdown() {
-        let idle = connections.withLock { state -> [any Channel] in
+        channel.close(promise: nil)
+        for connection in connections.startShutdown() {
+            connection.pipeline.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent())
+        }
+    }
+}
+
+/// The open client connections, so that a shutdown can ask each to finish and wait for the last.
+private final class Connections: Sendable {
+    private let state = Mutex<(open: [ObjectIdentifier: any Channel], shuttingDown: Bool)>(([:], false))
+    private let promise: EventLoopPromise<Void>
+
+    init(promise: EventLoopPromise<Void>) { self.promise = promise }
+
+    var allClosed: EventLoopFuture<Void> { promise.futureResult }
+
+    /// Records a new connection; false once shutting down.
+    func open(_ channel: any Channel) -> Bool {
+        let id = ObjectIdentifier(channel)
+        let accepted = state.withLock { state in
+            guard !state.shuttingDown else { return false }
+            state.open[id] = channel
+            return true
+        }
+        if accepted {
+            channel.closeFuture.whenComplete { _ in
+                let last = self.state.withLock { state in
+                    state.open.removeValue(forKey: id) != nil && state.shuttingDown && state.open.isEmpty
+                }
+                if last { self.promise.succeed() }
+            }
+        }
+        return accepted
+    }
+
+    /// The connections open now; from here on, the last one to close ends the wait.
+    func startShutdown() -> [any Channel] {
+        let open = state.withLock { state in
             state.shuttingDown = true
-            return state.open.values.filter(\.idle).map(\.channel)
+            return Array(state.open.values)
         }
-        channel.channel.close(promise: nil)
-        for connection in idle { connection.close(promise: nil) }
+        if open.isEmpty { promise.succeed() }
+        return open
+    }
+}
+
+/// One ``UpstreamPool`` per event loop of the group, fixed at start-up.
+private struct UpstreamPools: Sendable {
+    private let pools: [ObjectIdentifier: UpstreamPool]
+
+    init(_ group: MultiThreadedEventLoopGroup) {
+        var pools: [ObjectIdentifier: UpstreamPool] = [:]
+        for loop in group.makeIterator() { pools[ObjectIdentifier(loop)] = UpstreamPool(eventLoop: loop) }
+        self.pools = pools
     }
 
-    private func setIdle(_ id: ObjectIdentifier, _ idle: Bool) -> Bool {
-        connections.withLock { state in
-            state.open[id]?.idle = idle
-            return state.shuttingDown
+    func pool(for loop: any EventLoop) -> UpstreamPool {
+        guard let pool = pools[ObjectIdentifier(loop)] else {
+            preconditionFailure("a connection on an event loop outside the server's group")
         }
+        return pool
+    }
+}
+
+/// Answers a request the HTTP parser refused, then lets the connection close: 431 for a head over the
+/// limit (RFC 6585 5), 400 for anything else malformed. Nothing is answered once a response has started.
+final class ProtocolErrorResponder: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias InboundOut = HTTPServerRequestPart
+    typealias OutboundIn = HTTPServerResponsePart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private var responding = false
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if let parserError = error as? HTTPParserError, !responding {
+            let status: HTTPResponseStatus =
+                parserError == .headerOverflow ? .requestHeaderFieldsTooLarge : .badRequest
+            let headers = HTTPHeaders([("Connection", "close"), ("Content-Length", "0")])
+            context.write(
+                wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))),
+                promise: nil)
+            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+        }
+        context.fireErrorCaught(error)
     }
 
-    private func serve(_ connection: NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>) async {
-        let id = ObjectIdentifier(connection.channel)
-        let shuttingDown = connections.withLock { state in
-            state.open[id] = (connection.channel, true)
-            return state.shuttingDown
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        switch unwrapOutboundIn(data) {
+        case .head(let head) where head.status.code >= 200: responding = true
+        case .end: responding = false
+        default: break
         }
-        defer { _ = connections.withLock { $0.open.removeValue(forKey: id) } }
-        guard !shuttingDown else {
-            connection.channel.close(promise: nil)
-            return
-        }
-        let info = ConnectionInfo(remoteAddress: connection.channel.remoteAddress?.ipAddress)
-        do {
-            try await connection.executeThenClose { inbound, outbound in
-                var parts = inbound.makeAsyncIterator()
-                var step = Step.readRequests
-                while true {
-                    switch step {
-                    case .done:
-                        return
-                    case .readRequests:
-                        var none: UpstreamLink?
-                        step = try await serveRequests(
-                            &parts, outbound, upstream: &none, pending: nil, id: id, info: info,
-                            channel: connection.channel)
-                    case .switchUpstream(let plan, let head):
-                        // The client connection keeps one keep-alive upstream connection while its requests
-                        // go to the same upstream; its requests are served inside that connection's scope.
-                        guard let upstream = try? await Forwarder.connect(plan) else {
-                            try await Forwarder.drain(&parts)
-                            try await Forwarder.respond(
-                                502, "The application behind Detour cannot be reached.", to: outbound,
-                                version: head.version)
-                            step = setIdle(id, true) || !head.isKeepAlive ? .done : .readRequests
-                            continue
-                        }
-                        step = try await upstream.executeThenClose { responses, requests in
-                            var link: UpstreamLink? = UpstreamLink(
-                                host: plan.host, port: plan.port, channel: upstream.channel,
-                                responses: responses.makeAsyncIterator(), requests: requests)
-                            return try await serveRequests(
-                                &parts, outbound, upstream: &link, pending: (plan, head), id: id, info: info,
-                                channel: connection.channel)
-                        }
-                    }
-                }
-            }
-        } catch {
-            logger.debug("connection ended", metadata: ["error": "\(error)"])
-        }
-    }
-
-    /// What a client connection does next.
-    private enum Step {
-        case readRequests
-        case switchUpstream(ProxyPlan, HTTPRequestHead)
-        case done
-    }
-
-    /// Serves requests until the connection ends or a request needs an upstream other than `upstream`.
-    private func serveRequests(
-        _ parts: inout NIOAsyncChannelInboundStream<HTTPServerRequestPart>.AsyncIterator,
-        _ outbound: NIOAsyncChannelOutboundWriter<HTTPServerResponsePart>, upstream: inout UpstreamLink?,
-        pending: (ProxyPlan, HTTPRequestHead)?, id: ObjectIdentifier, info: ConnectionInfo, channel: any Channel
-    ) async throws -> Step {
-        var pending = pending
-        while true {
-            let head: HTTPRequestHead
-            let dispatch: Dispatch
-            if let (plan, pendingHead) = pending {
-                (head, dispatch) = (pendingHead, .proxy(plan))
-                pending = nil
-            } else {
-                guard let part = try await parts.next() else { return .done }
-                // Between requests only a head may come; anything else is ignored.
-                guard case .head(let requestHead) = part else { continue }
-                _ = setIdle(id, false)
-                (head, dispatch) = (requestHead, await dispatcher(requestHead, info))
-            }
-            let closing: Bool
-            switch dispatch {
-            case .respond(let handler):
-                var body = ByteBuffer()
-                var tooLarge = false
-                reading: while let part = try await parts.next() {
-                    switch part {
-                    case .body(var chunk):
-                        if body.readableBytes + chunk.readableBytes > Self.maximumBodySize {
-                            tooLarge = true
-                        } else {
-                            body.writeBuffer(&chunk)
-                        }
-                    case .end: break reading
-                    case .head: return .done
-                    }
-                }
-                let response =
-                    tooLarge
-                    ? EndpointResponse(
-                        status: 413, headers: [("Content-Type", "text/plain")], body: "request body too large\n")
-                    : await handler(
-                        EndpointRequest(
-                            method: head.method.rawValue, target: head.uri,
-                            headers: head.headers.map { ($0.name, $0.value) },
-                            body: Array(body.readableBytesView)))
-                closing = setIdle(id, true) || !head.isKeepAlive || tooLarge
-                try await write(response, for: head, closing: closing, to: outbound)
-            case .proxy(let plan) where WebSocketTunnel.isUpgrade(head):
-                try await WebSocketTunnel.run(
-                    plan, request: head, clientParts: &parts, client: channel, clientWriter: outbound)
-                return .done
-            case .proxy(let plan):
-                guard var link = upstream, link.serves(plan) else { return .switchUpstream(plan, head) }
-                let outcome = try await Forwarder.exchange(
-                    plan, requestBody: &parts, over: &link, to: outbound, clientVersion: head.version)
-                upstream = link
-                closing = setIdle(id, true) || !head.isKeepAlive || outcome == .broken
-            }
-            if closing { return .done }
-        }
-    }
-
-    private func write(
-        _ response: EndpointResponse, for request: HTTPRequestHead, closing: Bool,
-        to outbound: NIOAsyncChannelOutboundWriter<HTTPServerResponsePart>
-    ) async throws {
-        var headers = HTTPHeaders(response.headers.map { ($0.name, $0.value) })
-        headers.replaceOrAdd(name: "Content-Length", value: "\(response.body.count)")
-        if closing { headers.replaceOrAdd(name: "Connection", value: "close") }
-        let status = HTTPResponseStatus(statusCode: response.status)
-        try await outbound.write(.head(HTTPResponseHead(version: request.version, status: status, headers: headers)))
-        if request.method != .HEAD, !response.body.isEmpty {
-            try await outbound.write(.body(.byteBuffer(ByteBuffer(bytes: response.body))))
-        }
-        try await outbound.write(.end(nil))
+        context.write(data, promise: promise)
     }
 }

@@ -1,7 +1,6 @@
 public import NIOCore
 public import NIOHTTP1
 import NIOPosix
-import Synchronization
 
 /// Where one request goes: Detour answers it (its endpoints and the matrix's answers, from a body read
 /// whole) or an upstream does (streamed).
@@ -16,9 +15,19 @@ public struct ProxyPlan: Sendable {
     public var port: Int
     public var head: HTTPRequestHead
     public var rewriteResponse: @Sendable (HTTPResponseHead) -> HTTPResponseHead
-    public var connectTimeout: TimeAmount = .seconds(5)
-    /// How long the upstream may take to start its response (504 after that).
-    public var responseTimeout: TimeAmount = .seconds(60)
+    public var timeouts = UpstreamTimeouts()
+}
+
+/// How long Detour waits for an upstream: to connect (502 after that), and from the end of the request
+/// to the start of the response (504 after that).
+public struct UpstreamTimeouts: Sendable {
+    public var connect: TimeAmount = .seconds(5)
+    public var response: TimeAmount = .seconds(60)
+
+    public init(connect: TimeAmount = .seconds(5), response: TimeAmount = .seconds(60)) {
+        self.connect = connect
+        self.response = response
+    }
 }
 
 /// What the client connection learns about its peer.
@@ -26,155 +35,146 @@ public struct ConnectionInfo: Sendable {
     public let remoteAddress: String?
 }
 
-typealias UpstreamConnection = NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>
-
-/// An open keep-alive connection to one upstream, used by one client connection at a time.
-struct UpstreamLink {
-    let host: String
-    let port: Int
-    let channel: any Channel
-    var responses: NIOAsyncChannelInboundStream<HTTPClientResponsePart>.AsyncIterator
-    let requests: NIOAsyncChannelOutboundWriter<HTTPClientRequestPart>
-    /// False once the upstream said `Connection: close` or an exchange failed.
-    var reusable = true
-
-    init(
-        host: String, port: Int, channel: any Channel,
-        responses: NIOAsyncChannelInboundStream<HTTPClientResponsePart>.AsyncIterator,
-        requests: NIOAsyncChannelOutboundWriter<HTTPClientRequestPart>
-    ) {
-        self.host = host
-        self.port = port
-        self.channel = channel
-        self.responses = responses
-        self.requests = requests
+/// Idle keep-alive connections to upstreams, owned by one event loop.
+///
+/// Guarantees: every method runs on ``eventLoop`` (asserted), so client connections on that loop share
+/// upstream connections without locks and both channels of an exchange are served by one thread; a
+/// connection is handed out only while open and at most ``maximumIdleTime`` after its last use (older
+/// ones are closed rather than risk the upstream's own idle timeout); at most ``maximumIdlePerUpstream``
+/// wait per upstream.
+final class UpstreamPool: @unchecked Sendable {
+    struct Key: Hashable {
+        let host: String
+        let port: Int
     }
 
-    func serves(_ plan: ProxyPlan) -> Bool { reusable && channel.isActive && host == plan.host && port == plan.port }
+    static let maximumIdlePerUpstream = 128
+    static let maximumIdleTime = TimeAmount.seconds(4)
+    let eventLoop: any EventLoop
+    private var idle: [Key: [UpstreamHandler]] = [:]
+
+    init(eventLoop: any EventLoop) { self.eventLoop = eventLoop }
+
+    /// An idle connection to `key`, most recently used first, or `nil`.
+    func take(_ key: Key) -> UpstreamHandler? {
+        eventLoop.assertInEventLoop()
+        let oldest = NIODeadline.now() - Self.maximumIdleTime
+        while let connection = idle[key]?.popLast() {
+            if connection.isOpen, connection.idleSince > oldest { return connection }
+            connection.close()
+        }
+        return nil
+    }
+
+    /// Keeps a connection whose last exchange completed with keep-alive.
+    func giveBack(_ connection: UpstreamHandler) {
+        eventLoop.assertInEventLoop()
+        guard connection.isOpen, idle[connection.key, default: []].count < Self.maximumIdlePerUpstream else {
+            connection.close()
+            return
+        }
+        connection.idleSince = .now()
+        idle[connection.key, default: []].append(connection)
+    }
+
+    /// Forgets a connection that closed while idle.
+    func remove(_ connection: UpstreamHandler) {
+        idle[connection.key]?.removeAll { $0 === connection }
+    }
+
+    /// A new connection to `key`, on this pool's event loop.
+    func connect(_ key: Key, timeout: TimeAmount) -> EventLoopFuture<UpstreamHandler> {
+        ClientBootstrap(group: eventLoop)
+            .connectTimeout(timeout)
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelInitializer { [self] channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let pipeline = channel.pipeline.syncOperations
+                    // The decoder observes outgoing heads (to know a HEAD response has no body), so it sits
+                    // between the encoder and the handler.
+                    try pipeline.addHandler(HTTPRequestEncoder())
+                    try pipeline.addHandler(
+                        ByteToMessageHandler(HTTPResponseDecoder(informationalResponseStrategy: .forward)))
+                    try pipeline.addHandler(UpstreamHandler(key: key, pool: self))
+                }
+            }
+            .connect(host: key.host, port: key.port)
+            .flatMapThrowing { channel in try channel.pipeline.syncOperations.handler(type: UpstreamHandler.self) }
+    }
 }
 
-/// Forwards requests to their upstream and responses back, both streamed with backpressure.
-///
-/// Guarantees: the request body is passed on part by part as it arrives and the response body likewise,
-/// so memory stays flat whatever their size; an upstream that cannot be reached is a 502 page and one
-/// that does not start its response within ``ProxyPlan/responseTimeout`` a 504; once the response head
-/// has been passed on, an upstream failure ends the client connection (the only honest signal left);
-/// an upstream connection is reused only after a complete exchange that allowed keep-alive.
-enum Forwarder {
-    enum Outcome {
-        /// The exchange completed; the client connection may carry on.
-        case completed
-        /// The client connection must close (the response could not be completed).
-        case broken
+/// One pooled upstream connection: passes response parts to the exchange using it, and lets that
+/// exchange stop and resume reading (backpressure from a slow client).
+final class UpstreamHandler: ChannelDuplexHandler {
+    typealias InboundIn = HTTPClientResponsePart
+    typealias OutboundIn = HTTPClientRequestPart
+    typealias OutboundOut = HTTPClientRequestPart
+
+    /// What an upstream connection reports to the exchange using it.
+    protocol Delegate: AnyObject {
+        func upstreamRead(_ part: HTTPClientResponsePart)
+        func upstreamReadComplete()
+        func upstreamWritabilityChanged(writable: Bool)
+        func upstreamClosed()
     }
 
-    static func connect(_ plan: ProxyPlan) async throws -> UpstreamConnection {
-        try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .connectTimeout(plan.connectTimeout)
-            .channelOption(.socketOption(.tcp_nodelay), value: 1)
-            .connect(host: plan.host, port: plan.port) { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHTTPClientHandlers()
-                    return try UpstreamConnection(wrappingChannelSynchronously: channel)
-                }
+    let key: UpstreamPool.Key
+    private let pool: UpstreamPool
+    var idleSince = NIODeadline.now()
+    /// The exchange using this connection; `nil` while it is pooled.
+    weak var delegate: (any Delegate)?
+    private var context: ChannelHandlerContext?
+    private var pendingRead = false
+    /// While true, the connection reads nothing more (the client is not keeping up).
+    var readPaused = false {
+        didSet {
+            if !readPaused, pendingRead, let context {
+                pendingRead = false
+                context.read()
             }
-    }
-
-    /// One request and its response over `link`.
-    static func exchange<Parts: AsyncIteratorProtocol>(
-        _ plan: ProxyPlan, requestBody parts: inout Parts, over link: inout UpstreamLink,
-        to client: NIOAsyncChannelOutboundWriter<HTTPServerResponsePart>, clientVersion: HTTPVersion
-    ) async throws -> Outcome where Parts.Element == HTTPServerRequestPart {
-        do {
-            // The head waits for the first part so that a request without a body leaves in one write.
-            var pending: [HTTPClientRequestPart] = [.head(plan.head)]
-            while let part = try await parts.next() {
-                switch part {
-                case .body(let chunk):
-                    pending.append(.body(.byteBuffer(chunk)))
-                    try await link.requests.write(contentsOf: pending)
-                    pending = []
-                case .end(let trailers):
-                    pending.append(.end(trailers))
-                    try await link.requests.write(contentsOf: pending)
-                    pending = []
-                case .head: return .broken
-                }
-                if case .end = part { break }
-            }
-        } catch {
-            // The upstream stopped reading (an early answer, say): its response may still be there.
-            link.reusable = false
-        }
-        let timedOut = Atomic<Bool>(false)
-        let channel = link.channel
-        let timeout = channel.eventLoop.scheduleTask(in: plan.responseTimeout) {
-            timedOut.store(true, ordering: .relaxed)
-            channel.close(promise: nil)
-        }
-        let first: HTTPClientResponsePart?
-        do {
-            first = try await link.responses.next()
-        } catch {
-            first = nil
-        }
-        timeout.cancel()
-        guard case .head(let head)? = first else {
-            link.reusable = false
-            let status = timedOut.load(ordering: .relaxed) ? 504 : 502
-            let message =
-                status == 504
-                ? "The application behind Detour did not answer in time."
-                : "The application behind Detour failed to answer."
-            try await respond(status, message, to: client, version: clientVersion)
-            return .completed
-        }
-        link.reusable = link.reusable && head.isKeepAlive
-        var responseHead = plan.rewriteResponse(head)
-        responseHead.version = clientVersion
-        // The head waits for the first body part (or the end), so a small response leaves in one write;
-        // after that, each part is passed on as it arrives.
-        var pending: [HTTPServerResponsePart] = [.head(responseHead)]
-        do {
-            while let part = try await link.responses.next() {
-                switch part {
-                case .body(let chunk):
-                    pending.append(.body(.byteBuffer(chunk)))
-                    try await client.write(contentsOf: pending)
-                    pending = []
-                case .end(let trailers):
-                    pending.append(.end(trailers))
-                    try await client.write(contentsOf: pending)
-                    return .completed
-                case .head: break
-                }
-            }
-        } catch {}
-        if !pending.isEmpty { try? await client.write(contentsOf: pending) }
-        link.reusable = false
-        return .broken
-    }
-    /// Reads the rest of a request body that will not be forwarded.
-    static func drain<Parts: AsyncIteratorProtocol>(_ parts: inout Parts) async throws
-    where Parts.Element == HTTPServerRequestPart {
-        while let part = try await parts.next() {
-            if case .end = part { return }
         }
     }
 
-    static func respond(
-        _ status: Int, _ message: String, to client: NIOAsyncChannelOutboundWriter<HTTPServerResponsePart>,
-        version: HTTPVersion
-    ) async throws {
-        let body =
-            "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>\(status)</title></head><body><p>\(message)</p></body></html>\n"
-        var headers = HTTPHeaders()
-        headers.add(name: "Content-Type", value: "text/html; charset=utf-8")
-        headers.add(name: "Cache-Control", value: "no-store")
-        headers.add(name: "Content-Length", value: "\(body.utf8.count)")
-        try await client.write(
-            .head(HTTPResponseHead(version: version, status: HTTPResponseStatus(statusCode: status), headers: headers)))
-        try await client.write(.body(.byteBuffer(ByteBuffer(string: body))))
-        try await client.write(.end(nil))
+    init(key: UpstreamPool.Key, pool: UpstreamPool) {
+        self.key = key
+        self.pool = pool
     }
+
+    var isOpen: Bool { context?.channel.isActive ?? false }
+    var isWritable: Bool { context?.channel.isWritable ?? false }
+
+    func handlerAdded(context: ChannelHandlerContext) { self.context = context }
+    func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard let delegate else {
+            // Bytes on an idle connection answer nothing that was asked: the connection is not trustworthy.
+            context.close(promise: nil)
+            return
+        }
+        delegate.upstreamRead(unwrapInboundIn(data))
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) { delegate?.upstreamReadComplete() }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        delegate?.upstreamWritabilityChanged(writable: context.channel.isWritable)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        pool.remove(self)
+        let delegate = self.delegate
+        self.delegate = nil
+        delegate?.upstreamClosed()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) { context.close(promise: nil) }
+
+    func read(context: ChannelHandlerContext) {
+        if readPaused { pendingRead = true } else { context.read() }
+    }
+
+    func send(_ part: HTTPClientRequestPart) { context?.write(wrapOutboundOut(part), promise: nil) }
+    func flush() { context?.flush() }
+    func close() { context?.close(promise: nil) }
 }

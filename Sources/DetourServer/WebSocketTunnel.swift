@@ -5,11 +5,11 @@ import NIOPosix
 
 /// WebSocket upgrades (RFC 6455 section 4), passed through once the policy allowed the request.
 ///
-/// The upgrade request goes to the upstream over a raw connection; only a `101` from the upstream opens
-/// the tunnel (anything else is a 502). Then, on the client connection's event loop and before the 101 is
-/// written, the HTTP codec is swapped for ``RawBridge``: the client sends no frame before it has the 101
-/// (RFC 6455 4.1), so no byte can be parsed as HTTP or lost. From there bytes are copied both ways until
-/// either side closes.
+/// The upgrade request goes to the upstream over a raw connection on the client connection's event loop;
+/// only a `101` from the upstream opens the tunnel (anything else is a 502). Then the client connection's
+/// HTTP handlers are replaced by a ``TunnelHandler`` before the 101 is written: the client sends no frame
+/// before it has the 101 (RFC 6455 4.1), so no byte can be parsed as HTTP or lost. From there bytes are
+/// copied both ways, with backpressure, until either side closes.
 enum WebSocketTunnel {
     /// Whether a request asks to become a WebSocket (`Connection: upgrade` and `Upgrade: websocket`).
     static func isUpgrade(_ head: HTTPRequestHead) -> Bool {
@@ -19,68 +19,71 @@ enum WebSocketTunnel {
             }
     }
 
-    /// Runs the tunnel; returns when either side has closed. The client connection is not reusable after.
-    static func run<Parts: AsyncIteratorProtocol>(
-        _ plan: ProxyPlan, request: HTTPRequestHead, clientParts parts: inout Parts, client channel: any Channel,
-        clientWriter: NIOAsyncChannelOutboundWriter<HTTPServerResponsePart>
-    ) async throws where Parts.Element == HTTPServerRequestPart {
-        try await Forwarder.drain(&parts)  // an upgrade request has no body: this reads its end
-        let upstream: NIOAsyncChannel<ByteBuffer, ByteBuffer>
-        do {
-            upstream = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-                .connectTimeout(plan.connectTimeout)
-                .connect(host: plan.host, port: plan.port) { channel in
-                    channel.eventLoop.makeCompletedFuture {
-                        try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
+    /// Asks the upstream to upgrade; on its 101, turns the client connection into one end of a tunnel.
+    static func open(
+        _ plan: ProxyPlan, request: HTTPRequestHead, client: ChannelHandlerContext, handler: RequestHandler
+    ) {
+        var head = plan.head
+        head.headers.replaceOrAdd(name: "Connection", value: "Upgrade")
+        head.headers.replaceOrAdd(name: "Upgrade", value: request.headers.first(name: "upgrade") ?? "websocket")
+        let requestBytes = serialize(head)
+        let eventLoop = client.eventLoop
+        ClientBootstrap(group: eventLoop)
+            .connectTimeout(plan.timeouts.connect)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(UpgradeResponseReader())
+                }
+            }
+            .connect(host: plan.host, port: plan.port)
+            .flatMap { upstream in
+                upstream.writeAndFlush(ByteBuffer(string: requestBytes))
+                    .flatMapThrowing {
+                        try upstream.pipeline.syncOperations.handler(type: UpgradeResponseReader.self).answer
                     }
-                }
-        } catch {
-            try await Forwarder.respond(
-                502, "The application behind Detour cannot be reached.", to: clientWriter, version: request.version)
-            return
-        }
-        try await upstream.executeThenClose { inbound, outbound in
-            var head = plan.head
-            head.headers.replaceOrAdd(name: "Connection", value: "Upgrade")
-            head.headers.replaceOrAdd(name: "Upgrade", value: request.headers.first(name: "upgrade") ?? "websocket")
-            try await outbound.write(ByteBuffer(string: serialize(head)))
-            var responses = inbound.makeAsyncIterator()
-            var received = ByteBuffer()
-            var headerEnd: Int?
-            while headerEnd == nil, received.readableBytes < 16 * 1024, var chunk = try await responses.next() {
-                received.writeBuffer(&chunk)
-                headerEnd = received.readableBytesView.firstRange(of: Array("\r\n\r\n".utf8))?.upperBound
+                    .flatMap { $0 }
+                    .map { (upstream, $0) }
             }
-            let statusLine = received.readableBytesView.prefix { $0 != UInt8(ascii: "\r") }
-            guard headerEnd != nil,
-                String(decoding: statusLine, as: UTF8.self).split(separator: " ").dropFirst().first == "101"
-            else {
-                try await Forwarder.respond(
-                    502, "The application behind Detour refused the WebSocket upgrade.", to: clientWriter,
-                    version: request.version)
-                return
-            }
-            try await channel.eventLoop.submit { try swapToRaw(channel) }.get()
-            // The upstream's 101, as it sent it (plus any frame that came with it), goes out through the bridge.
-            try await clientWriter.write(.body(.byteBuffer(received)))
-            // Handed over to the task that copies upstream -> client; this task never touches it again
-            // (a stream allows one iterator only, so a fresh one is not an option).
-            let upstreamBytes = HandedOver(responses)
-            try await withThrowingTaskGroup(of: Void.self) { group in
-                group.addTask {
-                    var iterator = upstreamBytes.value
-                    while let chunk = try await iterator.next() {
-                        try await clientWriter.write(.body(.byteBuffer(chunk)))
+            .assumeIsolated()
+            .whenComplete { result in
+                switch result {
+                case .success(let (upstream, answer)) where answer.switchesProtocols:
+                    do {
+                        try joinTunnel(client: client, upstream: upstream, answer: answer.bytes)
+                    } catch {
+                        upstream.close(promise: nil)
+                        client.close(promise: nil)
                     }
-                    channel.close(promise: nil)
+                case .success(let (upstream, _)):
+                    upstream.close(promise: nil)
+                    handler.upgradeFailed(
+                        request, status: 502, message: "The application behind Detour refused the WebSocket upgrade.")
+                case .failure:
+                    handler.upgradeFailed(
+                        request, status: 502, message: "The application behind Detour cannot be reached.")
                 }
-                while let part = try await parts.next() {
-                    if case .body(let bytes) = part { try await outbound.write(bytes) }
-                }
-                try? await upstream.channel.close()
-                group.cancelAll()
             }
+    }
+
+    /// Replaces both channels' handlers by the two ends of a tunnel and passes the upstream's 101 on.
+    private static func joinTunnel(client: ChannelHandlerContext, upstream: any Channel, answer: ByteBuffer) throws {
+        let (clientEnd, upstreamEnd) = TunnelHandler.pair()
+        let clientPipeline = client.pipeline.syncOperations
+        let upstreamPipeline = upstream.pipeline.syncOperations
+        try clientPipeline.addHandler(clientEnd)
+        try upstreamPipeline.addHandler(upstreamEnd)
+        try upstreamPipeline.removeHandler(upstreamPipeline.handler(type: UpgradeResponseReader.self), promise: nil)
+        for removable in [
+            try? clientPipeline.handler(type: RequestHandler.self) as (any RemovableChannelHandler)?,
+            try? clientPipeline.handler(type: HTTPServerPipelineHandler.self),
+            try? clientPipeline.handler(type: ProtocolErrorResponder.self),
+            try? clientPipeline.handler(type: NIOHTTPResponseHeadersValidator.self),
+            try? clientPipeline.handler(type: HTTPResponseEncoder.self),
+            try? clientPipeline.handler(type: ByteToMessageHandler<HTTPRequestDecoder>.self),
+        ].compactMap({ $0 }) {
+            clientPipeline.removeHandler(removable, promise: nil)
         }
+        clientEnd.deliver(answer)
     }
 
     /// The request head as HTTP/1.1 bytes.
@@ -89,48 +92,101 @@ enum WebSocketTunnel {
         for (name, value) in head.headers { text += "\(name): \(value)\r\n" }
         return text + "\r\n"
     }
-
-    /// Replaces the HTTP codec with ``RawBridge``, on the channel's event loop.
-    static func swapToRaw(_ channel: any Channel) throws {
-        let pipeline = channel.pipeline.syncOperations
-        let decoder = try pipeline.handler(type: ByteToMessageHandler<HTTPRequestDecoder>.self)
-        try pipeline.addHandler(RawBridge(), position: .after(decoder))
-        for handler in [
-            try? pipeline.handler(type: HTTPServerPipelineHandler.self) as (any RemovableChannelHandler)?,
-            try? pipeline.handler(type: HTTPServerProtocolErrorHandler.self),
-            try? pipeline.handler(type: NIOHTTPResponseHeadersValidator.self),
-            try? pipeline.handler(type: HTTPResponseEncoder.self),
-        ].compactMap({ $0 }) {
-            pipeline.removeHandler(handler, promise: nil)
-        }
-        pipeline.removeHandler(decoder, promise: nil)
-    }
 }
 
-/// After an upgrade: raw bytes in become body parts for the async channel, and body parts out become raw
-/// bytes, so the connection's typed channel carries the tunnel unchanged.
-final class RawBridge: ChannelDuplexHandler, RemovableChannelHandler {
+/// Reads the upstream's answer to an upgrade request up to the end of its head (at most 16 KiB).
+private final class UpgradeResponseReader: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
-    typealias InboundOut = HTTPServerRequestPart
-    typealias OutboundIn = HTTPServerResponsePart
-    typealias OutboundOut = ByteBuffer
+
+    struct Answer: Sendable {
+        /// Everything received: the head, and any frame the upstream sent right behind it.
+        var bytes: ByteBuffer
+        var switchesProtocols: Bool
+    }
+
+    private var received = ByteBuffer()
+    private var promise: EventLoopPromise<Answer>?
+
+    var answer: EventLoopFuture<Answer> {
+        guard let promise else { preconditionFailure("the answer is asked for once the handler is in a pipeline") }
+        return promise.futureResult
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) { promise = context.eventLoop.makePromise() }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        context.fireChannelRead(wrapInboundOut(.body(unwrapInboundIn(data))))
+        var chunk = unwrapInboundIn(data)
+        received.writeBuffer(&chunk)
+        guard received.readableBytesView.firstRange(of: Array("\r\n\r\n".utf8)) != nil else {
+            if received.readableBytes > 16 * 1024 { context.close(promise: nil) }
+            return
+        }
+        let statusLine = received.readableBytesView.prefix { $0 != UInt8(ascii: "\r") }
+        let status = String(decoding: statusLine, as: UTF8.self).split(separator: " ").dropFirst().first
+        promise?.succeed(Answer(bytes: received, switchesProtocols: status == "101"))
+        promise = nil
     }
 
-    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        if case .body(.byteBuffer(let bytes)) = unwrapOutboundIn(data) {
-            context.write(wrapOutboundOut(bytes), promise: promise)
-        } else {
-            promise?.succeed()
-        }
+    func channelInactive(context: ChannelHandlerContext) {
+        promise?.fail(ChannelError.eof)
+        promise = nil
     }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) { context.close(promise: nil) }
 }
 
-/// A value moved to exactly one other task, which alone uses it from then on.
-private final class HandedOver<Value>: @unchecked Sendable {
-    let value: Value
+/// One end of a byte tunnel between two channels on one event loop: what one end reads, the other writes;
+/// an end whose partner cannot write stops reading; either closing closes both.
+final class TunnelHandler: ChannelDuplexHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
 
-    init(_ value: Value) { self.value = value }
+    private var partner: TunnelHandler?
+    private var context: ChannelHandlerContext?
+    private var pendingRead = false
+
+    static func pair() -> (TunnelHandler, TunnelHandler) {
+        let (first, second) = (TunnelHandler(), TunnelHandler())
+        first.partner = second
+        second.partner = first
+        return (first, second)
+    }
+
+    /// Writes bytes out of this end.
+    func deliver(_ bytes: ByteBuffer) { context?.writeAndFlush(wrapOutboundOut(bytes), promise: nil) }
+
+    func handlerAdded(context: ChannelHandlerContext) { self.context = context }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+        partner = nil
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        partner?.context?.write(data, promise: nil)
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) { partner?.context?.flush() }
+
+    func channelInactive(context: ChannelHandlerContext) { partner?.context?.close(promise: nil) }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) { context.close(promise: nil) }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        // A draining server does not wait for tunnels: they may stay open for hours.
+        if event is ChannelShouldQuiesceEvent { context.close(promise: nil) }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable, let partner, partner.pendingRead {
+            partner.pendingRead = false
+            partner.context?.read()
+        }
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if partner?.context?.channel.isWritable ?? true { context.read() } else { pendingRead = true }
+    }
 }

@@ -49,11 +49,21 @@ import Testing
         headers.add(name: "Cookie", value: "__Host-_detour=sealed; app=1; __Host-_detour_0=chunk")
         headers.add(name: "Cookie", value: "__Host-_detour_state=s")
         headers.add(name: "Authorization", value: "Bearer client-token")
-        let result = Gateway.sanitized(
-            headers, ownCookie: { $0 == "__Host-_detour" || $0.hasPrefix("__Host-_detour_") },
-            cookiePrefix: "__Host-_detour")
+        let result = Gateway.sanitized(headers, cookiePrefix: "__Host-_detour")
         #expect(result.map(\.name) == ["Host", "Cookie", "Authorization"])
         #expect(result["cookie"] == ["app=1"])
+    }
+
+    @Test(
+        arguments: [
+            ("_detour=a; app=1", "app=1"),
+            ("app=1;_detour_0=a;  _detour_state=b ;b=2", "app=1; b=2"),
+            ("_detourX=1; _detour", "_detourX=1; _detour"),
+            ("_detour=a; _detour_1=b", nil),
+            ("app=1", "app=1"),
+        ] as [(String, String?)])
+    func ownCookiesAreRemovedByName(header: String, kept: String?) {
+        #expect(Gateway.removingOwnCookies(from: header, prefix: "_detour") == kept)
     }
 
     @Test func responsesKeepTheirStatusAndMoveUpstreamLocations() throws {

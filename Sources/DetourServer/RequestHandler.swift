@@ -1,0 +1,442 @@
+import Logging
+import NIOCore
+import NIOHTTP1
+
+/// Serves one client connection on its event loop: each request is dispatched from its head, then either
+/// answered by Detour (its body read whole, the answer computed off the loop) or forwarded to an upstream
+/// connection on the same loop, both bodies streamed part by part.
+///
+/// Guarantees:
+/// - Backpressure both ways: a side that cannot write stops the other side's reads, so memory stays flat
+///   whatever the body sizes.
+/// - An upstream that cannot be reached is a 502 page (504 when connecting timed out); one that does not
+///   start its response within ``UpstreamTimeouts/response`` of the request's end is a 504; once the
+///   response head is on its way, an upstream failure closes the client connection (the only honest
+///   signal left).
+/// - A pooled connection that the upstream closed before answering is retried once on a new connection
+///   when no body byte was sent (the keep-alive race of RFC 9112 9.3.1).
+/// - An upstream answering before the request body ended (an early 401 or 413) has its answer passed on
+///   with `Connection: close`; the rest of the body is read and dropped, then the connection closes.
+/// - A proxied body over ``HTTPServer/Limits/maximumRequestBody`` is a 413 (from `Content-Length` before
+///   anything is forwarded); a body for Detour's own endpoints over
+///   ``HTTPServer/Limits/maximumEndpointBody`` likewise.
+/// - An upstream connection goes back to the pool only after a complete exchange that allowed keep-alive.
+final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler, UpstreamHandler.Delegate {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundIn = HTTPServerResponsePart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    /// One proxied request and its response.
+    private final class Exchange {
+        let plan: ProxyPlan
+        let request: HTTPRequestHead
+        var upstream: UpstreamHandler?
+        /// Request parts that arrived before the upstream connection was ready.
+        var waiting: [HTTPClientRequestPart] = []
+        var bodyBytes = 0
+        var requestEnded = false
+        var responseStarted = false
+        var reusedConnection = false
+        var retried = false
+        var timedOut = false
+        var upstreamKeepAlive = false
+        var closeClient: Bool
+        var timeout: Scheduled<Void>?
+
+        init(plan: ProxyPlan, request: HTTPRequestHead) {
+            self.plan = plan
+            self.request = request
+            closeClient = !request.isKeepAlive
+        }
+    }
+
+    private enum State {
+        /// Between requests.
+        case idle
+        /// Reading the body of a request Detour answers itself.
+        case collecting(HTTPRequestHead, Handler, body: ByteBuffer, tooLarge: Bool)
+        /// Waiting for Detour's own answer.
+        case answering
+        /// A request on its way to an upstream and its response on the way back.
+        case forwarding(Exchange)
+        /// A WebSocket upgrade request, waiting for its end and then for the upstream's 101.
+        case upgrading(ProxyPlan, HTTPRequestHead)
+        /// The request was answered before its body ended: the rest is dropped, then the connection closes.
+        case discarding
+    }
+
+    typealias Handler = @Sendable (EndpointRequest) async -> EndpointResponse
+
+    /// How long the rest of an already answered request body is read before the connection closes anyway.
+    static let discardTime = TimeAmount.seconds(5)
+
+    private let dispatcher: HTTPServer.Dispatcher
+    private let pool: UpstreamPool
+    private let limits: HTTPServer.Limits
+    private let logger: Logger
+    private var context: ChannelHandlerContext?
+    private var connection = ConnectionInfo(remoteAddress: nil)
+    private var state = State.idle
+    private var readPaused = false
+    private var pendingRead = false
+
+    init(dispatcher: @escaping HTTPServer.Dispatcher, pool: UpstreamPool, limits: HTTPServer.Limits, logger: Logger) {
+        self.dispatcher = dispatcher
+        self.pool = pool
+        self.limits = limits
+        self.logger = logger
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        connection = ConnectionInfo(remoteAddress: context.channel.remoteAddress?.ipAddress)
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
+
+    // MARK: Client events
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let part = unwrapInboundIn(data)
+        switch state {
+        case .idle:
+            if case .head(let head) = part { begin(head, context) }
+        case .collecting(let head, let handler, var body, var tooLarge):
+            switch part {
+            case .body(var chunk):
+                if body.readableBytes + chunk.readableBytes > limits.maximumEndpointBody {
+                    tooLarge = true
+                    body.clear()
+                } else if !tooLarge {
+                    body.writeBuffer(&chunk)
+                }
+                state = .collecting(head, handler, body: body, tooLarge: tooLarge)
+            case .end:
+                state = .answering
+                if tooLarge {
+                    write(ErrorPage.response(413, "The request body is too large."), for: head, closing: true)
+                } else {
+                    answer(head, body: body, with: handler, context)
+                }
+            case .head:
+                break
+            }
+        case .forwarding(let exchange):
+            forward(part, exchange, context)
+        case .upgrading(let plan, let head):
+            // An upgrade request has no body; at its end the upstream is asked.
+            if case .end = part { WebSocketTunnel.open(plan, request: head, client: context, handler: self) }
+        case .discarding:
+            if case .end = part { context.close(promise: nil) }
+        case .answering:
+            break
+        }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        if case .forwarding(let exchange) = state { exchange.upstream?.flush() }
+        context.fireChannelReadComplete()
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if case .forwarding(let exchange) = state { exchange.upstream?.readPaused = !context.channel.isWritable }
+        context.fireChannelWritabilityChanged()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        if case .forwarding(let exchange) = state {
+            exchange.timeout?.cancel()
+            exchange.upstream?.delegate = nil
+            exchange.upstream?.close()
+            exchange.upstream = nil
+        }
+        state = .idle
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        logger.debug("client connection failed", metadata: ["error": "\(error)"])
+        context.close(promise: nil)
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if readPaused { pendingRead = true } else { context.read() }
+    }
+
+    private func pauseReading() { readPaused = true }
+
+    private func resumeReading() {
+        readPaused = false
+        if pendingRead, let context {
+            pendingRead = false
+            context.read()
+        }
+    }
+
+    // MARK: Requests
+
+    private func begin(_ head: HTTPRequestHead, _ context: ChannelHandlerContext) {
+        switch dispatcher(head, connection) {
+        case .respond(let handler):
+            state = .collecting(head, handler, body: ByteBuffer(), tooLarge: false)
+        case .proxy(let plan) where WebSocketTunnel.isUpgrade(head):
+            state = .upgrading(plan, head)
+        case .proxy(let plan):
+            if let limit = limits.maximumRequestBody,
+                let length = head.headers.first(name: "content-length").flatMap(Int.init), length > limit
+            {
+                state = .discarding
+                write(ErrorPage.response(413, "The request body is too large."), for: head, closing: true)
+                return
+            }
+            let exchange = Exchange(plan: plan, request: head)
+            state = .forwarding(exchange)
+            if let upstream = pool.take(UpstreamPool.Key(host: plan.host, port: plan.port)) {
+                exchange.reusedConnection = true
+                attach(upstream, to: exchange)
+            } else {
+                connect(exchange)
+            }
+        }
+    }
+
+    /// Detour's own answer, computed off the event loop and written back on it.
+    private func answer(
+        _ head: HTTPRequestHead, body: ByteBuffer, with handler: @escaping Handler, _ context: ChannelHandlerContext
+    ) {
+        let request = EndpointRequest(
+            method: head.method.rawValue, target: head.uri, headers: head.headers.map { ($0.name, $0.value) },
+            body: Array(body.readableBytesView))
+        let handlerBox = NIOLoopBound(self, eventLoop: context.eventLoop)
+        let eventLoop = context.eventLoop
+        Task {
+            let response = await handler(request)
+            eventLoop.execute {
+                let this = handlerBox.value
+                guard case .answering = this.state else { return }
+                this.write(response, for: head, closing: !head.isKeepAlive)
+            }
+        }
+    }
+
+    /// Writes a whole answer; the connection goes back to reading requests, or closes.
+    private func write(_ response: EndpointResponse, for request: HTTPRequestHead, closing: Bool) {
+        guard let context else { return }
+        var headers = HTTPHeaders(response.headers.map { ($0.name, $0.value) })
+        headers.replaceOrAdd(name: "Content-Length", value: String(response.body.count))
+        if closing { headers.replaceOrAdd(name: "Connection", value: "close") }
+        let status = HTTPResponseStatus(statusCode: response.status)
+        context.write(
+            wrapOutboundOut(.head(HTTPResponseHead(version: request.version, status: status, headers: headers))),
+            promise: nil)
+        if request.method != .HEAD, !response.body.isEmpty {
+            context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(bytes: response.body)))), promise: nil)
+        }
+        finishResponse(closing: closing, context)
+    }
+
+    /// Writes the response's end; then the connection closes, drops the rest of the request, or reads on.
+    private func finishResponse(closing: Bool, trailers: HTTPHeaders? = nil, _ context: ChannelHandlerContext) {
+        let written = context.writeAndFlush(wrapOutboundOut(.end(trailers)))
+        if case .discarding = state {
+            // Told `Connection: close`; the client may still be sending: read the rest (for a while), then close.
+            resumeReading()
+            context.eventLoop.assumeIsolated().scheduleTask(in: Self.discardTime) { context.close(promise: nil) }
+        } else if closing {
+            written.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+            state = .discarding
+        } else {
+            state = .idle
+            resumeReading()
+        }
+    }
+
+    // MARK: Forwarding
+
+    private func connect(_ exchange: Exchange) {
+        pauseReading()
+        let key = UpstreamPool.Key(host: exchange.plan.host, port: exchange.plan.port)
+        pool.connect(key, timeout: exchange.plan.timeouts.connect).assumeIsolated().whenComplete { result in
+            guard case .forwarding(let current) = self.state, current === exchange else {
+                if case .success(let upstream) = result { upstream.close() }
+                return
+            }
+            switch result {
+            case .success(let upstream):
+                self.attach(upstream, to: exchange)
+            case .failure(let error):
+                let timedOut = (error as? ChannelError).map { if case .connectTimeout = $0 { true } else { false } }
+                self.fail(exchange, status: timedOut == true ? 504 : 502)
+            }
+        }
+    }
+
+    private func attach(_ upstream: UpstreamHandler, to exchange: Exchange) {
+        exchange.upstream = upstream
+        upstream.delegate = self
+        upstream.readPaused = !(context?.channel.isWritable ?? true)
+        upstream.send(.head(exchange.plan.head))
+        for part in exchange.waiting { upstream.send(part) }
+        exchange.waiting = []
+        upstream.flush()
+        if exchange.requestEnded { startTimeout(exchange) }
+        if upstream.isWritable { resumeReading() } else { pauseReading() }
+    }
+
+    private func forward(_ part: HTTPServerRequestPart, _ exchange: Exchange, _ context: ChannelHandlerContext) {
+        let outgoing: HTTPClientRequestPart
+        switch part {
+        case .head:
+            return
+        case .body(let chunk):
+            exchange.bodyBytes += chunk.readableBytes
+            if let limit = limits.maximumRequestBody, exchange.bodyBytes > limit {
+                tooLarge(exchange, context)
+                return
+            }
+            outgoing = .body(.byteBuffer(chunk))
+        case .end(let trailers):
+            exchange.requestEnded = true
+            outgoing = .end(trailers)
+        }
+        guard let upstream = exchange.upstream else {
+            exchange.waiting.append(outgoing)
+            return
+        }
+        upstream.send(outgoing)
+        if exchange.requestEnded {
+            upstream.flush()
+            startTimeout(exchange)
+        } else if !upstream.isWritable {
+            pauseReading()
+        }
+    }
+
+    /// A chunked body went over the limit while streaming.
+    private func tooLarge(_ exchange: Exchange, _ context: ChannelHandlerContext) {
+        detach(exchange, keep: false)
+        if exchange.responseStarted {
+            context.close(promise: nil)
+        } else {
+            state = .discarding
+            write(ErrorPage.response(413, "The request body is too large."), for: exchange.request, closing: true)
+        }
+    }
+
+    private func startTimeout(_ exchange: Exchange) {
+        guard exchange.timeout == nil, !exchange.responseStarted, let upstream = exchange.upstream, let context
+        else { return }
+        exchange.timeout = context.eventLoop.assumeIsolated().scheduleTask(in: exchange.plan.timeouts.response) {
+            exchange.timedOut = true
+            upstream.close()
+        }
+    }
+
+    /// Ends the exchange's use of its upstream connection: back to the pool, or closed.
+    private func detach(_ exchange: Exchange, keep: Bool) {
+        exchange.timeout?.cancel()
+        guard let upstream = exchange.upstream else { return }
+        exchange.upstream = nil
+        upstream.delegate = nil
+        upstream.readPaused = false
+        if keep { pool.giveBack(upstream) } else { upstream.close() }
+    }
+
+    /// No response came: a page saying why, unless a stale pooled connection can be retried.
+    private func fail(_ exchange: Exchange, status: Int) {
+        exchange.timeout?.cancel()
+        exchange.timeout = nil
+        if !exchange.requestEnded {
+            exchange.closeClient = true
+            state = .discarding
+        }
+        let message =
+            status == 504
+            ? "The application behind Detour did not answer in time."
+            : "The application behind Detour cannot be reached or failed to answer."
+        write(ErrorPage.response(status, message), for: exchange.request, closing: exchange.closeClient)
+    }
+
+    // MARK: Upstream events
+
+    func upstreamRead(_ part: HTTPClientResponsePart) {
+        guard case .forwarding(let exchange) = state, let context else { return }
+        switch part {
+        case .head(let head) where head.status.code < 200:
+            // 100 Continue and friends go to clients that can read them; a 101 without an upgrade is dropped.
+            if exchange.request.version != .http1_0, head.status != .switchingProtocols {
+                var informational = head
+                informational.version = exchange.request.version
+                context.write(wrapOutboundOut(.head(informational)), promise: nil)
+            }
+        case .head(let head):
+            exchange.timeout?.cancel()
+            exchange.timeout = nil
+            exchange.responseStarted = true
+            exchange.upstreamKeepAlive = head.isKeepAlive
+            // An answer before the request's end (an early 401 or 413): the rest of the body is not wanted.
+            if !exchange.requestEnded { exchange.closeClient = true }
+            var response = exchange.plan.rewriteResponse(head)
+            response.version = exchange.request.version
+            if exchange.closeClient {
+                response.headers.replaceOrAdd(name: "Connection", value: "close")
+            } else if exchange.request.version == .http1_0 {
+                response.headers.replaceOrAdd(name: "Connection", value: "keep-alive")
+            }
+            context.write(wrapOutboundOut(.head(response)), promise: nil)
+        case .body(let chunk):
+            context.write(wrapOutboundOut(.body(.byteBuffer(chunk))), promise: nil)
+            if !context.channel.isWritable { exchange.upstream?.readPaused = true }
+        case .end(let trailers):
+            let keep = exchange.upstreamKeepAlive && exchange.requestEnded
+            detach(exchange, keep: keep)
+            if !exchange.requestEnded { state = .discarding }
+            finishResponse(closing: exchange.closeClient, trailers: trailers, context)
+        }
+    }
+
+    func upstreamReadComplete() { context?.flush() }
+
+    func upstreamWritabilityChanged(writable: Bool) {
+        guard case .forwarding = state else { return }
+        if writable { resumeReading() } else { pauseReading() }
+    }
+
+    func upstreamClosed() {
+        guard case .forwarding(let exchange) = state, let context else { return }
+        exchange.upstream = nil
+        exchange.timeout?.cancel()
+        exchange.timeout = nil
+        if exchange.responseStarted {
+            context.close(promise: nil)
+        } else if exchange.reusedConnection, exchange.bodyBytes == 0, !exchange.retried, !exchange.timedOut {
+            exchange.retried = true
+            exchange.reusedConnection = false
+            exchange.waiting = exchange.requestEnded ? [.end(nil)] : []
+            connect(exchange)
+        } else {
+            fail(exchange, status: exchange.timedOut ? 504 : 502)
+        }
+    }
+
+    // MARK: WebSocket
+
+    /// The upstream refused the upgrade or could not be reached.
+    func upgradeFailed(_ head: HTTPRequestHead, status: Int, message: String) {
+        guard case .upgrading = state else { return }
+        state = .answering
+        write(ErrorPage.response(status, message), for: head, closing: true)
+    }
+}
+
+/// Detour's own short error pages (502, 504, 413...).
+enum ErrorPage {
+    static func response(_ status: Int, _ message: String) -> EndpointResponse {
+        EndpointResponse(
+            status: status,
+            headers: [("Content-Type", "text/html; charset=utf-8"), ("Cache-Control", "no-store")],
+            body:
+                "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>\(status)</title></head><body><p>\(message)</p></body></html>\n"
+        )
+    }
+}

@@ -103,16 +103,18 @@ struct Gateway: Sendable {
         {
             return ("detour", .respond { await endpoints.handle($0) })
         }
-        let trusted = trustedProxies.trusts(connection.remoteAddress)
-        let session = sessions.session(in: RequestCookies(headers: head.headers["cookie"]), now: Date())
-        if path == forwardAuthPath { return ("forward-auth", forwardAuth(head, trusted: trusted, session: session)) }
+        let trusted = connection.trustsPeer(trustedProxies)
+        let (session, identity) = signedIn(head.headers["cookie"], on: connection, now: Date())
+        if path == forwardAuthPath {
+            return ("forward-auth", forwardAuth(head, trusted: trusted, session: session, identity: identity))
+        }
         let headers = head.headers
         let requestScheme =
             trusted ? headers.first(name: "x-forwarded-proto").flatMap(BrowserURL.Scheme.init) ?? scheme : scheme
         let decision = engine.decide(
             PolicyEngine.Request(
                 method: head.method.rawValue, scheme: requestScheme, host: headers.first(name: "host") ?? "",
-                target: head.uri, identity: session.map(Self.identity), header: { headers.first(name: $0) }))
+                target: head.uri, identity: identity, header: { headers.first(name: $0) }))
         let label = decision.rule ?? decision.reason
         switch decision.outcome {
         case .proxy(let upstream, let added, let passAccessToken):
@@ -131,8 +133,8 @@ struct Gateway: Sendable {
             var upstreamHead = HTTPRequestHead(
                 version: .http1_1, method: head.method, uri: String(target.pathQueryAndFragment))
             upstreamHead.headers = upstreamHeaders
-            let publicRequest = try? BrowserURL(
-                parsing: "\(requestScheme.rawValue)://\(headers.first(name: "host") ?? "")\(head.uri)")
+            // Read only when a response carries a Location.
+            let publicRequest = "\(requestScheme.rawValue)://\(headers.first(name: "host") ?? "")\(head.uri)"
             return (
                 label,
                 .proxy(
@@ -166,6 +168,21 @@ struct Gateway: Sendable {
         }
     }
 
+    /// The session the cookies hold and its identity for policies. A connection remembers the last cookie
+    /// header it opened: a browser sends the same one with each request, and only the expiry is checked again.
+    private func signedIn(_ cookieHeaders: [String], on connection: ConnectionInfo, now: Date) -> (Session?, Identity?)
+    {
+        if let memo = connection.lastSession, memo.cookieHeaders == cookieHeaders {
+            guard let session = memo.session, session.expiry > now else { return (nil, nil) }
+            return (session, memo.identity)
+        }
+        let session =
+            cookieHeaders.isEmpty ? nil : sessions.session(in: RequestCookies(headers: cookieHeaders), now: now)
+        let identity = session.map(Self.identity)
+        connection.lastSession = (cookieHeaders, session, identity)
+        return (session, identity)
+    }
+
     static func identity(_ session: Session) -> Identity {
         Identity(
             subject: session.subject, email: session.email, emailVerified: session.emailVerified,
@@ -181,7 +198,9 @@ struct Gateway: Sendable {
     /// - With only a forwarded URI (nginx `auth_request`), the route's policy still decides, but the answer
     ///   is 202, 401 or 403: nginx turns a 401 into its `error_page` redirect (F2).
     /// - Without a forwarded URI, or when no route matches, it is authentication only: 202 or 401.
-    private func forwardAuth(_ head: HTTPRequestHead, trusted: Bool, session: Session?) -> Dispatch {
+    private func forwardAuth(_ head: HTTPRequestHead, trusted: Bool, session: Session?, identity: Identity?)
+        -> Dispatch
+    {
         let headers = head.headers
         func forwarded(_ names: String...) -> String? {
             trusted ? names.lazy.compactMap { headers.first(name: $0) }.first : nil
@@ -194,7 +213,6 @@ struct Gateway: Sendable {
             if forwarded("x-forwarded-host") == nil { host = url.host.description + (url.port.map { ":\($0)" } ?? "") }
         }
         let requestScheme = forwarded("x-forwarded-proto").flatMap(BrowserURL.Scheme.init) ?? scheme
-        let identity = session.map(Self.identity)
         let authenticationOnly: Dispatch =
             identity.map { Self.accepted($0, accessToken: nil) } ?? Self.unauthorized(row: .f2, endpoints)
         guard let uri else { return authenticationOnly }
@@ -262,18 +280,36 @@ struct Gateway: Sendable {
     /// A `Cookie` value without Detour's cookies (named `prefix`, or `prefix_` and more: chunks, state),
     /// read byte by byte; `nil` when no cookie is left.
     static func removingOwnCookies(from value: String, prefix: String) -> String? {
-        let prefixBytes = prefix.utf8
-        guard value.utf8.firstRange(of: prefixBytes) != nil else { return value }
-        var kept: [Substring] = []
-        for pair in value.utf8.split(separator: UInt8(ascii: ";")) {
-            let trimmed = pair.drop { $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") }
-            if trimmed.starts(with: prefixBytes) {
-                let next = trimmed.dropFirst(prefixBytes.count).first
-                if next == UInt8(ascii: "=") || next == UInt8(ascii: "_") { continue }
+        var text = value
+        var prefix = prefix
+        let (removed, kept) = text.withUTF8 { bytes in
+            prefix.withUTF8 { prefixBytes in
+                var kept: [UInt8] = []
+                var removed = false
+                var start = 0
+                while start < bytes.count {
+                    var end = start
+                    while end < bytes.count, bytes[end] != UInt8(ascii: ";") { end += 1 }
+                    var first = start
+                    while first < end, bytes[first] == UInt8(ascii: " ") || bytes[first] == UInt8(ascii: "\t") {
+                        first += 1
+                    }
+                    let pair = UnsafeBufferPointer(rebasing: bytes[first..<end])
+                    if pair.count > prefixBytes.count, pair.starts(with: prefixBytes),
+                        pair[prefixBytes.count] == UInt8(ascii: "=") || pair[prefixBytes.count] == UInt8(ascii: "_")
+                    {
+                        removed = true
+                    } else if !pair.isEmpty {
+                        if !kept.isEmpty { kept.append(contentsOf: [UInt8(ascii: ";"), UInt8(ascii: " ")]) }
+                        kept.append(contentsOf: pair)
+                    }
+                    start = end + 1
+                }
+                return (removed, kept)
             }
-            if !trimmed.isEmpty { kept.append(Substring(trimmed)) }
         }
-        return kept.isEmpty ? nil : kept.joined(separator: "; ")
+        if !removed { return value }
+        return kept.isEmpty ? nil : String(decoding: kept, as: UTF8.self)
     }
 
     /// Headers the `Connection` header names as hop-by-hop (RFC 9110 7.6.1), beyond the usual ones.
@@ -281,25 +317,33 @@ struct Gateway: Sendable {
         var named: Set<String> = []
         for value in headers["connection"] {
             for token in value.split(separator: ",") {
-                let name = normalizedName(token.trimmingCharacters(in: .whitespaces))
+                let name = normalizedName(String(trimmed(token)))
                 if name != "keep-alive", name != "close" { named.insert(name) }
             }
         }
         return named
     }
 
+    /// `text` without leading and trailing spaces and tabs (RFC 9110 5.6.3's optional whitespace).
+    private static func trimmed(_ text: Substring) -> Substring {
+        let isSpace = { (character: Character) in character == " " || character == "\t" }
+        guard let first = text.firstIndex(where: { !isSpace($0) }), let last = text.lastIndex(where: { !isSpace($0) })
+        else { return "" }
+        return text[first...last]
+    }
+
     /// Row U1: same status; hop-by-hop headers removed; a `Location` on the upstream's origin moved to the public one.
-    static func rewrite(_ head: HTTPResponseHead, upstreamRequest: BrowserURL, publicRequest: BrowserURL?)
+    static func rewrite(_ head: HTTPResponseHead, upstreamRequest: BrowserURL, publicRequest: String)
         -> HTTPResponseHead
     {
         var result = head
-        let named = Set(
-            head.headers["connection"].flatMap { $0.split(separator: ",") }.map {
-                $0.trimmingCharacters(in: .whitespaces).lowercased()
-            })
-        result.headers = HTTPHeaders(
-            head.headers.filter { !hopByHop.contains($0.name.lowercased()) && !named.contains($0.name.lowercased()) })
-        if let location = head.headers.first(name: "location"), let publicRequest {
+        let named = connectionNamed(head.headers)
+        let dropped = Set(
+            head.headers.lazy.map { normalizedName($0.name) }.filter { hopByHop.contains($0) || named.contains($0) })
+        for name in dropped { result.headers.remove(name: name) }
+        if let location = head.headers.first(name: "location"),
+            let publicRequest = try? BrowserURL(parsing: publicRequest)
+        {
             result.headers.replaceOrAdd(
                 name: "Location",
                 value: UpstreamRedirect.rewriteLocation(

@@ -52,8 +52,9 @@ public final class HTTPServer: Sendable {
                     decoderLimits.maxHeaderListSize = limits.maximumHeaderBytes
                     decoderLimits.maxHeaderFieldSize = limits.maximumHeaderBytes
                     let pipeline = channel.pipeline.syncOperations
+                    // RequestHandler serves pipelined requests itself, pausing reads only when one arrives.
                     try pipeline.configureHTTPServerPipeline(
-                        withErrorHandling: false, withEncoderConfiguration: .init(),
+                        withPipeliningAssistance: false, withErrorHandling: false, withEncoderConfiguration: .init(),
                         withDecoderLimitConfiguration: decoderLimits)
                     try pipeline.addHandler(ProtocolErrorResponder())
                     try pipeline.addHandler(

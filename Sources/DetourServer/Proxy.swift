@@ -1,3 +1,5 @@
+import DetourPolicy
+import DetourSessions
 public import NIOCore
 public import NIOHTTP1
 import NIOPosix
@@ -30,9 +32,25 @@ public struct UpstreamTimeouts: Sendable {
     }
 }
 
-/// What the client connection learns about its peer.
-public struct ConnectionInfo: Sendable {
+/// What Detour knows about one client connection, kept from one request to the next.
+///
+/// Guarantees: it is created by the connection's handler and only ever read or changed on that
+/// connection's event loop, one request at a time, so its memos need no lock.
+public final class ConnectionInfo: @unchecked Sendable {
     public let remoteAddress: String?
+    /// Whether the peer is a trusted proxy, decided at the first request.
+    private var trusted: Bool?
+    /// The last `Cookie` headers seen and what they opened to (the gateway's memo).
+    var lastSession: (cookieHeaders: [String], session: Session?, identity: Identity?)?
+
+    public init(remoteAddress: String?) { self.remoteAddress = remoteAddress }
+
+    func trustsPeer(_ proxies: TrustedProxies) -> Bool {
+        if let trusted { return trusted }
+        let decided = proxies.trusts(remoteAddress)
+        trusted = decided
+        return decided
+    }
 }
 
 /// Idle keep-alive connections to upstreams, owned by one event loop.

@@ -79,6 +79,10 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstr
     private var state = State.idle
     private var readPaused = false
     private var pendingRead = false
+    /// Parts of pipelined requests read while an earlier response was being written.
+    private var pipelined = CircularBuffer<HTTPServerRequestPart>()
+    /// Set when the server drains: each response closes its connection.
+    private var quiescing = false
 
     init(dispatcher: @escaping HTTPServer.Dispatcher, pool: UpstreamPool, limits: HTTPServer.Limits, logger: Logger) {
         self.dispatcher = dispatcher
@@ -98,6 +102,45 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstr
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let part = unwrapInboundIn(data)
+        // A pipelined request (RFC 9112 9.3.2) waits, with reading paused, until the response before it is done.
+        if !pipelined.isEmpty || (isHead(part) && isBusy) {
+            pipelined.append(part)
+            pauseReading()
+            return
+        }
+        handle(part, context)
+    }
+
+    private func isHead(_ part: HTTPServerRequestPart) -> Bool {
+        if case .head = part { true } else { false }
+    }
+
+    /// Whether a response is still owed for a request that has been read.
+    private var isBusy: Bool {
+        if case .idle = state { false } else { true }
+    }
+
+    /// Serves pipelined requests that waited, until one is again waiting for its response.
+    private func servePipelined(_ context: ChannelHandlerContext) {
+        while let part = pipelined.first, !(isHead(part) && isBusy) {
+            pipelined.removeFirst()
+            handle(part, context)
+        }
+        if pipelined.isEmpty { resumeReading() }
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        guard event is ChannelShouldQuiesceEvent else {
+            context.fireUserInboundEventTriggered(event)
+            return
+        }
+        // Draining: an idle connection closes now; a busy one after its response, told `Connection: close`.
+        quiescing = true
+        pipelined.removeAll()
+        if !isBusy { context.close(promise: nil) }
+    }
+
+    private func handle(_ part: HTTPServerRequestPart, _ context: ChannelHandlerContext) {
         switch state {
         case .idle:
             if case .head(let head) = part { begin(head, context) }
@@ -214,7 +257,7 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstr
             eventLoop.execute {
                 let this = handlerBox.value
                 guard case .answering = this.state else { return }
-                this.write(response, for: head, closing: !head.isKeepAlive)
+                this.write(response, for: head, closing: !head.isKeepAlive || this.quiescing)
             }
         }
     }
@@ -224,7 +267,7 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstr
         guard let context else { return }
         var headers = HTTPHeaders(response.headers.map { ($0.name, $0.value) })
         headers.replaceOrAdd(name: "Content-Length", value: String(response.body.count))
-        if closing { headers.replaceOrAdd(name: "Connection", value: "close") }
+        if closing || quiescing { headers.replaceOrAdd(name: "Connection", value: "close") }
         let status = HTTPResponseStatus(statusCode: response.status)
         context.write(
             wrapOutboundOut(.head(HTTPResponseHead(version: request.version, status: status, headers: headers))),
@@ -245,9 +288,12 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstr
         } else if closing {
             written.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
             state = .discarding
+        } else if quiescing {
+            state = .discarding
+            written.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
         } else {
             state = .idle
-            resumeReading()
+            if pipelined.isEmpty { resumeReading() } else { servePipelined(context) }
         }
     }
 
@@ -378,6 +424,7 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstr
             if !exchange.requestEnded { exchange.closeClient = true }
             var response = exchange.plan.rewriteResponse(head)
             response.version = exchange.request.version
+            if quiescing { exchange.closeClient = true }
             if exchange.closeClient {
                 response.headers.replaceOrAdd(name: "Connection", value: "close")
             } else if exchange.request.version == .http1_0 {

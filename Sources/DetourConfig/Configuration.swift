@@ -26,6 +26,12 @@ public struct Configuration: Sendable {
         public var prefix = "/oauth2"
         public var trustedProxies: [String] = []
         public var redirectHTTPToHTTPS = false
+        /// How long connecting to an upstream may take (502 after that).
+        public var upstreamConnectTimeout = Duration.seconds(5)
+        /// How long an upstream may take, after the request's end, to start its response (504 after that).
+        public var upstreamTimeout = Duration.seconds(60)
+        /// The largest proxied request body (413 above); `nil` for no limit.
+        public var maxRequestBody: Int?
     }
 
     /// `oidc:`: the provider and this client; `issuer` and `client_id` are present when the section is.

@@ -6,7 +6,10 @@ import Yams
 
 extension Configuration {
     static let topKeys = ["server", "oidc", "session", "return_to", "policies", "routes", "redirects"]
-    static let serverKeys = ["listen", "public_url", "prefix", "trusted_proxies", "redirect_http_to_https"]
+    static let serverKeys = [
+        "listen", "public_url", "prefix", "trusted_proxies", "redirect_http_to_https", "upstream_connect_timeout",
+        "upstream_timeout", "max_request_body",
+    ]
     static let oidcKeys = [
         "issuer", "client_id", "client_secret", "client_secret_file", "scopes", "response_mode", "token_endpoint_auth",
         "ca_file", "timeout",
@@ -85,6 +88,19 @@ extension Configuration {
         if let value = entries["redirect_http_to_https"], let flag = reader.bool(value, "server.redirect_http_to_https")
         {
             server.redirectHTTPToHTTPS = flag
+        }
+        if let value = entries["upstream_connect_timeout"],
+            let duration = reader.duration(value, "server.upstream_connect_timeout")
+        {
+            server.upstreamConnectTimeout = duration
+        }
+        if let value = entries["upstream_timeout"], let duration = reader.duration(value, "server.upstream_timeout") {
+            server.upstreamTimeout = duration
+        }
+        if let value = entries["max_request_body"], !reader.isNull(value),
+            let size = reader.byteSize(value, "server.max_request_body")
+        {
+            server.maxRequestBody = size
         }
     }
 

@@ -22,14 +22,16 @@ struct Gateway: Sendable {
     let scheme: BrowserURL.Scheme
     let prefix: String
     let trustedProxies: TrustedProxies
+    let upstreamTimeouts: UpstreamTimeouts
     private let endpointFolder: String
     private let forwardAuthPath: String
     private static let rootEndpoints: Set<Substring> = ["/ping", "/ready", "/metrics"]
 
     init(
         engine: PolicyEngine, endpoints: Endpoints, sessions: SessionCookies, scheme: BrowserURL.Scheme, prefix: String,
-        trustedProxies: TrustedProxies
+        trustedProxies: TrustedProxies, upstreamTimeouts: UpstreamTimeouts = UpstreamTimeouts()
     ) {
+        self.upstreamTimeouts = upstreamTimeouts
         self.engine = engine
         self.endpoints = endpoints
         self.sessions = sessions
@@ -139,10 +141,11 @@ struct Gateway: Sendable {
                 label,
                 .proxy(
                     ProxyPlan(
-                        host: target.host.description.trimmingCharacters(in: ["[", "]"]),
+                        host: Self.connectableHost(target.host),
                         port: Int(target.effectivePort),
                         head: upstreamHead,
-                        rewriteResponse: { Self.rewrite($0, upstreamRequest: target, publicRequest: publicRequest) }))
+                        rewriteResponse: { Self.rewrite($0, upstreamRequest: target, publicRequest: publicRequest) },
+                        timeouts: upstreamTimeouts))
             )
         case .endpoint:
             return ("detour", .respond { await endpoints.handle($0) })
@@ -322,6 +325,12 @@ struct Gateway: Sendable {
             }
         }
         return named
+    }
+
+    /// A host as a socket connects to it: IPv6 addresses without their brackets.
+    static func connectableHost(_ host: DetourRedirect.Host) -> String {
+        let text = host.description
+        return text.hasPrefix("[") ? String(text.dropFirst().dropLast()) : text
     }
 
     /// `text` without leading and trailing spaces and tabs (RFC 9110 5.6.3's optional whitespace).

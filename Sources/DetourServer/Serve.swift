@@ -9,6 +9,7 @@ import Dispatch
 import Foundation
 public import Logging
 import Metrics
+import NIOCore
 import Prometheus
 
 /// Everything `detour serve` runs, built from a validated configuration.
@@ -18,6 +19,7 @@ public struct DetourService: Sendable {
     public let provider: OpenIDProvider
     public let host: String
     public let port: Int
+    let limits: HTTPServer.Limits
 
     /// Checks that the configuration can serve sign-in and builds the service; nothing starts yet.
     ///
@@ -92,7 +94,11 @@ public struct DetourService: Sendable {
         }
         gateway = Gateway(
             engine: PolicyEngine(policies: policies, settings: configuration.engineSettings), endpoints: endpoints,
-            sessions: sessions, scheme: base.scheme, prefix: configuration.server.prefix, trustedProxies: trusted)
+            sessions: sessions, scheme: base.scheme, prefix: configuration.server.prefix, trustedProxies: trusted,
+            upstreamTimeouts: UpstreamTimeouts(
+                connect: TimeAmount(configuration.server.upstreamConnectTimeout),
+                response: TimeAmount(configuration.server.upstreamTimeout)))
+        limits = HTTPServer.Limits(maximumRequestBody: configuration.server.maxRequestBody)
         (host, port) = listen
     }
 
@@ -108,7 +114,9 @@ public struct DetourService: Sendable {
     /// Binds, loads discovery in the background, and serves until SIGTERM or SIGINT, then drains.
     public func run(logger: Logger, alsoStopping companions: [HTTPServer] = []) async throws {
         let gateway = self.gateway
-        let server = try await HTTPServer.bind(host: host, port: port, logger: logger) { gateway.dispatch($0, $1) }
+        let server = try await HTTPServer.bind(host: host, port: port, limits: limits, logger: logger) {
+            gateway.dispatch($0, $1)
+        }
         logger.info("listening", metadata: ["address": "\(host):\(server.port)"])
         let signals = [SIGTERM, SIGINT].map { number in
             signal(number, SIG_IGN)

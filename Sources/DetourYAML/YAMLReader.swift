@@ -153,6 +153,16 @@ public struct YAMLReader {
         return duration
     }
 
+    /// A size in bytes: `1048576`, `512KiB`, `10MiB`, `1GiB` (also `KB`/`MB`/`GB`, read as the same powers of 1024).
+    public mutating func byteSize(_ node: Node, _ path: String) -> Int? {
+        guard let text = string(node, path) else { return nil }
+        guard let size = parseByteSize(text) else {
+            report(node, "\(path) must be a size such as 512KiB, 10MiB or 1GiB, not \"\(text)\"")
+            return nil
+        }
+        return size
+    }
+
     public mutating func choice<T: RawRepresentable<String> & CaseIterable>(_ node: Node, _ path: String, as: T.Type)
         -> T?
     {
@@ -184,6 +194,18 @@ public struct YAMLReader {
         }
         return output + rest
     }
+}
+
+/// Parses `1048576`, `512KiB`, `10MiB`, `1GiB` (or `KB`, `MB`, `GB`, the same powers of 1024); `nil` otherwise.
+public func parseByteSize(_ text: String) -> Int? {
+    let digits = text.prefix { $0.isASCII && $0.isNumber }
+    guard let number = Int(digits) else { return nil }
+    let units: [String: Int] = [
+        "": 1, "B": 1, "KB": 1 << 10, "KiB": 1 << 10, "MB": 1 << 20, "MiB": 1 << 20, "GB": 1 << 30, "GiB": 1 << 30,
+    ]
+    guard let unit = units[String(text.dropFirst(digits.count))] else { return nil }
+    let (size, overflow) = number.multipliedReportingOverflow(by: unit)
+    return overflow ? nil : size
 }
 
 /// Parses `30s`, `5m`, `8h`, `1h30m`, `250ms`; `nil` for anything else.

@@ -142,4 +142,24 @@ import Testing
     func badDurations(text: String) {
         #expect(parseDuration(text) == nil)
     }
+
+    @Test(arguments: [("1048576", 1 << 20), ("512KiB", 512 << 10), ("10MB", 10 << 20), ("1GiB", 1 << 30), ("0", 0)])
+    func sizes(text: String, bytes: Int) {
+        #expect(parseByteSize(text) == bytes)
+    }
+
+    @Test(arguments: ["", "MiB", "10 MiB", "10mb", "-1", "1TiB", "99999999999999999999GiB"])
+    func badSizes(text: String) {
+        #expect(parseByteSize(text) == nil)
+    }
+
+    @Test func proxyLimitsAndTimeoutsAreRead() throws {
+        let configuration = try load(
+            "server:\n  max_request_body: \"10MiB\"\n  upstream_timeout: \"2s\"\n  upstream_connect_timeout: \"250ms\"\n"
+        )
+        #expect(configuration.server.maxRequestBody == 10 << 20)
+        #expect(configuration.server.upstreamTimeout == .seconds(2))
+        #expect(configuration.server.upstreamConnectTimeout == .milliseconds(250))
+        #expect(throws: ConfigError.self) { try load("server:\n  max_request_body: \"lots\"\n") }
+    }
 }

@@ -54,7 +54,7 @@ class Detour:
     """A running `detour serve` with its own configuration."""
 
     def __init__(self, tmp_path, issuer, response_mode="query", token_auth="client_secret_basic", extra="",
-                 trusted_proxies=()):
+                 trusted_proxies=(), server=""):
         self.port = free_port()
         self.base = f"http://localhost:{self.port}"
         self.config = tmp_path / f"detour-{self.port}.yaml"
@@ -63,6 +63,7 @@ server:
   listen: "127.0.0.1:{self.port}"
   public_url: "{self.base}"
   trusted_proxies: {list(trusted_proxies)!r}
+{server}
 oidc:
   issuer: "{issuer}"
   client_id: "detour-e2e"
@@ -172,7 +173,7 @@ routes:{websocket_route}
     match: {{ host: "localhost" }}
     upstream: "{upstream}"
     allow: [{{ group: ["admins"] }}]
-    public: ["/echo/public/", "/echo/v2/", "/redirect-absolute/", "/big", "/sink"]
+    public: ["/echo/public/", "/echo/v2/", "/redirect-absolute/", "/big", "/sink", "/slow", "/early", "/stats"]
   - name: down
     match: {{ host: "localhost", path: "/down/" }}
     upstream: "http://127.0.0.1:{dead_port}"

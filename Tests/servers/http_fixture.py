@@ -3,7 +3,8 @@
 Prints its port on the first line of stdout, then serves until killed or until stdin closes.
   --tls CERT KEY   serve https with this certificate
 Routes: /json, /echo[/...], /redirect/<code>, /redirect-absolute/<code>, /big?bytes=N (streamed),
-/sink (reads any body in chunks),, /slow?ms=N, /stats (hits per path,
+/sink (reads any body, chunked too, in pieces), /early (answers 413 without reading the body, then closes), /slow?ms=N,
+/stats (hits per path,
 client connections seen, most requests in flight at once).
 """
 import json
@@ -42,7 +43,18 @@ class Handler(BaseHTTPRequestHandler):
         query = parse_qs(url.query)
         length = int(self.headers.get("Content-Length") or 0)
         received = 0
-        if url.path == "/sink":  # read and discard in chunks: any size, flat memory
+        if url.path == "/early":  # an answer before the upload ends, as a server with a body limit gives
+            self.close_connection = True
+            self.reply(413, b"too large for the upstream", [("Connection", "close")])
+            return
+        if url.path == "/sink" and self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            while size := int(self.rfile.readline().split(b";")[0] or b"0", 16):  # b"" once the peer is gone
+                received += len(self.rfile.read(size))
+                self.rfile.readline()
+            while self.rfile.readline() not in (b"\r\n", b"\n", b""):  # trailers
+                pass
+            body = b""
+        elif url.path == "/sink":  # read and discard in chunks: any size, flat memory
             while received < length:
                 received += len(self.rfile.read(min(65536, length - received)))
             body = b""

@@ -1,0 +1,80 @@
+"""The proxy's limits and timeouts end to end: 431, 413, 504, an upstream answering before the upload ends,
+and keep-alive connections to the upstream reused from the pool."""
+import socket
+
+import pytest
+import requests
+
+from conftest import Detour, free_port, routes, wait_for
+
+
+@pytest.fixture
+def limited(tmp_path, provider, upstream):
+    instance = Detour(tmp_path, provider, extra=routes(upstream, free_port()),
+                      server='  max_request_body: "1MiB"\n  upstream_timeout: "1s"')
+    wait_for(instance.url("/ready"))
+    yield instance
+    instance.stop()
+
+
+def test_a_request_head_over_64_kib_is_431(limited):
+    response = requests.get(limited.url("/sink"), headers={"X-Big": "a" * 70_000})
+    assert response.status_code == 431
+    assert requests.get(limited.url("/sink")).status_code == 200
+
+
+def test_a_body_over_the_limit_is_413_from_its_content_length_before_the_upstream_sees_it(limited, upstream):
+    before = requests.get(upstream + "/stats").json()["hits"].get("/sink", 0)
+    response = requests.post(limited.url("/sink"), data=b"x" * (2 << 20))
+    assert response.status_code == 413
+    assert response.headers["Connection"] == "close"
+    assert requests.get(upstream + "/stats").json()["hits"].get("/sink", 0) == before
+    assert requests.post(limited.url("/sink"), data=b"x" * 1000).json() == {"received": 1000}
+
+
+def test_a_chunked_body_over_the_limit_is_cut_with_413(limited):
+    def chunks():
+        for _ in range(40):
+            yield b"x" * 65536
+    # Detour reads and drops the rest of the body before closing, so the client sees the 413.
+    response = requests.post(limited.url("/sink"), data=chunks())
+    assert response.status_code == 413
+    assert response.headers["Connection"] == "close"
+    small = requests.post(limited.url("/sink"), data=iter([b"x" * 1000, b"y" * 1000]))
+    assert small.json() == {"received": 2000}
+
+
+def test_an_upstream_slower_than_upstream_timeout_is_a_504_page(limited):
+    response = requests.get(limited.url("/slow?ms=3000"))
+    assert response.status_code == 504
+    assert response.elapsed.total_seconds() < 2.5
+    assert "did not answer in time" in response.text
+    assert requests.get(limited.url("/slow?ms=10")).text == "slow"
+
+
+def test_an_upstream_answering_before_the_upload_ends_is_passed_on_and_the_connection_closes(limited):
+    with socket.create_connection(("127.0.0.1", limited.port)) as client:
+        client.sendall(b"POST /early HTTP/1.1\r\nHost: localhost\r\nContent-Length: 900000\r\n\r\n" + b"x" * 65536)
+        client.settimeout(5)
+        answer = b""
+        while b"too large for the upstream" not in answer:
+            chunk = client.recv(65536)
+            assert chunk, answer
+            answer += chunk
+        assert answer.startswith(b"HTTP/1.1 413")
+        assert b"connection: close" in answer.lower()
+        # The rest of the body is read and dropped; then Detour closes.
+        client.sendall(b"x" * (900000 - 65536))
+        while client.recv(65536):
+            pass
+    assert requests.get(limited.url("/sink")).status_code == 200
+
+
+def test_upstream_connections_are_kept_alive_and_reused(limited, upstream):
+    before = requests.get(upstream + "/stats").json()["connections"]
+    with requests.Session() as session:
+        for _ in range(20):
+            assert session.get(limited.url("/sink")).status_code == 200
+    after = requests.get(upstream + "/stats").json()["connections"]
+    # Python's http.server closes nothing between requests here; one or two connections, never twenty.
+    assert after - before <= 2

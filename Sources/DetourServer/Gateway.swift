@@ -6,6 +6,7 @@ import Foundation
 import Metrics
 import NIOCore
 import NIOHTTP1
+import Synchronization
 
 /// Decides where each request goes, through the one policy engine, and prepares what the upstream sees.
 ///
@@ -23,6 +24,7 @@ struct Gateway: Sendable {
     let prefix: String
     let trustedProxies: TrustedProxies
     let upstreamTimeouts: UpstreamTimeouts
+    private let counters = RequestCounters()
     private let endpointFolder: String
     private let forwardAuthPath: String
     private static let rootEndpoints: Set<Substring> = ["/ping", "/ready", "/metrics"]
@@ -76,24 +78,18 @@ struct Gateway: Sendable {
         case .respond(let handler):
             return .respond { request in
                 let response = await handler(request)
-                Self.count(route: label, status: response.status, redirect: true)
+                count(route: label, status: response.status, redirect: true)
                 return response
             }
-        case .proxy(var plan):
-            let rewrite = plan.rewriteResponse
-            plan.rewriteResponse = { head in
-                Self.count(route: label, status: Int(head.status.code), redirect: false)
-                return rewrite(head)
-            }
-            return .proxy(plan)
+        case .proxy:
+            // Counted by the plan's response rewrite (see `route`), when the upstream's status is known.
+            return dispatch
         }
     }
 
-    private static func count(route: String, status: Int, redirect: Bool) {
-        Counter(label: "detour_requests_total", dimensions: [("route", route), ("status", String(status))]).increment()
-        if redirect, (300..<400).contains(status) {
-            Counter(label: "detour_redirects_total", dimensions: [("status", String(status))]).increment()
-        }
+    private func count(route: String, status: Int, redirect: Bool) {
+        counters.requests(route: route, status: status).increment()
+        if redirect, (300..<400).contains(status) { counters.redirects(status: status).increment() }
     }
 
     /// Where a request goes, and the route label it is counted under.
@@ -120,7 +116,7 @@ struct Gateway: Sendable {
         let label = decision.rule ?? decision.reason
         switch decision.outcome {
         case .proxy(let upstream, let added, let passAccessToken):
-            guard let target = try? BrowserURL(parsing: upstream) else {
+            guard let address = upstreamAddress(upstream, on: connection) else {
                 return (label, .respond { _ in EndpointResponse(status: 502, body: "bad upstream\n") })
             }
             var upstreamHeaders = Self.sanitized(head.headers, cookiePrefix: sessions.policy.sessionName)
@@ -132,8 +128,7 @@ struct Gateway: Sendable {
                 upstreamHeaders.replaceOrAdd(name: "Authorization", value: "Bearer \(token)")
                 upstreamHeaders.add(name: "X-Forwarded-Access-Token", value: token)
             }
-            var upstreamHead = HTTPRequestHead(
-                version: .http1_1, method: head.method, uri: String(target.pathQueryAndFragment))
+            var upstreamHead = HTTPRequestHead(version: .http1_1, method: head.method, uri: String(address.target))
             upstreamHead.headers = upstreamHeaders
             // Read only when a response carries a Location.
             let publicRequest = "\(requestScheme.rawValue)://\(headers.first(name: "host") ?? "")\(head.uri)"
@@ -141,10 +136,13 @@ struct Gateway: Sendable {
                 label,
                 .proxy(
                     ProxyPlan(
-                        host: Self.connectableHost(target.host),
-                        port: Int(target.effectivePort),
+                        host: address.host,
+                        port: address.port,
                         head: upstreamHead,
-                        rewriteResponse: { Self.rewrite($0, upstreamRequest: target, publicRequest: publicRequest) },
+                        rewriteResponse: { head in
+                            count(route: label, status: Int(head.status.code), redirect: false)
+                            return Self.rewrite(head, upstreamRequest: upstream, publicRequest: publicRequest)
+                        },
                         timeouts: upstreamTimeouts))
             )
         case .endpoint:
@@ -268,7 +266,7 @@ struct Gateway: Sendable {
         result.reserveCapacity(headers.count + 8)
         for (name, value) in headers {
             let lower = normalizedName(name)
-            guard !hopByHop.contains(lower), !named.contains(lower), !isIdentityHeader(name) else { continue }
+            guard !isHopByHop(name), !named.contains(lower), !isIdentityHeader(name) else { continue }
             if lower == "cookie" {
                 if let kept = removingOwnCookies(from: value, prefix: cookiePrefix) {
                     result.add(name: name, value: kept)
@@ -327,10 +325,38 @@ struct Gateway: Sendable {
         return named
     }
 
-    /// A host as a socket connects to it: IPv6 addresses without their brackets.
-    static func connectableHost(_ host: DetourRedirect.Host) -> String {
-        let text = host.description
-        return text.hasPrefix("[") ? String(text.dropFirst().dropLast()) : text
+    /// Where an upstream URL built by the engine points: its origin (a route's `upstream`), read once per
+    /// connection and origin, and its target (the normalised path and query), passed on as it is.
+    private func upstreamAddress(_ upstream: String, on connection: ConnectionInfo) -> UpstreamAddress? {
+        guard let authority = upstream.utf8.firstRange(of: "://".utf8)?.upperBound else { return nil }
+        let targetStart = upstream.utf8[authority...].firstIndex { $0 == UInt8(ascii: "/") } ?? upstream.endIndex
+        let origin = upstream[..<targetStart]
+        let target = targetStart == upstream.endIndex ? "/" : upstream[targetStart...]
+        if let memo = connection.lastUpstream, memo.origin == origin {
+            return UpstreamAddress(host: memo.host, port: memo.port, target: target)
+        }
+        guard let url = try? BrowserURL(parsing: String(origin)) else { return nil }
+        let host = url.host.description
+        let address = UpstreamAddress(
+            host: host.hasPrefix("[") ? String(host.dropFirst().dropLast()) : host, port: Int(url.effectivePort),
+            target: target)
+        connection.lastUpstream = (String(origin), address.host, address.port)
+        return address
+    }
+
+    private struct UpstreamAddress {
+        /// As a socket connects to it: IPv6 addresses without brackets.
+        let host: String
+        let port: Int
+        let target: Substring
+    }
+
+    /// Whether a header is hop-by-hop (RFC 9110 7.6.1); most names are ruled out by their length alone.
+    static func isHopByHop(_ name: String) -> Bool {
+        switch name.utf8.count {
+        case 2, 7, 10, 16, 17, 18, 19: hopByHop.contains(normalizedName(name))
+        default: false
+        }
     }
 
     /// `text` without leading and trailing spaces and tabs (RFC 9110 5.6.3's optional whitespace).
@@ -342,15 +368,15 @@ struct Gateway: Sendable {
     }
 
     /// Row U1: same status; hop-by-hop headers removed; a `Location` on the upstream's origin moved to the public one.
-    static func rewrite(_ head: HTTPResponseHead, upstreamRequest: BrowserURL, publicRequest: String)
-        -> HTTPResponseHead
-    {
+    static func rewrite(_ head: HTTPResponseHead, upstreamRequest: String, publicRequest: String) -> HTTPResponseHead {
         var result = head
-        let named = connectionNamed(head.headers)
-        let dropped = Set(
-            head.headers.lazy.map { normalizedName($0.name) }.filter { hopByHop.contains($0) || named.contains($0) })
-        for name in dropped { result.headers.remove(name: name) }
+        let named = head.headers.contains(name: "connection") ? connectionNamed(head.headers) : []
+        for (name, _) in head.headers where isHopByHop(name) || (!named.isEmpty && named.contains(normalizedName(name)))
+        {
+            result.headers.remove(name: name)
+        }
         if let location = head.headers.first(name: "location"),
+            let upstreamRequest = try? BrowserURL(parsing: upstreamRequest),
             let publicRequest = try? BrowserURL(parsing: publicRequest)
         {
             result.headers.replaceOrAdd(
@@ -359,5 +385,37 @@ struct Gateway: Sendable {
                     location, upstreamRequest: upstreamRequest, publicRequest: publicRequest))
         }
         return result
+    }
+}
+
+/// `detour_requests_total{route,status}` and `detour_redirects_total{status}`, each counter made once and
+/// then found by a dictionary lookup instead of through the metrics factory on every request.
+private final class RequestCounters: Sendable {
+    private struct Key: Hashable {
+        let route: String
+        let status: Int
+    }
+
+    private let requestCounters = Mutex<[Key: Counter]>([:])
+    private let redirectCounters = Mutex<[Int: Counter]>([:])
+
+    func requests(route: String, status: Int) -> Counter {
+        let key = Key(route: route, status: status)
+        return requestCounters.withLock { counters in
+            if let counter = counters[key] { return counter }
+            let counter = Counter(
+                label: "detour_requests_total", dimensions: [("route", route), ("status", String(status))])
+            counters[key] = counter
+            return counter
+        }
+    }
+
+    func redirects(status: Int) -> Counter {
+        redirectCounters.withLock { counters in
+            if let counter = counters[status] { return counter }
+            let counter = Counter(label: "detour_redirects_total", dimensions: [("status", String(status))])
+            counters[status] = counter
+            return counter
+        }
     }
 }

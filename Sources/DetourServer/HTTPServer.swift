@@ -9,7 +9,8 @@ import Synchronization
 /// same loop.
 ///
 /// Guarantees: keep-alive and pipelining per RFC 9112 9.3; request heads over
-/// ``Limits/maximumHeaderBytes`` are answered 431 and malformed requests 400, then the connection closes;
+/// ``Limits/maximumHeaderBytes`` are answered 431 (RFC 6585 5) and malformed requests 400, then the
+/// connection closes;
 /// ``shutdown()`` stops accepting, closes idle connections at once and lets busy ones finish their
 /// request (answered with `Connection: close`) before ``run()`` returns.
 public final class HTTPServer: Sendable {
@@ -56,7 +57,6 @@ public final class HTTPServer: Sendable {
                     try pipeline.configureHTTPServerPipeline(
                         withPipeliningAssistance: false, withErrorHandling: false, withEncoderConfiguration: .init(),
                         withDecoderLimitConfiguration: decoderLimits)
-                    try pipeline.addHandler(ProtocolErrorResponder())
                     try pipeline.addHandler(
                         RequestHandler(
                             dispatcher: dispatcher, pool: pools.pool(for: channel.eventLoop), limits: limits,
@@ -142,38 +142,5 @@ private struct UpstreamPools: Sendable {
             preconditionFailure("a connection on an event loop outside the server's group")
         }
         return pool
-    }
-}
-
-/// Answers a request the HTTP parser refused, then lets the connection close: 431 for a head over the
-/// limit (RFC 6585 5), 400 for anything else malformed. Nothing is answered once a response has started.
-final class ProtocolErrorResponder: ChannelDuplexHandler, RemovableChannelHandler {
-    typealias InboundIn = HTTPServerRequestPart
-    typealias InboundOut = HTTPServerRequestPart
-    typealias OutboundIn = HTTPServerResponsePart
-    typealias OutboundOut = HTTPServerResponsePart
-
-    private var responding = false
-
-    func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        if let parserError = error as? HTTPParserError, !responding {
-            let status: HTTPResponseStatus =
-                parserError == .headerOverflow ? .requestHeaderFieldsTooLarge : .badRequest
-            let headers = HTTPHeaders([("Connection", "close"), ("Content-Length", "0")])
-            context.write(
-                wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))),
-                promise: nil)
-            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
-        }
-        context.fireErrorCaught(error)
-    }
-
-    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        switch unwrapOutboundIn(data) {
-        case .head(let head) where head.status.code >= 200: responding = true
-        case .end: responding = false
-        default: break
-        }
-        context.write(data, promise: promise)
     }
 }

@@ -42,6 +42,8 @@ public final class ConnectionInfo: @unchecked Sendable {
     private var trusted: Bool?
     /// The last `Cookie` headers seen and what they opened to (the gateway's memo).
     var lastSession: (cookieHeaders: [String], session: Session?, identity: Identity?)?
+    /// The last upstream origin and where it connects (the gateway's memo).
+    var lastUpstream: (origin: String, host: String, port: Int)?
 
     public init(remoteAddress: String?) { self.remoteAddress = remoteAddress }
 

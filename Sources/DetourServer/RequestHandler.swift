@@ -41,7 +41,7 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstr
         var timedOut = false
         var upstreamKeepAlive = false
         var closeClient: Bool
-        var timeout: Scheduled<Void>?
+        var timeout: NIOScheduledCallback?
 
         init(plan: ProxyPlan, request: HTTPRequestHead) {
             self.plan = plan
@@ -83,6 +83,8 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstr
     private var pipelined = CircularBuffer<HTTPServerRequestPart>()
     /// Set when the server drains: each response closes its connection.
     private var quiescing = false
+    /// Between a final response head and its end.
+    private var responding = false
 
     init(dispatcher: @escaping HTTPServer.Dispatcher, pool: UpstreamPool, limits: HTTPServer.Limits, logger: Logger) {
         self.dispatcher = dispatcher
@@ -198,6 +200,16 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstr
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        // A request the parser refused gets 431 (head too large) or 400, unless a response has started.
+        if let parserError = error as? HTTPParserError, !responding {
+            let status: HTTPResponseStatus =
+                parserError == .headerOverflow ? .requestHeaderFieldsTooLarge : .badRequest
+            let headers = HTTPHeaders([("Connection", "close"), ("Content-Length", "0")])
+            context.write(
+                wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))),
+                promise: nil)
+            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+        }
         logger.debug("client connection failed", metadata: ["error": "\(error)"])
         context.close(promise: nil)
     }
@@ -269,6 +281,7 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstr
         headers.replaceOrAdd(name: "Content-Length", value: String(response.body.count))
         if closing || quiescing { headers.replaceOrAdd(name: "Connection", value: "close") }
         let status = HTTPResponseStatus(statusCode: response.status)
+        responding = true
         context.write(
             wrapOutboundOut(.head(HTTPResponseHead(version: request.version, status: status, headers: headers))),
             promise: nil)
@@ -281,6 +294,7 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstr
     /// Writes the response's end; then the connection closes, drops the rest of the request, or reads on.
     private func finishResponse(closing: Bool, trailers: HTTPHeaders? = nil, _ context: ChannelHandlerContext) {
         let written = context.writeAndFlush(wrapOutboundOut(.end(trailers)))
+        responding = false
         if case .discarding = state {
             // Told `Connection: close`; the client may still be sending: read the rest (for a while), then close.
             resumeReading()
@@ -372,7 +386,16 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstr
     private func startTimeout(_ exchange: Exchange) {
         guard exchange.timeout == nil, !exchange.responseStarted, let upstream = exchange.upstream, let context
         else { return }
-        exchange.timeout = context.eventLoop.assumeIsolated().scheduleTask(in: exchange.plan.timeouts.response) {
+        exchange.timeout = try? context.eventLoop.assumeIsolated().scheduleCallback(
+            in: exchange.plan.timeouts.response, handler: ResponseTimeout(exchange: exchange, upstream: upstream))
+    }
+
+    /// Closes the upstream connection of an exchange whose response did not start in time (then a 504).
+    private struct ResponseTimeout: NIOScheduledCallbackHandler {
+        let exchange: Exchange
+        let upstream: UpstreamHandler
+
+        func handleScheduledCallback(eventLoop: some EventLoop) {
             exchange.timedOut = true
             upstream.close()
         }
@@ -430,6 +453,7 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstr
             } else if exchange.request.version == .http1_0 {
                 response.headers.replaceOrAdd(name: "Connection", value: "keep-alive")
             }
+            responding = true
             context.write(wrapOutboundOut(.head(response)), promise: nil)
         case .body(let chunk):
             context.write(wrapOutboundOut(.body(.byteBuffer(chunk))), promise: nil)

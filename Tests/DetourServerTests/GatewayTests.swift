@@ -72,7 +72,7 @@ import Testing
         head.headers.add(name: "Connection", value: "close")
         head.headers.add(name: "Set-Cookie", value: "app=1")
         let rewritten = Gateway.rewrite(
-            head, upstreamRequest: try BrowserURL(parsing: "http://127.0.0.1:3000/start"),
+            head, upstreamRequest: "http://127.0.0.1:3000/start",
             publicRequest: "https://app.example.com/start")
         #expect(rewritten.status == .temporaryRedirect)
         #expect(rewritten.headers["location"] == ["https://app.example.com/next?x=1"])

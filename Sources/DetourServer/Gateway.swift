@@ -76,20 +76,16 @@ struct Gateway: Sendable {
         let (label, dispatch) = route(head, connection)
         switch dispatch {
         case .respond(let handler):
+            let counters = self.counters
             return .respond { request in
                 let response = await handler(request)
-                count(route: label, status: response.status, redirect: true)
+                counters.count(route: label, status: response.status, redirect: true)
                 return response
             }
         case .proxy:
             // Counted by the plan's response rewrite (see `route`), when the upstream's status is known.
             return dispatch
         }
-    }
-
-    private func count(route: String, status: Int, redirect: Bool) {
-        counters.requests(route: route, status: status).increment()
-        if redirect, (300..<400).contains(status) { counters.redirects(status: status).increment() }
     }
 
     /// Where a request goes, and the route label it is counted under.
@@ -139,8 +135,9 @@ struct Gateway: Sendable {
                         host: address.host,
                         port: address.port,
                         head: upstreamHead,
-                        rewriteResponse: { head in
-                            count(route: label, status: Int(head.status.code), redirect: false)
+                        // Captures only what it needs: a copy of the whole gateway per request would cost retains.
+                        rewriteResponse: { [counters] head in
+                            counters.count(route: label, status: Int(head.status.code), redirect: false)
                             return Self.rewrite(head, upstreamRequest: upstream, publicRequest: publicRequest)
                         },
                         timeouts: upstreamTimeouts))
@@ -261,13 +258,13 @@ struct Gateway: Sendable {
 
     /// The client's headers minus hop-by-hop ones, identity headers and Detour's cookies.
     static func sanitized(_ headers: HTTPHeaders, cookiePrefix: String) -> HTTPHeaders {
-        let named = connectionNamed(headers)
+        let named = headers.contains(name: "connection") ? connectionNamed(headers) : []
         var result = HTTPHeaders()
         result.reserveCapacity(headers.count + 8)
         for (name, value) in headers {
-            let lower = normalizedName(name)
-            guard !isHopByHop(name), !named.contains(lower), !isIdentityHeader(name) else { continue }
-            if lower == "cookie" {
+            guard !isHopByHop(name), named.isEmpty || !named.contains(normalizedName(name)), !isIdentityHeader(name)
+            else { continue }
+            if name.utf8.count == 6, normalizedName(name) == "cookie" {
                 if let kept = removingOwnCookies(from: value, prefix: cookiePrefix) {
                     result.add(name: name, value: kept)
                 }
@@ -328,8 +325,8 @@ struct Gateway: Sendable {
     /// Where an upstream URL built by the engine points: its origin (a route's `upstream`), read once per
     /// connection and origin, and its target (the normalised path and query), passed on as it is.
     private func upstreamAddress(_ upstream: String, on connection: ConnectionInfo) -> UpstreamAddress? {
-        guard let authority = upstream.utf8.firstRange(of: "://".utf8)?.upperBound else { return nil }
-        let targetStart = upstream.utf8[authority...].firstIndex { $0 == UInt8(ascii: "/") } ?? upstream.endIndex
+        // "http://" and "https://" end before byte 8; the first "/" after that starts the target.
+        let targetStart = upstream.utf8.dropFirst(8).firstIndex(of: UInt8(ascii: "/")) ?? upstream.endIndex
         let origin = upstream[..<targetStart]
         let target = targetStart == upstream.endIndex ? "/" : upstream[targetStart...]
         if let memo = connection.lastUpstream, memo.origin == origin {
@@ -408,6 +405,11 @@ private final class RequestCounters: Sendable {
             counters[key] = counter
             return counter
         }
+    }
+
+    func count(route: String, status: Int, redirect: Bool) {
+        requests(route: route, status: status).increment()
+        if redirect, (300..<400).contains(status) { redirects(status: status).increment() }
     }
 
     func redirects(status: Int) -> Counter {

@@ -1,3 +1,4 @@
+import Foundation
 public import Logging
 public import NIOCore
 public import NIOHTTP1
@@ -41,8 +42,8 @@ public final class HTTPServer: Sendable {
     ) async throws -> HTTPServer {
         let group = MultiThreadedEventLoopGroup.singleton
         let pools = UpstreamPools(group)
-        let connections = Connections(promise: group.next().makePromise())
-        let channel = try await ServerBootstrap(group: group)
+        let connections = Connections()
+        let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
@@ -63,8 +64,12 @@ public final class HTTPServer: Sendable {
                             logger: logger))
                 }
             }
-            .bind(host: host, port: port).get()
-        return HTTPServer(channel: channel, connections: connections)
+        do {
+            let channel = try await bootstrap.bind(host: host, port: port).get()
+            return HTTPServer(channel: channel, connections: connections)
+        } catch let error as IOError {
+            throw ListenError(address: "\(host):\(port)", reason: String(cString: strerror(error.errnoCode)))
+        }
     }
 
     private init(channel: any Channel, connections: Connections) {
@@ -76,7 +81,7 @@ public final class HTTPServer: Sendable {
     /// Serves until ``shutdown()`` and every in-flight request is done.
     public func run() async throws {
         try await channel.closeFuture.get()
-        try await connections.allClosed.get()
+        await connections.allClosed()
     }
 
     /// Stops accepting and asks every connection to finish (``ChannelShouldQuiesceEvent``).
@@ -88,14 +93,37 @@ public final class HTTPServer: Sendable {
     }
 }
 
+/// The address could not be listened on (in use, not local, not permitted).
+public struct ListenError: Error, CustomStringConvertible {
+    public let address: String
+    public let reason: String
+    public var description: String { "cannot listen on \(address): \(reason)" }
+}
+
 /// The open client connections, so that a shutdown can ask each to finish and wait for the last.
+///
+/// It holds no promise: a server whose bind failed, or that is dropped without running, leaves nothing
+/// incomplete behind.
 private final class Connections: Sendable {
-    private let state = Mutex<(open: [ObjectIdentifier: any Channel], shuttingDown: Bool)>(([:], false))
-    private let promise: EventLoopPromise<Void>
+    private struct State {
+        var open: [ObjectIdentifier: any Channel] = [:]
+        var shuttingDown = false
+        var waiting: [CheckedContinuation<Void, Never>] = []
+        var done: Bool { shuttingDown && open.isEmpty }
+    }
 
-    init(promise: EventLoopPromise<Void>) { self.promise = promise }
+    private let state = Mutex(State())
 
-    var allClosed: EventLoopFuture<Void> { promise.futureResult }
+    /// Returns once shutdown has begun and every connection has closed.
+    func allClosed() async {
+        await withCheckedContinuation { continuation in
+            let done = state.withLock { state in
+                if !state.done { state.waiting.append(continuation) }
+                return state.done
+            }
+            if done { continuation.resume() }
+        }
+    }
 
     /// Records a new connection; false once shutting down.
     func open(_ channel: any Channel) -> Bool {
@@ -107,10 +135,7 @@ private final class Connections: Sendable {
         }
         if accepted {
             channel.closeFuture.whenComplete { _ in
-                let last = self.state.withLock { state in
-                    state.open.removeValue(forKey: id) != nil && state.shuttingDown && state.open.isEmpty
-                }
-                if last { self.promise.succeed() }
+                self.release { $0.open.removeValue(forKey: id) }
             }
         }
         return accepted
@@ -118,12 +143,23 @@ private final class Connections: Sendable {
 
     /// The connections open now; from here on, the last one to close ends the wait.
     func startShutdown() -> [any Channel] {
-        let open = state.withLock { state in
+        var open: [any Channel] = []
+        release { state in
             state.shuttingDown = true
-            return Array(state.open.values)
+            open = Array(state.open.values)
         }
-        if open.isEmpty { promise.succeed() }
         return open
+    }
+
+    /// Applies `change`, then resumes the waiters if that finished the shutdown.
+    private func release(_ change: (inout State) -> Void) {
+        let waiting = state.withLock { state -> [CheckedContinuation<Void, Never>] in
+            change(&state)
+            guard state.done else { return [] }
+            defer { state.waiting = [] }
+            return state.waiting
+        }
+        for continuation in waiting { continuation.resume() }
     }
 }
 

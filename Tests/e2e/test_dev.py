@@ -52,3 +52,15 @@ def test_detour_dev_is_a_working_local_sso():
     finally:
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=10) == 0
+
+
+def test_a_port_in_use_is_a_clear_error_not_a_crash():
+    import socket
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1] - 1  # `detour dev` wants port, port+1 (taken) and port+2
+        result = subprocess.run([str(DETOUR), "dev", "--port", str(port)], capture_output=True, text=True,
+                                timeout=20)
+    assert result.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{port + 1}: Address already in use" in result.stderr

@@ -57,6 +57,12 @@ public struct Configuration: Sendable {
         public var tokenEndpointAuth = TokenEndpointAuth.clientSecretBasic
         public var caFile: String?
         public var timeout = Duration.seconds(10)
+        /// Audiences a bearer JWT may carry; empty means the client id.
+        public var bearerAudiences: [String] = []
+        /// The RFC 7662 endpoint; `nil` means discovery's `introspection_endpoint`.
+        public var introspectionURL: String?
+        /// How long an active introspection answer is kept (never past the token's `exp`).
+        public var introspectionCacheTTL = Duration.seconds(60)
     }
 
     /// `session:`: the session cookie; every secret decodes to 32 or more bytes.

@@ -12,7 +12,7 @@ extension Configuration {
     ]
     static let oidcKeys = [
         "issuer", "client_id", "client_secret", "client_secret_file", "scopes", "response_mode", "token_endpoint_auth",
-        "ca_file", "timeout",
+        "ca_file", "timeout", "bearer_audiences", "introspection_url", "introspection_cache_ttl",
     ]
     static let sessionKeys = ["cookie_name", "secrets", "lifetime", "refresh_before", "cookie_domain", "store"]
     static let returnToKeys = ["allowed_hosts", "logout_allowed_hosts", "default", "preserve_post"]
@@ -139,6 +139,23 @@ extension Configuration {
         }
         if let value = entries["timeout"], let duration = reader.duration(value, "oidc.timeout") {
             oidc.timeout = duration
+        }
+        if let value = entries["bearer_audiences"], let list = reader.strings(value, "oidc.bearer_audiences") {
+            oidc.bearerAudiences = list.map(\.0)
+        }
+        if let value = entries["introspection_url"], !reader.isNull(value),
+            let text = reader.string(value, "oidc.introspection_url")
+        {
+            if (try? BrowserURL(parsing: text)) == nil {
+                reader.report(value, "oidc.introspection_url is not an http(s) URL: \"\(text)\"")
+            } else {
+                oidc.introspectionURL = text
+            }
+        }
+        if let value = entries["introspection_cache_ttl"],
+            let duration = reader.duration(value, "oidc.introspection_cache_ttl")
+        {
+            oidc.introspectionCacheTTL = duration
         }
         self.oidc = oidc
     }

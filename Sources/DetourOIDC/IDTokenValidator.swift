@@ -1,7 +1,7 @@
 public import Foundation
 
-/// The claims of an ID token that passed validation.
-public struct IDTokenClaims: Sendable, Hashable {
+/// The claims of a token that passed validation: an ID token, a JWT access token, or an introspection answer.
+public struct TokenClaims: Sendable, Hashable {
     public let subject: String
     public let expiry: Date
     /// Every claim, for email, groups and policy `claim:` rules.
@@ -45,44 +45,18 @@ public struct IDTokenValidator: Sendable {
         CompactJWS(token)?.header["kid"]?.string
     }
 
-    public func validate(_ token: String, keys: KeySet, nonce: String, now: Date) throws(OIDCError) -> IDTokenClaims {
-        guard let jws = CompactJWS(token) else { throw OIDCError(.malformedToken, "not a compact JWS") }
-        guard let name = jws.header["alg"]?.string, let algorithm = SignatureAlgorithm(rawValue: name),
-            algorithms.contains(algorithm)
-        else { throw OIDCError(.unsupportedAlgorithm, "alg \(jws.header["alg"]?.string ?? "missing") is not accepted") }
-        guard jws.header["crit"] == nil else { throw OIDCError(.unsupportedCriticalHeader, "crit is not supported") }
-        if let type = jws.header["typ"]?.string, type.uppercased() != "JWT" {
-            throw OIDCError(.wrongType, "typ \(type) is not an ID token")
-        }
-        let key: VerificationKey
-        if let keyID = jws.header["kid"]?.string {
-            guard let named = keys.keys[keyID] else { throw OIDCError(.unknownKey, "no key with the token's kid") }
-            key = named
-        } else {
-            // OIDC Core 10.1: a kid is required only when the key set holds several keys.
-            guard keys.keys.count == 1, let only = keys.keys.values.first else {
-                throw OIDCError(.unknownKey, "the token names no kid and the provider has several keys")
-            }
-            key = only
-        }
-        guard key.algorithm.map({ $0 == algorithm }) ?? true, key.fits(algorithm) else {
-            throw OIDCError(.keyAlgorithmMismatch, "key \(key.id) is not a key for \(algorithm.rawValue)")
-        }
-        guard key.verifies(jws.signature, of: jws.signingInput, with: algorithm) else {
-            throw OIDCError(.badSignature, "the signature does not verify with key \(key.id)")
-        }
-        guard case .object(let claims) = jws.payload else {
-            throw OIDCError(.malformedToken, "claims are not an object")
+    /// - Parameter nonce: the login state's nonce; `nil` for an ID token from a refresh, which may carry none
+    ///   (OIDC Core 12.2).
+    public func validate(_ token: String, keys: KeySet, nonce: String?, now: Date) throws(OIDCError) -> TokenClaims {
+        let claims = try SignedJWT.verifiedClaims(of: token, keys: keys, algorithms: algorithms) { type in
+            guard let type else { return true }
+            return type.uppercased() == "JWT"
         }
         try checkClaims(claims, nonce: nonce, now: now)
-        guard let subject = claims["sub"]?.string, !subject.isEmpty else {
-            throw OIDCError(.missingSubject, "the token has no sub")
-        }
-        guard let expiry = claims["exp"]?.number else { throw OIDCError(.expired, "the token has no exp") }
-        return IDTokenClaims(subject: subject, expiry: Date(timeIntervalSince1970: expiry), all: claims)
+        return try SignedJWT.tokenClaims(claims)
     }
 
-    private func checkClaims(_ claims: [String: JSONValue], nonce: String, now: Date) throws(OIDCError) {
+    private func checkClaims(_ claims: [String: JSONValue], nonce: String?, now: Date) throws(OIDCError) {
         guard claims["iss"]?.string == issuer else { throw OIDCError(.wrongIssuer, "iss is not \(issuer)") }
         guard let audiences = claims["aud"]?.strings, audiences.contains(clientID) else {
             throw OIDCError(.wrongAudience, "aud does not contain the client id")
@@ -92,18 +66,9 @@ public struct IDTokenValidator: Sendable {
         } else if audiences.count > 1 {
             throw OIDCError(.wrongAuthorizedParty, "several audiences and no azp")
         }
-        let seconds = now.timeIntervalSince1970
-        let slack = Double(leeway.components.seconds)
-        guard let expiry = claims["exp"]?.number, expiry + slack > seconds else {
-            throw OIDCError(.expired, "exp has passed")
+        try SignedJWT.checkTimes(claims, now: now, leeway: leeway, requireIssuedAt: true)
+        if let nonce {
+            guard claims["nonce"]?.string == nonce else { throw OIDCError(.nonceMismatch, "nonce does not match") }
         }
-        guard let issuedAt = claims["iat"]?.number else { throw OIDCError(.malformedToken, "the token has no iat") }
-        guard issuedAt - slack <= seconds else { throw OIDCError(.issuedInTheFuture, "iat is in the future") }
-        if let notBefore = claims["nbf"] {
-            guard let value = notBefore.number, value - slack <= seconds else {
-                throw OIDCError(.notYetValid, "nbf is in the future")
-            }
-        }
-        guard claims["nonce"]?.string == nonce else { throw OIDCError(.nonceMismatch, "nonce does not match") }
     }
 }

@@ -20,6 +20,8 @@ public struct OIDCError: Error, Sendable, Hashable, CustomStringConvertible {
         case subjectMismatch = "subject-mismatch"
         // The provider and its answers
         case providerUnavailable = "provider-unavailable"
+        /// The provider took longer than `oidc.timeout` to answer.
+        case providerTimedOut = "provider-timed-out"
         case badProviderResponse = "bad-provider-response"
         case discoveryIssuerMismatch = "discovery-issuer-mismatch"
         case tokenRequestRefused = "token-request-refused"

@@ -21,11 +21,18 @@ public struct ClientRegistration: Sendable {
     public var redirectURI: String
     public var scopes: [String]
     public var responseMode: AuthorizationRequest.ResponseMode
+    /// Audiences a bearer JWT may carry (`oidc.bearer_audiences`); the client id when left out.
+    public var bearerAudiences: [String]
+    /// The RFC 7662 endpoint (`oidc.introspection_url`), else discovery's `introspection_endpoint`.
+    public var introspectionURL: String?
 
     public init(
         issuer: String, clientID: String, clientSecret: String, authentication: Authentication, redirectURI: String,
-        scopes: [String], responseMode: AuthorizationRequest.ResponseMode
+        scopes: [String], responseMode: AuthorizationRequest.ResponseMode, bearerAudiences: [String] = [],
+        introspectionURL: String? = nil
     ) {
+        self.bearerAudiences = bearerAudiences.isEmpty ? [clientID] : bearerAudiences
+        self.introspectionURL = introspectionURL
         self.issuer = issuer
         self.clientID = clientID
         self.clientSecret = clientSecret
@@ -36,9 +43,18 @@ public struct ClientRegistration: Sendable {
     }
 }
 
+/// What a refresh-token grant yields (RFC 6749 6): a new access token and, when the provider rotates
+/// them, a new refresh token and ID token.
+public struct Refreshed: Sendable {
+    public let accessToken: String
+    public let accessTokenExpiry: Date?
+    public let refreshToken: String?
+    public let idToken: String?
+}
+
 /// What a successful sign-in yields.
 public struct SignedIn: Sendable {
-    public let claims: IDTokenClaims
+    public let claims: TokenClaims
     public let idToken: String
     public let accessToken: String?
     public let accessTokenExpiry: Date?
@@ -126,31 +142,11 @@ public final class OpenIDProvider: Sendable {
                     .authorizationResponseIssuerMismatch, "the authorization response's iss is not the issuer")
             }
         }
-        var form = [
-            ("grant_type", "authorization_code"), ("code", code), ("redirect_uri", registration.redirectURI),
-            ("code_verifier", loginState.codeVerifier),
-        ]
-        var headers = [("Content-Type", "application/x-www-form-urlencoded"), ("Accept", "application/json")]
-        switch registration.authentication {
-        case .clientSecretBasic:
-            let credentials =
-                FormEncoding.escape(registration.clientID) + ":" + FormEncoding.escape(registration.clientSecret)
-            headers.append(("Authorization", "Basic " + Data(credentials.utf8).base64EncodedString()))
-        case .clientSecretPost:
-            form += [("client_id", registration.clientID), ("client_secret", registration.clientSecret)]
-        }
-        let response = try await call(
-            HTTPRequest(
-                method: "POST", url: metadata.tokenEndpoint, headers: headers,
-                body: Array(FormEncoding.encode(form).utf8)),
-            endpoint: "token")
-        guard let body = try? JSONDecoder().decode(JSONValue.self, from: Data(response.body)) else {
-            throw OIDCError(.badProviderResponse, "the token endpoint answered \(response.status) without JSON")
-        }
-        guard response.status == 200 else {
-            throw OIDCError(
-                .tokenRequestRefused, "the token endpoint answered \(response.status) \(body["error"]?.string ?? "")")
-        }
+        let body = try await tokenRequest(
+            [
+                ("grant_type", "authorization_code"), ("code", code), ("redirect_uri", registration.redirectURI),
+                ("code_verifier", loginState.codeVerifier),
+            ], at: metadata.tokenEndpoint)
         guard let idToken = body["id_token"]?.string else {
             throw OIDCError(.badProviderResponse, "the token response has no id_token")
         }
@@ -167,6 +163,95 @@ public final class OpenIDProvider: Sendable {
             claims: claims, idToken: idToken, accessToken: accessToken,
             accessTokenExpiry: body["expires_in"]?.number.map { now.addingTimeInterval($0) },
             refreshToken: body["refresh_token"]?.string, userinfo: userinfo)
+    }
+
+    /// The refresh-token grant (RFC 6749 6). An ID token in the answer is validated like the first one,
+    /// except for the nonce, and must name the same subject.
+    public func refresh(_ refreshToken: String, subject: String, now: Date) async throws(OIDCError) -> Refreshed {
+        let (metadata, keys) = try loaded()
+        let body = try await tokenRequest(
+            [("grant_type", "refresh_token"), ("refresh_token", refreshToken)], at: metadata.tokenEndpoint)
+        guard let accessToken = body["access_token"]?.string else {
+            throw OIDCError(.badProviderResponse, "the refresh answer has no access_token")
+        }
+        let idToken = body["id_token"]?.string
+        if let idToken {
+            let claims = try validator.validate(
+                idToken, keys: try await keys.keys(containing: IDTokenValidator.keyID(of: idToken)), nonce: nil,
+                now: now)
+            guard claims.subject == subject else {
+                throw OIDCError(.subjectMismatch, "the refreshed ID token names another subject")
+            }
+        }
+        return Refreshed(
+            accessToken: accessToken, accessTokenExpiry: body["expires_in"]?.number.map { now.addingTimeInterval($0) },
+            refreshToken: body["refresh_token"]?.string, idToken: idToken)
+    }
+
+    /// A bearer JWT access token, validated against the provider's keys (``AccessTokenValidator``).
+    public func validateAccessToken(_ token: String, now: Date) async throws(OIDCError) -> TokenClaims {
+        let (_, keys) = try loaded()
+        let validator = AccessTokenValidator(issuer: registration.issuer, audiences: registration.bearerAudiences)
+        return try validator.validate(
+            token, keys: try await keys.keys(containing: IDTokenValidator.keyID(of: token)), now: now)
+    }
+
+    /// RFC 7662: asks the provider about an opaque token, authenticated as this client; `nil` when the
+    /// provider says it is not active, or its `exp` has passed.
+    ///
+    /// An `iss` other than the issuer or an `aud` without an accepted audience is refused; both are
+    /// optional in RFC 7662, so their absence is not. The subject is `sub`, else `username`.
+    public func introspect(_ token: String, now: Date) async throws(OIDCError) -> TokenClaims? {
+        let (metadata, _) = try loaded()
+        guard let endpoint = registration.introspectionURL ?? metadata.introspectionEndpoint else {
+            throw OIDCError(.providerUnavailable, "no introspection endpoint (set oidc.introspection_url)")
+        }
+        let body = try await tokenRequest(
+            [("token", token), ("token_type_hint", "access_token")], at: endpoint, name: "introspection")
+        guard body["active"]?.bool == true else { return nil }
+        let expiry = body["exp"]?.number.map { Date(timeIntervalSince1970: $0) }
+        if let expiry, expiry <= now { return nil }
+        if let issuer = body["iss"], issuer.string != registration.issuer {
+            throw OIDCError(.wrongIssuer, "the introspected token's iss is not \(registration.issuer)")
+        }
+        if let audience = body["aud"] {
+            guard audience.strings?.contains(where: registration.bearerAudiences.contains) == true else {
+                throw OIDCError(.wrongAudience, "the introspected token's aud contains none of the accepted audiences")
+            }
+        }
+        guard case .object(let claims) = body,
+            let subject = body["sub"]?.string ?? body["username"]?.string, !subject.isEmpty
+        else { throw OIDCError(.missingSubject, "the introspection answer names no sub or username") }
+        return TokenClaims(subject: subject, expiry: expiry ?? .distantFuture, all: claims)
+    }
+
+    /// A form POST authenticated as this client (RFC 6749 2.3.1) to the token or introspection endpoint;
+    /// the JSON answer of a 200, else ``OIDCError/Code/tokenRequestRefused``.
+    private func tokenRequest(_ form: [(String, String)], at url: String, name: String = "token")
+        async throws(OIDCError)
+        -> JSONValue
+    {
+        var form = form
+        var headers = [("Content-Type", "application/x-www-form-urlencoded"), ("Accept", "application/json")]
+        switch registration.authentication {
+        case .clientSecretBasic:
+            let credentials =
+                FormEncoding.escape(registration.clientID) + ":" + FormEncoding.escape(registration.clientSecret)
+            headers.append(("Authorization", "Basic " + Data(credentials.utf8).base64EncodedString()))
+        case .clientSecretPost:
+            form += [("client_id", registration.clientID), ("client_secret", registration.clientSecret)]
+        }
+        let response = try await call(
+            HTTPRequest(method: "POST", url: url, headers: headers, body: Array(FormEncoding.encode(form).utf8)),
+            endpoint: name)
+        guard let body = try? JSONDecoder().decode(JSONValue.self, from: Data(response.body)) else {
+            throw OIDCError(.badProviderResponse, "the \(name) endpoint answered \(response.status) without JSON")
+        }
+        guard response.status == 200 else {
+            throw OIDCError(
+                .tokenRequestRefused, "the \(name) endpoint answered \(response.status) \(body["error"]?.string ?? "")")
+        }
+        return body
     }
 
     /// OIDC Core 5.3: the userinfo `sub` must equal the ID token's.
@@ -204,7 +289,7 @@ public final class OpenIDProvider: Sendable {
         do {
             return try await transport.send(request)
         } catch {
-            throw OIDCError(.providerUnavailable, error.description)
+            throw OIDCError(error.kind == .timedOut ? .providerTimedOut : .providerUnavailable, error.description)
         }
     }
 }

@@ -61,6 +61,7 @@ public struct PolicyEngine: Sendable {
     private let routes: RuleIndex<Compiled<Route>>
     private let redirects: RuleIndex<Compiled<RedirectRule>>
     private let endpointPrefix: String
+    private let bearerRoutes: [String: BearerMode]
     private static let rootEndpoints: Set<String> = ["/ping", "/ready", "/metrics"]
 
     public init(policies: PolicySet, settings: Settings) {
@@ -69,6 +70,18 @@ public struct PolicyEngine: Sendable {
         routes = RuleIndex(policies.routes.map(Compiled.init), host: \.rule.host, path: \.rule.path)
         redirects = RuleIndex(policies.redirects.map(Compiled.init), host: \.rule.host, path: \.rule.path)
         endpointPrefix = settings.prefix + "/"
+        bearerRoutes = Dictionary(
+            policies.routes.filter { $0.bearer != .off }.map { ($0.name, $0.bearer) },
+            uniquingKeysWith: { first, _ in first })
+    }
+
+    /// The `bearer` mode of the route behind a decision: `.off` unless a route with `bearer: jwt` or
+    /// `introspect` decided (to proxy, to ask for sign-in, or to forbid), so that a token there counts.
+    public func bearerMode(for decision: Decision) -> BearerMode {
+        switch decision.outcome {
+        case .proxy, .signIn, .forbidden: decision.rule.flatMap { bearerRoutes[$0] } ?? .off
+        default: .off
+        }
     }
 
     public func decide(_ request: Request) -> Decision {

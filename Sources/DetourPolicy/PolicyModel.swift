@@ -79,7 +79,7 @@ public struct AllowRule: Sendable, Hashable {
     public let location: SourceLocation
 }
 
-/// What a route does with `Authorization: Bearer` (issue 6 validates the tokens).
+/// What a route does with `Authorization: Bearer`: nothing, or validate it as a JWT or by introspection.
 public enum BearerMode: String, Sendable, Hashable, CaseIterable {
     case off, jwt, introspect
 }

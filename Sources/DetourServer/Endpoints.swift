@@ -214,7 +214,7 @@ public struct Endpoints: Sendable {
             logger.warning("sign-in failed", metadata: ["reason": "\(error.code.rawValue)"])
             let status =
                 switch error.code {
-                case .providerUnavailable: 503
+                case .providerUnavailable, .providerTimedOut: 503
                 case .tokenRequestRefused, .badProviderResponse: 502
                 default: 401
                 }

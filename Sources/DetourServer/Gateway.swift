@@ -1,8 +1,10 @@
 import DetourConfig
+import DetourOIDC
 import DetourPolicy
 import DetourRedirect
 import DetourSessions
 import Foundation
+import Logging
 import Metrics
 import NIOCore
 import NIOHTTP1
@@ -24,6 +26,8 @@ struct Gateway: Sendable {
     let prefix: String
     let trustedProxies: TrustedProxies
     let upstreamTimeouts: UpstreamTimeouts
+    /// Bearer tokens and session refresh; `nil` where no provider is configured (tests of the pure parts).
+    let authentication: Authentication?
     private let counters = RequestCounters()
     private let endpointFolder: String
     private let forwardAuthPath: String
@@ -31,8 +35,10 @@ struct Gateway: Sendable {
 
     init(
         engine: PolicyEngine, endpoints: Endpoints, sessions: SessionCookies, scheme: BrowserURL.Scheme, prefix: String,
-        trustedProxies: TrustedProxies, upstreamTimeouts: UpstreamTimeouts = UpstreamTimeouts()
+        trustedProxies: TrustedProxies, upstreamTimeouts: UpstreamTimeouts = UpstreamTimeouts(),
+        authentication: Authentication? = nil
     ) {
+        self.authentication = authentication
         self.upstreamTimeouts = upstreamTimeouts
         self.engine = engine
         self.endpoints = endpoints
@@ -74,6 +80,10 @@ struct Gateway: Sendable {
     /// redirects as `detour_redirects_total{status}`.
     func dispatch(_ head: HTTPRequestHead, _ connection: ConnectionInfo) -> Dispatch {
         let (label, dispatch) = route(head, connection)
+        return counted(dispatch, label: label)
+    }
+
+    private func counted(_ dispatch: Dispatch, label: String) -> Dispatch {
         switch dispatch {
         case .respond(let handler):
             let counters = self.counters
@@ -82,8 +92,8 @@ struct Gateway: Sendable {
                 counters.count(route: label, status: response.status, redirect: true)
                 return response
             }
-        case .proxy:
-            // Counted by the plan's response rewrite (see `route`), when the upstream's status is known.
+        case .proxy, .later:
+            // A plan counts when the upstream's status is known (see `proxied`); a later one, once decided.
             return dispatch
         }
     }
@@ -97,37 +107,81 @@ struct Gateway: Sendable {
         {
             return ("detour", .respond { await endpoints.handle($0) })
         }
+        let now = Date()
         let trusted = connection.trustsPeer(trustedProxies)
-        let (session, identity) = signedIn(head.headers["cookie"], on: connection, now: Date())
+        let (session, identity) = signedIn(head.headers["cookie"], on: connection, now: now)
         if path == forwardAuthPath {
             return ("forward-auth", forwardAuth(head, trusted: trusted, session: session, identity: identity))
         }
-        let headers = head.headers
-        let requestScheme =
-            trusted ? headers.first(name: "x-forwarded-proto").flatMap(BrowserURL.Scheme.init) ?? scheme : scheme
-        let decision = engine.decide(
+        let request = ProxiedRequest(
+            head: head, connection: connection, trusted: trusted,
+            scheme: trusted
+                ? head.headers.first(name: "x-forwarded-proto").flatMap(BrowserURL.Scheme.init) ?? scheme : scheme)
+        let decision = decide(request, identity: identity)
+        let label = decision.rule ?? decision.reason
+        if let authentication, engine.bearerMode(for: decision) != .off,
+            let token = Self.bearerToken(in: head.headers)
+        {
+            let mode = engine.bearerMode(for: decision)
+            return (label, .later { await withBearerToken(token, mode: mode, request, authentication, now: now) })
+        }
+        if let authentication, let session, authentication.refresher.needsRefresh(session, now: now) {
+            return (label, .later { await withRefreshedSession(session, request, authentication, now: now) })
+        }
+        return outcome(decision, request, accessToken: session?.accessToken, memo: connection)
+    }
+
+    /// A request on its way through the gateway, with what was learnt about its connection.
+    private struct ProxiedRequest: Sendable {
+        let head: HTTPRequestHead
+        /// Read only for its address (and, on the event loop, its memos).
+        let connection: ConnectionInfo
+        let trusted: Bool
+        let scheme: BrowserURL.Scheme
+    }
+
+    private func decide(_ request: ProxiedRequest, identity: Identity?) -> Decision {
+        let headers = request.head.headers
+        return engine.decide(
             PolicyEngine.Request(
-                method: head.method.rawValue, scheme: requestScheme, host: headers.first(name: "host") ?? "",
-                target: head.uri, identity: identity, header: { headers.first(name: $0) }))
+                method: request.head.method.rawValue, scheme: request.scheme, host: headers.first(name: "host") ?? "",
+                target: request.head.uri, identity: identity, header: { headers.first(name: $0) }))
+    }
+
+    /// What a decision becomes: a plan for the upstream, or Detour's own answer.
+    ///
+    /// - Parameters:
+    ///   - accessToken: what `pass_access_token` forwards (the session's, or the bearer token itself).
+    ///   - cookies: `Set-Cookie` headers for the response (a refreshed or ended session).
+    ///   - memo: the connection whose memos may be used: only on its event loop, so `nil` off it.
+    private func outcome(
+        _ decision: Decision, _ request: ProxiedRequest, accessToken: String?, cookies: [SetCookie] = [],
+        memo: ConnectionInfo?
+    ) -> (String, Dispatch) {
         let label = decision.rule ?? decision.reason
         switch decision.outcome {
         case .proxy(let upstream, let added, let passAccessToken):
-            guard let address = upstreamAddress(upstream, on: connection) else {
+            guard let address = upstreamAddress(upstream, memo: memo) else {
                 return (label, .respond { _ in EndpointResponse(status: 502, body: "bad upstream\n") })
             }
-            var upstreamHeaders = Self.sanitized(head.headers, cookiePrefix: sessions.policy.sessionName)
+            let head = request.head
+            let headers = head.headers
+            var upstreamHeaders = Self.sanitized(headers, cookiePrefix: sessions.policy.sessionName)
             for field in added { upstreamHeaders.add(name: field.name, value: field.value) }
             // X-Forwarded-For is appended to only when the peer is a trusted proxy; otherwise it starts here.
-            let chain = (trusted ? headers["x-forwarded-for"] : []) + [connection.remoteAddress].compactMap { $0 }
+            let chain =
+                (request.trusted ? headers["x-forwarded-for"] : [])
+                + [request.connection.remoteAddress].compactMap { $0 }
             if !chain.isEmpty { upstreamHeaders.add(name: "X-Forwarded-For", value: chain.joined(separator: ", ")) }
-            if passAccessToken, let token = session?.accessToken {
-                upstreamHeaders.replaceOrAdd(name: "Authorization", value: "Bearer \(token)")
-                upstreamHeaders.add(name: "X-Forwarded-Access-Token", value: token)
+            if passAccessToken, let accessToken {
+                upstreamHeaders.replaceOrAdd(name: "Authorization", value: "Bearer \(accessToken)")
+                upstreamHeaders.add(name: "X-Forwarded-Access-Token", value: accessToken)
             }
             var upstreamHead = HTTPRequestHead(version: .http1_1, method: head.method, uri: String(address.target))
             upstreamHead.headers = upstreamHeaders
             // Read only when a response carries a Location.
-            let publicRequest = "\(requestScheme.rawValue)://\(headers.first(name: "host") ?? "")\(head.uri)"
+            let publicRequest = "\(request.scheme.rawValue)://\(headers.first(name: "host") ?? "")\(head.uri)"
+            let setCookies = cookies.map(\.headerValue)
             return (
                 label,
                 .proxy(
@@ -138,16 +192,97 @@ struct Gateway: Sendable {
                         // Captures only what it needs: a copy of the whole gateway per request would cost retains.
                         rewriteResponse: { [counters] head in
                             counters.count(route: label, status: Int(head.status.code), redirect: false)
-                            return Self.rewrite(head, upstreamRequest: upstream, publicRequest: publicRequest)
+                            var rewritten = Self.rewrite(head, upstreamRequest: upstream, publicRequest: publicRequest)
+                            for cookie in setCookies { rewritten.headers.add(name: "Set-Cookie", value: cookie) }
+                            return rewritten
                         },
                         timeouts: upstreamTimeouts))
             )
         case .endpoint:
             return ("detour", .respond { await endpoints.handle($0) })
         default:
-            return (label, answer(decision))
+            return (label, Self.withCookies(cookies, answer(decision)))
         }
     }
+
+    private static func withCookies(_ cookies: [SetCookie], _ dispatch: Dispatch) -> Dispatch {
+        guard !cookies.isEmpty, case .respond(let handler) = dispatch else { return dispatch }
+        return .respond { request in
+            var response = await handler(request)
+            response.headers += cookies.map { ("Set-Cookie", $0.headerValue) }
+            return response
+        }
+    }
+
+    /// The token of an `Authorization: Bearer` header (RFC 6750 2.1), if the request has one.
+    static func bearerToken(in headers: HTTPHeaders) -> String? {
+        guard let value = headers.first(name: "authorization"), value.count > 7,
+            value.prefix(7).lowercased() == "bearer "
+        else { return nil }
+        let token = value.dropFirst(7).trimmingCharacters(in: .whitespaces)
+        return token.isEmpty ? nil : token
+    }
+
+    /// A route with `bearer:` and a bearer token: the token decides who this is, whatever the cookies say.
+    /// A token that fails is a 401 `invalid_token` (RFC 6750 3.1), or a 503 when the provider cannot be
+    /// reached; never a redirect, never a 500.
+    private func withBearerToken(
+        _ token: String, mode: BearerMode, _ request: ProxiedRequest, _ authentication: Authentication, now: Date
+    ) async -> Dispatch {
+        let claims: TokenClaims?
+        do throws(OIDCError) {
+            switch mode {
+            case .jwt: claims = try await authentication.provider.validateAccessToken(token, now: now)
+            case .introspect: claims = try await authentication.introspection.claims(for: token, now: now)
+            case .off: claims = nil
+            }
+        } catch {
+            authentication.logger.info("bearer token refused", metadata: ["reason": "\(error.code.rawValue)"])
+            if error.code == .providerUnavailable {
+                return counted(.respond { _ in Self.bearerProviderUnavailable }, label: "bearer")
+            }
+            return counted(.respond { _ in Self.invalidToken(error.code.rawValue) }, label: "bearer")
+        }
+        guard let claims else {
+            authentication.logger.info("bearer token refused", metadata: ["reason": "inactive"])
+            return counted(.respond { _ in Self.invalidToken("inactive") }, label: "bearer")
+        }
+        let (label, dispatch) = outcome(
+            decide(request, identity: Self.identity(claims)), request, accessToken: token, memo: nil)
+        return counted(dispatch, label: label)
+    }
+
+    /// A session whose access token is about to expire: refreshed first, or, when that fails, treated as
+    /// signed out (rows A1-A3) and its cookie cleared.
+    private func withRefreshedSession(
+        _ session: Session, _ request: ProxiedRequest, _ authentication: Authentication, now: Date
+    ) async -> Dispatch {
+        let existing = RequestCookies(headers: request.head.headers["cookie"])
+        let renewed = await authentication.refresher.refreshed(session, now: now)
+        let cookies =
+            renewed.map { sessions.store($0, existing: existing, now: now) }
+            ?? sessions.policy.delete(name: sessions.policy.sessionName, existing: existing)
+        let (label, dispatch) = outcome(
+            decide(request, identity: renewed.map(Self.identity)), request, accessToken: renewed?.accessToken,
+            cookies: cookies, memo: nil)
+        return counted(dispatch, label: label)
+    }
+
+    /// RFC 6750 3.1: 401 with `WWW-Authenticate: Bearer error="invalid_token"`; the reason code is safe to show.
+    static func invalidToken(_ reason: String) -> EndpointResponse {
+        EndpointResponse(
+            status: 401,
+            headers: [
+                ("WWW-Authenticate", "Bearer error=\"invalid_token\""), ("Content-Type", "application/json"),
+                ("Cache-Control", "no-store"),
+            ],
+            body: "{\"error\":\"invalid_token\",\"reason\":\"\(reason)\"}\n")
+    }
+
+    static let bearerProviderUnavailable = EndpointResponse(
+        status: 503,
+        headers: [("Content-Type", "application/json"), ("Cache-Control", "no-store"), ("Retry-After", "5")],
+        body: "{\"error\":\"temporarily_unavailable\",\"reason\":\"provider-unavailable\"}\n")
 
     /// Detour's own answer for a decision that is not proxied, per the matrix.
     private func answer(_ decision: Decision) -> Dispatch {
@@ -179,6 +314,17 @@ struct Gateway: Sendable {
         let identity = session.map(Self.identity)
         connection.lastSession = (cookieHeaders, session, identity)
         return (session, identity)
+    }
+
+    /// Who a validated bearer token speaks for, read as a session's claims are.
+    static func identity(_ claims: TokenClaims) -> Identity {
+        var extra: [String: [String]] = [:]
+        for (name, value) in claims.all where !Endpoints.protocolClaims.contains(name) {
+            if let strings = value.strings { extra[name] = strings }
+        }
+        return Identity(
+            subject: claims.subject, email: claims.email, emailVerified: claims.emailVerified, groups: claims.groups,
+            preferredUsername: claims.preferredUsername ?? claims.all["username"]?.string, claims: extra)
     }
 
     static func identity(_ session: Session) -> Identity {
@@ -324,12 +470,12 @@ struct Gateway: Sendable {
 
     /// Where an upstream URL built by the engine points: its origin (a route's `upstream`), read once per
     /// connection and origin, and its target (the normalised path and query), passed on as it is.
-    private func upstreamAddress(_ upstream: String, on connection: ConnectionInfo) -> UpstreamAddress? {
+    private func upstreamAddress(_ upstream: String, memo connection: ConnectionInfo?) -> UpstreamAddress? {
         // "http://" and "https://" end before byte 8; the first "/" after that starts the target.
         let targetStart = upstream.utf8.dropFirst(8).firstIndex(of: UInt8(ascii: "/")) ?? upstream.endIndex
         let origin = upstream[..<targetStart]
         let target = targetStart == upstream.endIndex ? "/" : upstream[targetStart...]
-        if let memo = connection.lastUpstream, memo.origin == origin {
+        if let memo = connection?.lastUpstream, memo.origin == origin {
             return UpstreamAddress(host: memo.host, port: memo.port, target: target)
         }
         guard let url = try? BrowserURL(parsing: String(origin)) else { return nil }
@@ -337,7 +483,7 @@ struct Gateway: Sendable {
         let address = UpstreamAddress(
             host: host.hasPrefix("[") ? String(host.dropFirst().dropLast()) : host, port: Int(url.effectivePort),
             target: target)
-        connection.lastUpstream = (String(origin), address.host, address.port)
+        connection?.lastUpstream = (String(origin), address.host, address.port)
         return address
     }
 
@@ -420,4 +566,13 @@ private final class RequestCounters: Sendable {
             return counter
         }
     }
+}
+
+/// What the gateway needs for bearer tokens and session refresh, all of it talking to the provider
+/// through libcurl, off the event loops.
+struct Authentication: Sendable {
+    let provider: OpenIDProvider
+    let introspection: IntrospectionCache
+    let refresher: SessionRefresher
+    let logger: Logger
 }

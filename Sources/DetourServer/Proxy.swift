@@ -9,6 +9,9 @@ import NIOPosix
 public enum Dispatch: Sendable {
     case respond(@Sendable (EndpointRequest) async -> EndpointResponse)
     case proxy(ProxyPlan)
+    /// Decided after an asynchronous step (validating a bearer token, refreshing a session), which runs
+    /// off the event loop while the request's body waits.
+    case later(@Sendable () async -> Dispatch)
 }
 
 /// A request on its way upstream: the rewritten head and how to rewrite the upstream's response head.

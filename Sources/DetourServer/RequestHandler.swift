@@ -63,6 +63,8 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstr
         case upgrading(ProxyPlan, HTTPRequestHead)
         /// The request was answered before its body ended: the rest is dropped, then the connection closes.
         case discarding
+        /// Waiting for a decision made off the loop (``Dispatch/later(_:)``); body parts wait meanwhile.
+        case resolving
     }
 
     typealias Handler = @Sendable (EndpointRequest) async -> EndpointResponse
@@ -104,8 +106,9 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstr
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let part = unwrapInboundIn(data)
-        // A pipelined request (RFC 9112 9.3.2) waits, with reading paused, until the response before it is done.
-        if !pipelined.isEmpty || (isHead(part) && isBusy) {
+        // A pipelined request (RFC 9112 9.3.2) waits, with reading paused, until the response before it is
+        // done; so does the body of a request whose decision is being made off the loop.
+        if !pipelined.isEmpty || (isHead(part) && isBusy) || isResolving {
             pipelined.append(part)
             pauseReading()
             return
@@ -117,6 +120,20 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstr
         if case .head = part { true } else { false }
     }
 
+    /// Whether the current state can take more of the request: not while a decision or an upstream
+    /// connection is pending, nor while the upstream cannot write.
+    private var mayRead: Bool {
+        switch state {
+        case .resolving: false
+        case .forwarding(let exchange): exchange.upstream?.isWritable ?? false
+        default: true
+        }
+    }
+
+    private var isResolving: Bool {
+        if case .resolving = state { true } else { false }
+    }
+
     /// Whether a response is still owed for a request that has been read.
     private var isBusy: Bool {
         if case .idle = state { false } else { true }
@@ -124,11 +141,11 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstr
 
     /// Serves pipelined requests that waited, until one is again waiting for its response.
     private func servePipelined(_ context: ChannelHandlerContext) {
-        while let part = pipelined.first, !(isHead(part) && isBusy) {
+        while let part = pipelined.first, !(isHead(part) && isBusy), !isResolving {
             pipelined.removeFirst()
             handle(part, context)
         }
-        if pipelined.isEmpty { resumeReading() }
+        if pipelined.isEmpty, mayRead { resumeReading() }
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
@@ -173,7 +190,7 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstr
             if case .end = part { WebSocketTunnel.open(plan, request: head, client: context, handler: self) }
         case .discarding:
             if case .end = part { context.close(promise: nil) }
-        case .answering:
+        case .answering, .resolving:
             break
         }
     }
@@ -231,7 +248,25 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstr
     // MARK: Requests
 
     private func begin(_ head: HTTPRequestHead, _ context: ChannelHandlerContext) {
-        switch dispatcher(head, connection) {
+        start(head, dispatcher(head, connection), context)
+    }
+
+    private func start(_ head: HTTPRequestHead, _ dispatch: Dispatch, _ context: ChannelHandlerContext) {
+        switch dispatch {
+        case .later(let decide):
+            state = .resolving
+            pauseReading()
+            let handlerBox = NIOLoopBound(self, eventLoop: context.eventLoop)
+            let eventLoop = context.eventLoop
+            Task {
+                let dispatch = await decide()
+                eventLoop.execute {
+                    let this = handlerBox.value
+                    guard case .resolving = this.state, let context = this.context else { return }
+                    this.start(head, dispatch, context)
+                    this.servePipelined(context)
+                }
+            }
         case .respond(let handler):
             state = .collecting(head, handler, body: ByteBuffer(), tooLarge: false)
         case .proxy(let plan) where WebSocketTunnel.isUpgrade(head):

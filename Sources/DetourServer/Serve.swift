@@ -63,7 +63,8 @@ public struct DetourService: Sendable {
             issuer: oidc.issuer, clientID: oidc.clientID, clientSecret: secret,
             authentication: oidc.tokenEndpointAuth == .clientSecretPost ? .clientSecretPost : .clientSecretBasic,
             redirectURI: base.origin + configuration.server.prefix + "/callback", scopes: oidc.scopes,
-            responseMode: oidc.responseMode == .formPost ? .formPost : .query)
+            responseMode: oidc.responseMode == .formPost ? .formPost : .query, bearerAudiences: oidc.bearerAudiences,
+            introspectionURL: oidc.introspectionURL)
         let transport = CurlClient(options: .init(timeout: oidc.timeout, caFile: oidc.caFile))
         provider = OpenIDProvider(registration: registration, transport: transport)
         let secure = !(base.scheme == .http && base.host.isLoopback)
@@ -92,12 +93,24 @@ public struct DetourService: Sendable {
                 Diagnostic(file: configuration.file, line: 0, column: 0, message: error.description)
             ])
         }
+        let provider = self.provider
+        let authentication = Authentication(
+            provider: provider,
+            introspection: IntrospectionCache(ttl: oidc.introspectionCacheTTL) { token, now throws(OIDCError) in
+                try await provider.introspect(token, now: now)
+            },
+            refresher: SessionRefresher(refreshBefore: configuration.session.refreshBefore, logger: logger) {
+                token, subject, now throws(OIDCError) in
+                try await provider.refresh(token, subject: subject, now: now)
+            },
+            logger: logger)
         gateway = Gateway(
             engine: PolicyEngine(policies: policies, settings: configuration.engineSettings), endpoints: endpoints,
             sessions: sessions, scheme: base.scheme, prefix: configuration.server.prefix, trustedProxies: trusted,
             upstreamTimeouts: UpstreamTimeouts(
                 connect: TimeAmount(configuration.server.upstreamConnectTimeout),
-                response: TimeAmount(configuration.server.upstreamTimeout)))
+                response: TimeAmount(configuration.server.upstreamTimeout)),
+            authentication: authentication)
         limits = HTTPServer.Limits(maximumRequestBody: configuration.server.maxRequestBody)
         (host, port) = listen
     }

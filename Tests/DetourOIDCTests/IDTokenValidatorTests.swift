@@ -9,7 +9,7 @@ import Testing
     static let validator = IDTokenValidator(issuer: "https://idp.example", clientID: "detour")
 
     func validate(_ token: String, nonce: String = "n-1", keys: KeySet = TestSigner.keySet, now: Date = TestSigner.now)
-        throws(OIDCError) -> IDTokenClaims
+        throws(OIDCError) -> TokenClaims
     {
         try Self.validator.validate(token, keys: keys, nonce: nonce, now: now)
     }

@@ -50,6 +50,13 @@ public struct Refreshed: Sendable {
     public let accessTokenExpiry: Date?
     public let refreshToken: String?
     public let idToken: String?
+
+    public init(accessToken: String, accessTokenExpiry: Date?, refreshToken: String?, idToken: String?) {
+        self.accessToken = accessToken
+        self.accessTokenExpiry = accessTokenExpiry
+        self.refreshToken = refreshToken
+        self.idToken = idToken
+    }
 }
 
 /// What a successful sign-in yields.

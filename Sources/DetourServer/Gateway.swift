@@ -119,11 +119,26 @@ struct Gateway: Sendable {
                 ? head.headers.first(name: "x-forwarded-proto").flatMap(BrowserURL.Scheme.init) ?? scheme : scheme)
         let decision = decide(request, identity: identity)
         let label = decision.rule ?? decision.reason
-        if let authentication, engine.bearerMode(for: decision) != .off,
+        if let authentication, let tokens = authentication.tokens(for: engine.bearerMode(for: decision)),
             let token = Self.bearerToken(in: head.headers)
         {
-            let mode = engine.bearerMode(for: decision)
-            return (label, .later { await withBearerToken(token, mode: mode, request, authentication, now: now) })
+            // A token seen before is answered here, on the event loop; a new one is checked off it.
+            if let known = tokens.cached(token, now: now) {
+                return withBearerToken(token, known, request, authentication, memo: connection)
+            }
+            return (
+                label,
+                .later {
+                    let checked: Result<TokenClaims?, OIDCError>
+                    do throws(OIDCError) {
+                        checked = .success(try await tokens.claims(for: token, now: now))
+                    } catch {
+                        checked = .failure(error)
+                    }
+                    let (label, dispatch) = withBearerToken(token, checked, request, authentication, memo: nil)
+                    return counted(dispatch, label: label)
+                }
+            )
         }
         if let authentication, let session, authentication.refresher.needsRefresh(session, now: now) {
             return (label, .later { await withRefreshedSession(session, request, authentication, now: now) })
@@ -216,40 +231,33 @@ struct Gateway: Sendable {
 
     /// The token of an `Authorization: Bearer` header (RFC 6750 2.1), if the request has one.
     static func bearerToken(in headers: HTTPHeaders) -> String? {
-        guard let value = headers.first(name: "authorization"), value.count > 7,
-            value.prefix(7).lowercased() == "bearer "
+        guard let value = headers.first(name: "authorization"), value.utf8.count > 7,
+            value.utf8.prefix(7).elementsEqual("bearer ".utf8, by: { $0 == $1 || ($1 != 0x20 && $0 | 0x20 == $1) })
         else { return nil }
-        let token = value.dropFirst(7).trimmingCharacters(in: .whitespaces)
-        return token.isEmpty ? nil : token
+        let token = trimmed(Substring(value).dropFirst(7))
+        return token.isEmpty ? nil : String(token)
     }
 
     /// A route with `bearer:` and a bearer token: the token decides who this is, whatever the cookies say.
     /// A token that fails is a 401 `invalid_token` (RFC 6750 3.1), or a 503 when the provider cannot be
     /// reached; never a redirect, never a 500.
     private func withBearerToken(
-        _ token: String, mode: BearerMode, _ request: ProxiedRequest, _ authentication: Authentication, now: Date
-    ) async -> Dispatch {
-        let claims: TokenClaims?
-        do throws(OIDCError) {
-            switch mode {
-            case .jwt: claims = try await authentication.provider.validateAccessToken(token, now: now)
-            case .introspect: claims = try await authentication.introspection.claims(for: token, now: now)
-            case .off: claims = nil
-            }
-        } catch {
+        _ token: String, _ checked: Result<TokenClaims?, OIDCError>, _ request: ProxiedRequest,
+        _ authentication: Authentication, memo: ConnectionInfo?
+    ) -> (String, Dispatch) {
+        switch checked {
+        case .success(let claims?):
+            return outcome(decide(request, identity: Self.identity(claims)), request, accessToken: token, memo: memo)
+        case .success(nil):
+            authentication.logger.info("bearer token refused", metadata: ["reason": "inactive"])
+            return ("bearer", .respond { _ in Self.invalidToken("inactive") })
+        case .failure(let error):
             authentication.logger.info("bearer token refused", metadata: ["reason": "\(error.code.rawValue)"])
             if error.code == .providerUnavailable {
-                return counted(.respond { _ in Self.bearerProviderUnavailable }, label: "bearer")
+                return ("bearer", .respond { _ in Self.bearerProviderUnavailable })
             }
-            return counted(.respond { _ in Self.invalidToken(error.code.rawValue) }, label: "bearer")
+            return ("bearer", .respond { _ in Self.invalidToken(error.code.rawValue) })
         }
-        guard let claims else {
-            authentication.logger.info("bearer token refused", metadata: ["reason": "inactive"])
-            return counted(.respond { _ in Self.invalidToken("inactive") }, label: "bearer")
-        }
-        let (label, dispatch) = outcome(
-            decide(request, identity: Self.identity(claims)), request, accessToken: token, memo: nil)
-        return counted(dispatch, label: label)
     }
 
     /// A session whose access token is about to expire: refreshed first, or, when that fails, treated as
@@ -571,8 +579,19 @@ private final class RequestCounters: Sendable {
 /// What the gateway needs for bearer tokens and session refresh, all of it talking to the provider
 /// through libcurl, off the event loops.
 struct Authentication: Sendable {
-    let provider: OpenIDProvider
-    let introspection: IntrospectionCache
+    /// Validated JWT access tokens (`bearer: jwt`).
+    let jwts: BearerTokenCache
+    /// Introspected opaque tokens (`bearer: introspect`).
+    let introspections: BearerTokenCache
     let refresher: SessionRefresher
     let logger: Logger
+
+    /// Where a route's bearer tokens are checked; `nil` for `bearer: off`.
+    func tokens(for mode: BearerMode) -> BearerTokenCache? {
+        switch mode {
+        case .off: nil
+        case .jwt: jwts
+        case .introspect: introspections
+        }
+    }
 }

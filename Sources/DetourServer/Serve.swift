@@ -95,8 +95,10 @@ public struct DetourService: Sendable {
         }
         let provider = self.provider
         let authentication = Authentication(
-            provider: provider,
-            introspection: IntrospectionCache(ttl: oidc.introspectionCacheTTL) { token, now throws(OIDCError) in
+            jwts: BearerTokenCache(ttl: .seconds(60)) { token, now throws(OIDCError) in
+                try await provider.validateAccessToken(token, now: now)
+            },
+            introspections: BearerTokenCache(ttl: oidc.introspectionCacheTTL) { token, now throws(OIDCError) in
                 try await provider.introspect(token, now: now)
             },
             refresher: SessionRefresher(refreshBefore: configuration.session.refreshBefore, logger: logger) {

@@ -190,3 +190,46 @@ func json(_ status: Int = 200, _ text: String) -> HTTPResponse {
         #expect(FormEncoding.decode("x=%zz&y=%4").map(\.1) == ["%zz", "%4"])
     }
 }
+
+/// The refresh-token grant (RFC 6749 6).
+@Suite struct RefreshTests {
+    @Test func refreshSendsTheGrantAndReturnsTheRotatedTokens() async throws {
+        let transport = ScriptedTransport { request in
+            switch request.url {
+            case "https://idp.example/.well-known/openid-configuration": json(200, ProviderTests.discovery)
+            case "https://idp.example/jwks": json(200, ProviderTests.jwks)
+            case "https://idp.example/token":
+                json(200, "{\"access_token\":\"at-2\",\"refresh_token\":\"rt-2\",\"expires_in\":60}")
+            default: nil
+            }
+        }
+        let registration = ClientRegistration(
+            issuer: "https://idp.example", clientID: "detour", clientSecret: "s", authentication: .clientSecretPost,
+            redirectURI: "https://a.example/cb", scopes: ["openid"], responseMode: .query)
+        let provider = OpenIDProvider(registration: registration, transport: transport)
+        try await provider.load()
+        let now = Date()
+        let refreshed = try await provider.refresh("rt-1", subject: "u-1", now: now)
+        #expect(refreshed.accessToken == "at-2" && refreshed.refreshToken == "rt-2")
+        #expect(refreshed.accessTokenExpiry == now.addingTimeInterval(60))
+        let body = String(decoding: transport.requests.withLock { $0.last?.body ?? [] }, as: UTF8.self)
+        #expect(body.contains("grant_type=refresh_token") && body.contains("refresh_token=rt-1"))
+        #expect(body.contains("client_secret=s"))
+    }
+
+    @Test func aRefusedRefreshIsATypedError() async throws {
+        let (provider, _) = ProviderTests.provider(tokenStatus: 400)
+        try await provider.load()
+        await #expect(throws: OIDCError(.tokenRequestRefused, "")) {
+            try await provider.refresh("rt-1", subject: "u-1", now: Date())
+        }
+    }
+
+    @Test func aRefreshedIDTokenForAnotherSubjectIsRefused() async throws {
+        let (provider, _) = ProviderTests.provider()
+        try await provider.load()
+        await #expect(throws: OIDCError(.subjectMismatch, "")) {
+            try await provider.refresh("rt-1", subject: "someone-else", now: Date())
+        }
+    }
+}

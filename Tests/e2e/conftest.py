@@ -37,14 +37,7 @@ def wait_for(url, status=200, timeout=20):
 
 @pytest.fixture(scope="session")
 def provider():
-    port = free_port()
-    executable = pathlib.Path(sys.executable).with_name("oidc-provider-mock")
-    claims = '{"sub": "alice", "email": "alice@example.com", "groups": ["admins", "sre"], "preferred_username": "alice"}'
-    process = subprocess.Popen(
-        [str(executable), "--port", str(port), "--require-nonce", "true", "--user-claims", claims],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    issuer = f"http://127.0.0.1:{port}"
-    wait_for(issuer + "/.well-known/openid-configuration")
+    issuer, process = start_mock_provider()
     yield issuer
     process.terminate()
     process.wait()
@@ -54,7 +47,7 @@ class Detour:
     """A running `detour serve` with its own configuration."""
 
     def __init__(self, tmp_path, issuer, response_mode="query", token_auth="client_secret_basic", extra="",
-                 trusted_proxies=(), server=""):
+                 trusted_proxies=(), server="", oidc="", session="", client=("detour-e2e", "s3cret")):
         self.port = free_port()
         self.base = f"http://localhost:{self.port}"
         self.config = tmp_path / f"detour-{self.port}.yaml"
@@ -66,19 +59,21 @@ server:
 {server}
 oidc:
   issuer: "{issuer}"
-  client_id: "detour-e2e"
+  client_id: "{client[0]}"
   client_secret: "${{E2E_CLIENT_SECRET}}"
   response_mode: "{response_mode}"
   token_endpoint_auth: "{token_auth}"
+{oidc}
 session:
   secrets: ["{SECRET}"]
+{session}
 return_to:
   allowed_hosts: ["localhost:*", "app.example.com"]
 {extra}""")
         self.log = open(tmp_path / f"detour-{self.port}.log", "w")
         self.process = subprocess.Popen(
             [str(DETOUR), "serve", "--config", str(self.config)], stdout=self.log, stderr=subprocess.STDOUT,
-            env={**os.environ, "E2E_CLIENT_SECRET": "s3cret", "DETOUR_LOG_LEVEL": "debug"})
+            env={**os.environ, "E2E_CLIENT_SECRET": client[1], "DETOUR_LOG_LEVEL": "debug"})
         wait_for(self.base + "/ping")
 
     def url(self, path):
@@ -141,6 +136,33 @@ def upstream():
     port = int(process.stdout.readline())
     yield f"http://127.0.0.1:{port}"
     process.stdin.close()
+    process.terminate()
+    process.wait()
+
+
+def start_mock_provider(*options):
+    """oidc-provider-mock on a free loopback port with alice as its user; returns (issuer, process)."""
+    port = free_port()
+    executable = pathlib.Path(sys.executable).with_name("oidc-provider-mock")
+    claims = '{"sub": "alice", "email": "alice@example.com", "groups": ["admins", "sre"], "preferred_username": "alice"}'
+    process = subprocess.Popen(
+        [str(executable), "--port", str(port), "--require-nonce", "true", "--user-claims", claims, *options],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    issuer = f"http://127.0.0.1:{port}"
+    wait_for(issuer + "/.well-known/openid-configuration")
+    return issuer, process
+
+
+@pytest.fixture(scope="session")
+def oauth_provider():
+    """django-oauth-toolkit with RFC 7662 introspection (Tests/providers/oauth_provider.py); yields its issuer."""
+    port = free_port()
+    process = subprocess.Popen([sys.executable, str(ROOT / "Tests" / "providers" / "oauth_provider.py"), str(port)],
+                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    assert process.stdout.readline().strip() == "ready"
+    issuer = f"http://127.0.0.1:{port}/o"
+    wait_for(issuer + "/.well-known/openid-configuration")
+    yield issuer
     process.terminate()
     process.wait()
 

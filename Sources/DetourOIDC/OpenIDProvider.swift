@@ -1,4 +1,4 @@
-public import DetourCurl
+import DetourCurl
 public import DetourSessions
 public import Foundation
 import Metrics

@@ -1,5 +1,5 @@
 public import DetourCurl
-public import Foundation
+import Foundation
 
 /// What discovery says about a provider (OpenID Connect Discovery 1.0 section 3).
 public struct ProviderMetadata: Sendable, Hashable {

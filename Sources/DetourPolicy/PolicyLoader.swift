@@ -1,4 +1,4 @@
-public import DetourRedirect
+import DetourRedirect
 public import DetourYAML
 public import Yams
 

@@ -297,7 +297,7 @@ struct Gateway: Sendable {
         // A1's target was built from the Host header: it is checked like any rd, or a forged Host would
         // make the 303 after sign-in an open redirect.
         if case .signIn(.redirectToProvider, let returnTo, _) = decision.outcome {
-            return .respond { await endpoints.beginSignIn($0, requested: returnTo.href, now: Date()) }
+            return .respond { endpoints.beginSignIn($0, requested: returnTo.href, now: Date()) }
         }
         return .respond { request in
             if let answer = decision.answer(method: request.method, client: request.client, authorizationURL: nil) {

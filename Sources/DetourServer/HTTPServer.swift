@@ -1,6 +1,6 @@
 import Foundation
 public import Logging
-public import NIOCore
+import NIOCore
 public import NIOHTTP1
 import NIOPosix
 import Synchronization

@@ -1,4 +1,4 @@
-public import Crypto
+import Crypto
 public import Foundation
 
 /// Seals values into cookie-safe strings with AES-256-GCM, and opens them again.

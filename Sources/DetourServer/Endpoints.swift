@@ -145,6 +145,17 @@ public struct Endpoints: Sendable {
     /// Row A1 (and the end of `/oauth2/start`): 302 to the provider for a validated target, with the
     /// sealed login state, unless this browser is looping (S2).
     private func beginSignIn(_ request: EndpointRequest, target: BrowserURL, now: Date) -> EndpointResponse {
+        // The state cookie must come back with the callback, on the public origin. Set on another host that
+        // no `session.cookie_domain` joins to it, it would not: the browser first goes to the public start.
+        // Never to this very URL again, though: a proxy in front that rewrites `Host` would make that a loop.
+        let publicStart = startURL(target)
+        if let host = request.header("host").flatMap({ BrowserURL.parse("http://\($0)/")?.host.description }),
+            !stateCookieReachesCallback(from: host), publicStart.pathQueryAndFragment != request.target
+        {
+            return EndpointResponse(
+                RedirectMatrix.answer(
+                    .signInAtProvider(authorizationURL: publicStart), method: request.method, client: request.client))
+        }
         var attempts = 1
         var firstAttemptAt = now
         if let previous = sessions.loginState(in: request.cookies, now: now), previous.returnTo == target.href,
@@ -296,6 +307,17 @@ public struct Endpoints: Sendable {
     // MARK: helpers
 
     /// `/oauth2/start?rd=<target>` on the public URL.
+    /// Whether a cookie set while answering on `host` is sent to the callback on the public origin's host:
+    /// the same host, or both within `session.cookie_domain` (cookies ignore ports).
+    func stateCookieReachesCallback(from host: String) -> Bool {
+        let callbackHost = configuration.baseURL.host.description
+        if host == callbackHost { return true }
+        guard let domain = configuration.session.cookieDomain?.lowercased() else { return false }
+        let parent = domain.hasPrefix(".") ? String(domain.dropFirst()) : domain
+        func within(_ name: String) -> Bool { name == parent || name.hasSuffix("." + parent) }
+        return within(host) && within(callbackHost)
+    }
+
     public func startURL(_ target: BrowserURL) -> BrowserURL {
         .signInStart(origin: configuration.baseURL, prefix: configuration.server.prefix, returnTo: target)
     }

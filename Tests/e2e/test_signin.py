@@ -234,3 +234,28 @@ def test_no_token_code_or_cookie_reaches_the_logs(detour):
     assert "signed in" in log, "the log is the one this test reads"
     for secret in [code, state, cookie, "s3cret"]:
         assert secret not in log
+
+
+def test_sign_in_started_on_another_host_goes_to_the_public_start_first(detour):
+    """The state cookie must come back with the callback on the public origin (localhost here), so a start on
+    127.0.0.1 (another host, no cookie_domain joining them) first sends the browser to the public start."""
+    other = detour.base.replace("localhost", "127.0.0.1")
+    browser = requests.Session()
+    hop = browser.get(other + "/oauth2/start", params={"rd": "/app"}, allow_redirects=False)
+    assert hop.status_code == 302
+    assert hop.headers["Location"] == detour.url("/oauth2/start?rd=http%3A%2F%2Flocalhost%3A" + str(detour.port)
+                                                 + "%2Fapp")
+    assert "Set-Cookie" not in hop.headers
+    authorize = browser.get(hop.headers["Location"], allow_redirects=False)
+    assert authorize.status_code == 302 and "state=" in authorize.headers["Location"]
+    done = browser.get(sign_in_at_provider(browser, authorize.headers["Location"]), allow_redirects=False)
+    assert (done.status_code, done.headers["Location"]) == (303, detour.url("/app"))
+    assert browser.get(detour.url("/oauth2/userinfo")).json()["user"] == "alice"
+
+
+def test_the_hop_to_the_public_start_never_repeats_itself(detour):
+    """Behind a proxy that rewrites Host, the public start itself arrives with another Host: no second hop."""
+    target = "/oauth2/start?rd=http%3A%2F%2Flocalhost%3A" + str(detour.port) + "%2F"
+    answer = requests.get(detour.url(target), headers={"Host": "detour.internal:4180"}, allow_redirects=False)
+    assert answer.status_code == 302
+    assert "state=" in answer.headers["Location"]  # straight to the provider

@@ -248,16 +248,18 @@ struct Gateway: Sendable {
         switch checked {
         case .success(let claims?):
             return outcome(decide(request, identity: Self.identity(claims)), request, accessToken: token, memo: memo)
-        case .success(nil):
-            authentication.logger.info("bearer token refused", metadata: ["reason": "inactive"])
-            return ("bearer", .respond { _ in Self.invalidToken("inactive") })
-        case .failure(let error):
-            authentication.logger.info("bearer token refused", metadata: ["reason": "\(error.code.rawValue)"])
-            if error.code == .providerUnavailable {
-                return ("bearer", .respond { _ in Self.bearerProviderUnavailable })
-            }
-            return ("bearer", .respond { _ in Self.invalidToken(error.code.rawValue) })
+        case .success(nil): return ("bearer", refusal(nil, authentication))
+        case .failure(let error): return ("bearer", refusal(error, authentication))
         }
+    }
+
+    /// The answer for a token that did not check out (`nil`: not active): 401 `invalid_token`, or 503 when
+    /// the provider cannot be reached.
+    private func refusal(_ error: OIDCError?, _ authentication: Authentication) -> Dispatch {
+        let reason = error?.code.rawValue ?? "inactive"
+        authentication.logger.info("bearer token refused", metadata: ["reason": "\(reason)"])
+        if error?.code == .providerUnavailable { return .respond { _ in Self.bearerProviderUnavailable } }
+        return .respond { _ in Self.invalidToken(reason) }
     }
 
     /// A session whose access token is about to expire: refreshed first, or, when that fails, treated as
@@ -368,14 +370,74 @@ struct Gateway: Sendable {
         let authenticationOnly: Dispatch =
             identity.map { Self.accepted($0, accessToken: nil) } ?? Self.unauthorized(row: .f2, endpoints)
         guard let uri else { return authenticationOnly }
-        let decision = engine.decide(
+        let forwardedRequest = ForwardedRequest(
+            method: method, scheme: requestScheme, host: host, target: uri, headers: headers)
+        let decision = decide(forwardedRequest, identity: identity)
+        // A bearer route judges the forwarded request by its token, as the proxy would (F1 or 401).
+        if let authentication, let tokens = authentication.tokens(for: engine.bearerMode(for: decision)),
+            let token = Self.bearerToken(in: headers)
+        {
+            if let known = tokens.cached(token, now: Date()) {
+                return forwardAuthWithToken(token, known, forwardedRequest, authentication)
+            }
+            return .later {
+                let checked: Result<TokenClaims?, OIDCError>
+                do throws(OIDCError) {
+                    checked = .success(try await tokens.claims(for: token, now: Date()))
+                } catch {
+                    checked = .failure(error)
+                }
+                return counted(
+                    forwardAuthWithToken(token, checked, forwardedRequest, authentication), label: "forward-auth")
+            }
+        }
+        return forwardAuthAnswer(
+            decision, identity: identity, accessToken: session?.accessToken, forwardedMethod: method,
+            authenticationOnly: authenticationOnly)
+    }
+
+    /// The request a proxy in front asks about (forward-auth), as the proxy would have forwarded it.
+    private struct ForwardedRequest: Sendable {
+        let method: String?
+        let scheme: BrowserURL.Scheme
+        let host: String
+        let target: String
+        let headers: HTTPHeaders
+    }
+
+    private func decide(_ request: ForwardedRequest, identity: Identity?) -> Decision {
+        let headers = request.headers
+        return engine.decide(
             PolicyEngine.Request(
-                method: method ?? "GET", scheme: requestScheme, host: host, target: uri, identity: identity,
-                header: { headers.first(name: $0) }))
+                method: request.method ?? "GET", scheme: request.scheme, host: request.host, target: request.target,
+                identity: identity, header: { headers.first(name: $0) }))
+    }
+
+    private func forwardAuthWithToken(
+        _ token: String, _ checked: Result<TokenClaims?, OIDCError>, _ request: ForwardedRequest,
+        _ authentication: Authentication
+    ) -> Dispatch {
+        let claims: TokenClaims
+        switch checked {
+        case .success(let known?): claims = known
+        case .success(nil): return refusal(nil, authentication)
+        case .failure(let error): return refusal(error, authentication)
+        }
+        let identity = Self.identity(claims)
+        return forwardAuthAnswer(
+            decide(request, identity: identity), identity: identity, accessToken: token,
+            forwardedMethod: request.method, authenticationOnly: Self.accepted(identity, accessToken: nil))
+    }
+
+    /// Rows F1-F3 for a decision about the forwarded request.
+    private func forwardAuthAnswer(
+        _ decision: Decision, identity: Identity?, accessToken: String?, forwardedMethod method: String?,
+        authenticationOnly: Dispatch
+    ) -> Dispatch {
         switch decision.outcome {
         case .proxy(_, _, let passAccessToken):
             guard let identity else { return .respond { _ in EndpointResponse(status: 202) } }
-            return Self.accepted(identity, accessToken: passAccessToken ? session?.accessToken : nil)
+            return Self.accepted(identity, accessToken: passAccessToken ? accessToken : nil)
         case .notFound, .endpoint:
             return authenticationOnly
         default:

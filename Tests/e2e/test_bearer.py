@@ -26,13 +26,13 @@ routes:
 """
 
 
-def make(tmp_path, issuer, upstream, audiences=("orders-api",), introspection_url=None, ttl="2s"):
+def make(tmp_path, issuer, upstream, audiences=("orders-api",), introspection_url=None, ttl="2s", trusted=()):
     oidc = f"""  bearer_audiences: {list(audiences)!r}
   introspection_url: "{introspection_url or issuer + '/introspect/'}"
   introspection_cache_ttl: "{ttl}"
 """
     instance = Detour(tmp_path, issuer, extra=ROUTES.format(upstream=upstream), oidc=oidc,
-                      client=("detour", "detour-secret"))
+                      client=("detour", "detour-secret"), trusted_proxies=trusted)
     wait_for(instance.url("/ready"))
     return instance
 
@@ -159,3 +159,23 @@ def test_tokens_never_reach_the_log(api, oauth_provider):
     assert "bearer token refused" in log
     for value in tokens:
         assert value not in log and value[:20] not in log
+
+
+def test_forward_auth_judges_a_bearer_route_by_its_token(tmp_path, oauth_provider, upstream):
+    """nginx auth_request passes the client's Authorization header and the original URI along."""
+    behind_nginx = make(tmp_path, oauth_provider, upstream, trusted=("127.0.0.1",))
+    try:
+        def ask(value, uri="/echo/jwt/orders"):
+            return requests.get(behind_nginx.url("/oauth2/auth"), headers={
+                "Authorization": f"Bearer {value}", "X-Original-URL": f"http://localhost{uri}"})
+        accepted = ask(token(oauth_provider, "jwt-cli"))
+        assert accepted.status_code == 202
+        assert (accepted.headers["X-Auth-Request-User"], accepted.headers["X-Auth-Request-Email"]) == (
+            "alice", "alice@example.com")
+        opaque = ask(token(oauth_provider, "cli"), "/echo/opaque/orders")
+        assert (opaque.status_code, opaque.headers["X-Auth-Request-User"]) == (202, "alice")
+        assert opaque.headers["X-Auth-Request-Access-Token"]  # the route passes the token on
+        assert_invalid_token(ask("f" * 48, "/echo/opaque/orders"), "inactive")
+        assert_invalid_token(ask("not-a-jwt"), "malformed-token")
+    finally:
+        behind_nginx.stop()

@@ -111,6 +111,17 @@ struct Gateway: Sendable {
         let trusted = connection.trustsPeer(trustedProxies)
         let (session, identity) = signedIn(head.headers["cookie"], on: connection, now: now)
         if path == forwardAuthPath {
+            if let authentication, let session, authentication.refresher.needsRefresh(session, now: now) {
+                return (
+                    "forward-auth",
+                    .later {
+                        let (renewed, cookies) = await refreshed(session, head, authentication, now: now)
+                        let answer = forwardAuth(
+                            head, trusted: trusted, session: renewed, identity: renewed.map(Self.identity))
+                        return counted(Self.withCookies(cookies, answer), label: "forward-auth")
+                    }
+                )
+            }
             return ("forward-auth", forwardAuth(head, trusted: trusted, session: session, identity: identity))
         }
         let request = ProxiedRequest(
@@ -267,15 +278,23 @@ struct Gateway: Sendable {
     private func withRefreshedSession(
         _ session: Session, _ request: ProxiedRequest, _ authentication: Authentication, now: Date
     ) async -> Dispatch {
-        let existing = RequestCookies(headers: request.head.headers["cookie"])
-        let renewed = await authentication.refresher.refreshed(session, now: now)
-        let cookies =
-            renewed.map { sessions.store($0, existing: existing, now: now) }
-            ?? sessions.policy.delete(name: sessions.policy.sessionName, existing: existing)
+        let (renewed, cookies) = await refreshed(session, request.head, authentication, now: now)
         let (label, dispatch) = outcome(
             decide(request, identity: renewed.map(Self.identity)), request, accessToken: renewed?.accessToken,
             cookies: cookies, memo: nil)
         return counted(dispatch, label: label)
+    }
+
+    /// The session with fresh tokens and the cookies that store it, or `nil` and the cookies that end it.
+    private func refreshed(
+        _ session: Session, _ head: HTTPRequestHead, _ authentication: Authentication, now: Date
+    ) async -> (Session?, [SetCookie]) {
+        let existing = RequestCookies(headers: head.headers["cookie"])
+        let renewed = await authentication.refresher.refreshed(session, now: now)
+        let cookies =
+            renewed.map { sessions.store($0, existing: existing, now: now) }
+            ?? sessions.policy.delete(name: sessions.policy.sessionName, existing: existing)
+        return (renewed, cookies)
     }
 
     /// RFC 6750 3.1: 401 with `WWW-Authenticate: Bearer error="invalid_token"`; the reason code is safe to show.

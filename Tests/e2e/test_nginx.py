@@ -42,6 +42,8 @@ http {{
       auth_request_set $user $upstream_http_x_auth_request_user;
       auth_request_set $email $upstream_http_x_auth_request_email;
       auth_request_set $groups $upstream_http_x_auth_request_groups;
+      auth_request_set $auth_cookie $upstream_http_set_cookie;
+      add_header Set-Cookie $auth_cookie;
       proxy_set_header X-Forwarded-User $user;
       proxy_set_header X-Forwarded-Email $email;
       proxy_set_header X-Forwarded-Groups $groups;

@@ -75,3 +75,14 @@ def test_a_failed_refresh_is_a_sign_in_per_the_matrix_never_an_error(short_lived
     assert page.status_code == 302
     assert "/oauth2/authorize" in page.headers["Location"] or "authorize" in page.headers["Location"]
     assert refreshes(detour, "provider-unavailable") == 1
+
+
+def test_forward_auth_refreshes_too_and_hands_back_the_new_cookie(short_lived):
+    detour, _ = short_lived
+    browser = signed_in(detour)
+    time.sleep(3.2)
+    answer = browser.get(detour.url("/oauth2/auth"))
+    assert answer.status_code == 202
+    assert answer.headers["X-Auth-Request-User"] == "alice"
+    assert "_detour=" in answer.headers["Set-Cookie"]
+    assert refreshes(detour) == 1

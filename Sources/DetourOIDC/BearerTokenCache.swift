@@ -31,8 +31,13 @@ public struct BearerTokenCache: Sendable {
 
     /// The token's claims, or `nil` when it is not active.
     public func claims(for token: String, now: Date) async throws(OIDCError) -> TokenClaims? {
+        try await check(token, now: now).get()
+    }
+
+    /// ``claims(for:now:)`` as a result, for callers that answer refusals rather than throw them.
+    public func check(_ token: String, now: Date) async -> Result<TokenClaims?, OIDCError> {
         let (lookUp, ttl, inactiveTTL) = (self.lookUp, self.ttl, self.inactiveTTL)
-        let answer = await answers.value(for: token, now: now) {
+        return await answers.value(for: token, now: now) {
             do throws(OIDCError) {
                 let claims = try await lookUp(token, now)
                 var until = now.addingTimeInterval(Double((claims == nil ? inactiveTTL : ttl).components.seconds))
@@ -42,6 +47,5 @@ public struct BearerTokenCache: Sendable {
                 return (.failure(error), now)
             }
         }
-        return try answer.get()
     }
 }

@@ -93,7 +93,7 @@ struct Gateway: Sendable {
                 return response
             }
         case .proxy, .later:
-            // A plan counts when the upstream's status is known (see `proxied`); a later one, once decided.
+            // A plan counts when the upstream's status is known (see `outcome`); a later one, once decided.
             return dispatch
         }
     }
@@ -140,12 +140,7 @@ struct Gateway: Sendable {
             return (
                 label,
                 .later {
-                    let checked: Result<TokenClaims?, OIDCError>
-                    do throws(OIDCError) {
-                        checked = .success(try await tokens.claims(for: token, now: now))
-                    } catch {
-                        checked = .failure(error)
-                    }
+                    let checked = await tokens.check(token, now: now)
                     let (label, dispatch) = withBearerToken(token, checked, request, authentication, memo: nil)
                     return counted(dispatch, label: label)
                 }
@@ -400,12 +395,7 @@ struct Gateway: Sendable {
                 return forwardAuthWithToken(token, known, forwardedRequest, authentication)
             }
             return .later {
-                let checked: Result<TokenClaims?, OIDCError>
-                do throws(OIDCError) {
-                    checked = .success(try await tokens.claims(for: token, now: Date()))
-                } catch {
-                    checked = .failure(error)
-                }
+                let checked = await tokens.check(token, now: Date())
                 return counted(
                     forwardAuthWithToken(token, checked, forwardedRequest, authentication), label: "forward-auth")
             }

@@ -118,6 +118,9 @@ final class UpstreamPool: @unchecked Sendable {
                     try pipeline.addHandler(HTTPRequestEncoder())
                     try pipeline.addHandler(
                         ByteToMessageHandler(HTTPResponseDecoder(informationalResponseStrategy: .forward)))
+                    // Header values come partly from claims: one with a line break must fail the request,
+                    // never split it (CONTRACT section 7).
+                    try pipeline.addHandler(NIOHTTPRequestHeadersValidator())
                     try pipeline.addHandler(UpstreamHandler(key: key, pool: self))
                 }
             }
@@ -167,7 +170,10 @@ final class UpstreamHandler: ChannelDuplexHandler {
     var isWritable: Bool { context?.channel.isWritable ?? false }
 
     func handlerAdded(context: ChannelHandlerContext) { self.context = context }
-    func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+        closed()
+    }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard let delegate else {
@@ -184,7 +190,12 @@ final class UpstreamHandler: ChannelDuplexHandler {
         delegate?.upstreamWritabilityChanged(writable: context.channel.isWritable)
     }
 
-    func channelInactive(context: ChannelHandlerContext) {
+    func channelInactive(context: ChannelHandlerContext) { closed() }
+
+    /// Tells the exchange using this connection that it is gone, once. A connection closed before SwiftNIO
+    /// finished activating it (a request refused while the connect callback still runs) never reports
+    /// `channelInactive`, but always comes to `handlerRemoved`.
+    private func closed() {
         pool.remove(self)
         let delegate = self.delegate
         self.delegate = nil

@@ -374,6 +374,9 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstr
         for part in exchange.waiting { upstream.send(part) }
         exchange.waiting = []
         upstream.flush()
+        // A write can end the exchange on the spot: a header value the validator refuses closes the
+        // connection, and the client has had its 502 by now.
+        guard exchange.upstream === upstream else { return }
         if exchange.requestEnded { startTimeout(exchange) }
         if upstream.isWritable { resumeReading() } else { pauseReading() }
     }
@@ -399,6 +402,7 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstr
             return
         }
         upstream.send(outgoing)
+        guard exchange.upstream === upstream else { return }
         if exchange.requestEnded {
             upstream.flush()
             startTimeout(exchange)

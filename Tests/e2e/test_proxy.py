@@ -198,3 +198,24 @@ def test_websockets_pass_through_once_the_request_is_allowed(proxy):
         raise AssertionError("an anonymous upgrade must be refused")
     except InvalidStatus as refused:
         assert refused.response.status_code == 401
+
+
+def test_a_claim_with_a_line_break_never_becomes_an_injected_upstream_header(tmp_path, upstream):
+    """Section 7: identity headers come from claims, which a user may be able to edit at the provider."""
+    from conftest import Detour, free_port, routes, start_mock_provider, wait_for
+    claims = '{"sub": "mallory", "email": "m@example.com\\r\\nX-Injected: yes", "groups": ["admins"]}'
+    issuer, provider = start_mock_provider("--user-claims", claims)
+    detour = Detour(tmp_path, issuer, extra=routes(upstream, free_port()))
+    try:
+        wait_for(detour.url("/ready"))
+        mallory = signed_in(detour, subject="mallory")
+        before = requests.get(upstream + "/stats").json()["hits"].get("/echo/private", 0)
+        response = mallory.get(detour.url("/echo/private"), headers={"Accept": "application/json"})
+        assert response.status_code == 502  # refused before it is written, not split
+        assert requests.get(upstream + "/stats").json()["hits"].get("/echo/private", 0) == before
+        assert detour.process.poll() is None
+        assert requests.get(detour.url("/echo/public/x")).status_code == 200
+    finally:
+        detour.stop()
+        provider.terminate()
+        provider.wait()

@@ -37,8 +37,9 @@ public struct UpstreamTimeouts: Sendable {
 
 /// What Detour knows about one client connection, kept from one request to the next.
 ///
-/// Guarantees: it is created by the connection's handler and only ever read or changed on that
-/// connection's event loop, one request at a time, so its memos need no lock.
+/// Guarantees: ``remoteAddress`` never changes, so it may be read anywhere; the memos are read and changed
+/// only on the connection's event loop, one request at a time (decisions made off the loop are handed no
+/// memo), so they need no lock.
 public final class ConnectionInfo: @unchecked Sendable {
     public let remoteAddress: String?
     /// Whether the peer is a trusted proxy, decided at the first request.

@@ -250,12 +250,18 @@ public struct Endpoints: Sendable {
         "iss", "aud", "exp", "iat", "nbf", "nonce", "auth_time", "at_hash", "c_hash", "azp", "jti", "sid", "sub",
     ]
 
-    static func session(from signedIn: SignedIn, lifetime: Duration, now: Date) -> Session {
-        let claims = signedIn.claims.all.merging(signedIn.userinfo) { _, userinfo in userinfo }
+    /// The string and string-list claims about the user, for policy `claim:` rules.
+    static func userClaims(_ claims: [String: JSONValue]) -> [String: [String]] {
         var extra: [String: [String]] = [:]
         for (name, value) in claims where !protocolClaims.contains(name) {
             if let strings = value.strings { extra[name] = strings }
         }
+        return extra
+    }
+
+    static func session(from signedIn: SignedIn, lifetime: Duration, now: Date) -> Session {
+        let claims = signedIn.claims.all.merging(signedIn.userinfo) { _, userinfo in userinfo }
+        let extra = userClaims(claims)
         return Session(
             subject: signedIn.claims.subject, email: claims["email"]?.string,
             emailVerified: claims["email_verified"]?.bool,

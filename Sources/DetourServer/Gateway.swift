@@ -200,8 +200,7 @@ struct Gateway: Sendable {
             }
             var upstreamHead = HTTPRequestHead(version: .http1_1, method: head.method, uri: String(address.target))
             upstreamHead.headers = upstreamHeaders
-            // Read only when a response carries a Location.
-            let publicRequest = "\(request.scheme.rawValue)://\(headers.first(name: "host") ?? "")\(head.uri)"
+            let (scheme, host, uri) = (request.scheme.rawValue, headers.first(name: "host") ?? "", head.uri)
             let setCookies = cookies.map(\.headerValue)
             return (
                 label,
@@ -213,7 +212,9 @@ struct Gateway: Sendable {
                         // Captures only what it needs: a copy of the whole gateway per request would cost retains.
                         rewriteResponse: { [counters] head in
                             counters.count(route: label, status: Int(head.status.code), redirect: false)
-                            var rewritten = Self.rewrite(head, upstreamRequest: upstream, publicRequest: publicRequest)
+                            // The public URL is spelt out only when a response carries a Location.
+                            var rewritten = Self.rewrite(
+                                head, upstreamRequest: upstream, publicRequest: "\(scheme)://\(host)\(uri)")
                             for cookie in setCookies { rewritten.headers.add(name: "Set-Cookie", value: cookie) }
                             return rewritten
                         },
@@ -342,13 +343,10 @@ struct Gateway: Sendable {
 
     /// Who a validated bearer token speaks for, read as a session's claims are.
     static func identity(_ claims: TokenClaims) -> Identity {
-        var extra: [String: [String]] = [:]
-        for (name, value) in claims.all where !Endpoints.protocolClaims.contains(name) {
-            if let strings = value.strings { extra[name] = strings }
-        }
-        return Identity(
+        Identity(
             subject: claims.subject, email: claims.email, emailVerified: claims.emailVerified, groups: claims.groups,
-            preferredUsername: claims.preferredUsername ?? claims.all["username"]?.string, claims: extra)
+            preferredUsername: claims.preferredUsername ?? claims.all["username"]?.string,
+            claims: Endpoints.userClaims(claims.all))
     }
 
     static func identity(_ session: Session) -> Identity {
@@ -590,7 +588,9 @@ struct Gateway: Sendable {
     }
 
     /// Row U1: same status; hop-by-hop headers removed; a `Location` on the upstream's origin moved to the public one.
-    static func rewrite(_ head: HTTPResponseHead, upstreamRequest: String, publicRequest: String) -> HTTPResponseHead {
+    static func rewrite(
+        _ head: HTTPResponseHead, upstreamRequest: String, publicRequest: @autoclosure () -> String
+    ) -> HTTPResponseHead {
         var result = head
         let named = head.headers.contains(name: "connection") ? connectionNamed(head.headers) : []
         for (name, _) in head.headers where isHopByHop(name) || (!named.isEmpty && named.contains(normalizedName(name)))
@@ -599,7 +599,7 @@ struct Gateway: Sendable {
         }
         if let location = head.headers.first(name: "location"),
             let upstreamRequest = try? BrowserURL(parsing: upstreamRequest),
-            let publicRequest = try? BrowserURL(parsing: publicRequest)
+            let publicRequest = try? BrowserURL(parsing: publicRequest())
         {
             result.headers.replaceOrAdd(
                 name: "Location",

@@ -256,16 +256,10 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstr
         case .later(let decide):
             state = .resolving
             pauseReading()
-            let handlerBox = NIOLoopBound(self, eventLoop: context.eventLoop)
-            let eventLoop = context.eventLoop
-            Task {
-                let dispatch = await decide()
-                eventLoop.execute {
-                    let this = handlerBox.value
-                    guard case .resolving = this.state, let context = this.context else { return }
-                    this.start(head, dispatch, context)
-                    this.servePipelined(context)
-                }
+            offLoop(decide, context) { this, dispatch in
+                guard case .resolving = this.state, let context = this.context else { return }
+                this.start(head, dispatch, context)
+                this.servePipelined(context)
             }
         case .respond(let handler):
             state = .collecting(head, handler, body: ByteBuffer(), tooLarge: false)
@@ -297,14 +291,25 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstr
         let request = EndpointRequest(
             method: head.method.rawValue, target: head.uri, headers: head.headers.map { ($0.name, $0.value) },
             body: Array(body.readableBytesView))
-        let handlerBox = NIOLoopBound(self, eventLoop: context.eventLoop)
+        let work: @Sendable () async -> EndpointResponse = { await handler(request) }
+        offLoop(work, context) { this, response in
+            guard case .answering = this.state else { return }
+            this.write(response, for: head, closing: !head.isKeepAlive || this.quiescing)
+        }
+    }
+
+    /// Runs `work` off the event loop (it may wait on the provider), then `resume` back on it.
+    private func offLoop<Value: Sendable>(
+        _ work: @escaping @Sendable () async -> Value, _ context: ChannelHandlerContext,
+        resume: @escaping (RequestHandler, Value) -> Void
+    ) {
         let eventLoop = context.eventLoop
+        let onLoop = NIOLoopBound((self, resume), eventLoop: eventLoop)
         Task {
-            let response = await handler(request)
+            let value = await work()
             eventLoop.execute {
-                let this = handlerBox.value
-                guard case .answering = this.state else { return }
-                this.write(response, for: head, closing: !head.isKeepAlive || this.quiescing)
+                let (this, resume) = onLoop.value
+                resume(this, value)
             }
         }
     }

@@ -75,9 +75,14 @@ final class UpstreamPool: @unchecked Sendable {
     static let maximumIdlePerUpstream = 128
     static let maximumIdleTime = TimeAmount.seconds(4)
     let eventLoop: any EventLoop
+    /// The loop's end-of-turn flushes, shared by its client and upstream connections.
+    let flusher: TickFlusher
     private var idle: [Key: [UpstreamHandler]] = [:]
 
-    init(eventLoop: any EventLoop) { self.eventLoop = eventLoop }
+    init(eventLoop: any EventLoop) {
+        self.eventLoop = eventLoop
+        flusher = TickFlusher(eventLoop: eventLoop)
+    }
 
     /// An idle connection to `key`, most recently used first, or `nil`.
     func take(_ key: Key) -> UpstreamHandler? {
@@ -210,6 +215,9 @@ final class UpstreamHandler: ChannelDuplexHandler {
     }
 
     func send(_ part: HTTPClientRequestPart) { context?.write(wrapOutboundOut(part), promise: nil) }
-    func flush() { context?.flush() }
+    /// Sends what was written at the end of this turn of the event loop (``TickFlusher``).
+    func flush() {
+        if let context { pool.flusher.flushSoon(context) }
+    }
     func close() { context?.close(promise: nil) }
 }

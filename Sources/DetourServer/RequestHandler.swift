@@ -156,7 +156,11 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstr
         // Draining: an idle connection closes now; a busy one after its response, told `Connection: close`.
         quiescing = true
         pipelined.removeAll()
-        if !isBusy { context.close(promise: nil) }
+        if !isBusy {
+            // The last response may still wait for the end of the loop's turn.
+            context.flush()
+            context.close(promise: nil)
+        }
     }
 
     private func handle(_ part: HTTPServerRequestPart, _ context: ChannelHandlerContext) {
@@ -333,19 +337,21 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstr
 
     /// Writes the response's end; then the connection closes, drops the rest of the request, or reads on.
     private func finishResponse(closing: Bool, trailers: HTTPHeaders? = nil, _ context: ChannelHandlerContext) {
-        let written = context.writeAndFlush(wrapOutboundOut(.end(trailers)))
         responding = false
         if case .discarding = state {
             // Told `Connection: close`; the client may still be sending: read the rest (for a while), then close.
+            context.writeAndFlush(wrapOutboundOut(.end(trailers)), promise: nil)
             resumeReading()
             context.eventLoop.assumeIsolated().scheduleTask(in: Self.discardTime) { context.close(promise: nil) }
-        } else if closing {
-            written.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+        } else if closing || quiescing {
             state = .discarding
-        } else if quiescing {
-            state = .discarding
-            written.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+            context.writeAndFlush(wrapOutboundOut(.end(trailers))).assumeIsolated().whenComplete { _ in
+                context.close(promise: nil)
+            }
         } else {
+            // Kept alive: sent at the end of the loop's turn, with the other connections' responses.
+            context.write(wrapOutboundOut(.end(trailers)), promise: nil)
+            pool.flusher.flushSoon(context)
             state = .idle
             if pipelined.isEmpty { resumeReading() } else { servePipelined(context) }
         }
@@ -510,7 +516,9 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstr
         }
     }
 
-    func upstreamReadComplete() { context?.flush() }
+    func upstreamReadComplete() {
+        if let context { pool.flusher.flushSoon(context) }
+    }
 
     func upstreamWritabilityChanged(writable: Bool) {
         guard case .forwarding = state else { return }

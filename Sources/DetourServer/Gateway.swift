@@ -50,32 +50,6 @@ struct Gateway: Sendable {
         forwardAuthPath = prefix + "/auth"
     }
 
-    static let hopByHop: Set<String> = [
-        "connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade",
-        "proxy-authorization", "proxy-authenticate",
-    ]
-
-    static let identityHeaders: Set<String> = [
-        "x-forwarded-user", "x-forwarded-email", "x-forwarded-groups", "x-forwarded-preferred-username",
-        "x-forwarded-access-token", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host",
-    ]
-
-    /// Identity headers only Detour may set, compared in lower case with `_` read as `-`.
-    static func isIdentityHeader(_ name: String) -> Bool {
-        // Only names starting with "x" can be; most headers leave here.
-        guard let first = name.utf8.first, first | 0x20 == UInt8(ascii: "x") else { return false }
-        let normalized = normalizedName(name)
-        return normalized.hasPrefix("x-auth-request-") || identityHeaders.contains(normalized)
-    }
-
-    /// Lower case, `_` as `-`: the spellings servers treat as one header.
-    static func normalizedName(_ name: String) -> String {
-        String(
-            decoding: name.utf8.map { byte in
-                byte == UInt8(ascii: "_") ? UInt8(ascii: "-") : (byte &- UInt8(ascii: "A") < 26 ? byte | 0x20 : byte)
-            }, as: UTF8.self)
-    }
-
     /// ``route(_:_:)``, with each response counted as `detour_requests_total{route,status}` and Detour's own
     /// redirects as `detour_redirects_total{status}`.
     func dispatch(_ head: HTTPRequestHead, _ connection: ConnectionInfo) -> Dispatch {
@@ -100,7 +74,7 @@ struct Gateway: Sendable {
 
     /// Where a request goes, and the route label it is counted under.
     private func route(_ head: HTTPRequestHead, _ connection: ConnectionInfo) -> (String, Dispatch) {
-        let path = head.uri.split(separator: "?", maxSplits: 1).first ?? Substring(head.uri)
+        let path = head.uri[..<(head.uri.utf8.firstIndex(of: UInt8(ascii: "?")) ?? head.uri.endIndex)]
         // Detour's own endpoints first: /ping and friends cost no cookie opening and no policy decision.
         if path != forwardAuthPath,
             path == prefix || path.hasPrefix(endpointFolder) || Self.rootEndpoints.contains(path)
@@ -187,16 +161,25 @@ struct Gateway: Sendable {
             }
             let head = request.head
             let headers = head.headers
-            var upstreamHeaders = Self.sanitized(headers, cookiePrefix: sessions.policy.sessionName)
+            var upstreamHeaders = ProxyHeaders.forUpstream(headers, cookiePrefix: sessions.policy.sessionName)
             for field in added { upstreamHeaders.add(name: field.name, value: field.value) }
             // X-Forwarded-For is appended to only when the peer is a trusted proxy; otherwise it starts here.
-            let chain =
-                (request.trusted ? headers["x-forwarded-for"] : [])
-                + [request.connection.remoteAddress].compactMap { $0 }
-            if !chain.isEmpty { upstreamHeaders.add(name: "X-Forwarded-For", value: chain.joined(separator: ", ")) }
+            var forwardedFor = request.connection.remoteAddress
+            if request.trusted {
+                let chain = headers["x-forwarded-for"] + [forwardedFor].compactMap { $0 }
+                forwardedFor = chain.isEmpty ? nil : chain.joined(separator: ", ")
+            }
+            if let forwardedFor { upstreamHeaders.add(name: "X-Forwarded-For", value: forwardedFor) }
             if passAccessToken, let accessToken {
                 upstreamHeaders.replaceOrAdd(name: "Authorization", value: "Bearer \(accessToken)")
                 upstreamHeaders.add(name: "X-Forwarded-Access-Token", value: accessToken)
+            }
+            // Identity headers come from claims, which users may be able to edit at the provider: one with a line
+            // break is refused here, before anything is written, never split into two headers (CONTRACT section 7).
+            if let invalid = ProxyHeaders.firstInvalidValue(in: upstreamHeaders) {
+                endpoints.logger.warning(
+                    "request refused: a header value cannot be sent", metadata: ["header": "\(invalid)"])
+                return (label, .respond { _ in Self.unsendableHeader })
             }
             var upstreamHead = HTTPRequestHead(version: .http1_1, method: head.method, uri: String(address.target))
             upstreamHead.headers = upstreamHeaders
@@ -213,7 +196,7 @@ struct Gateway: Sendable {
                         rewriteResponse: { [counters] head in
                             counters.count(route: label, status: Int(head.status.code), redirect: false)
                             // The public URL is spelt out only when a response carries a Location.
-                            var rewritten = Self.rewrite(
+                            var rewritten = ProxyHeaders.forClient(
                                 head, upstreamRequest: upstream, publicRequest: "\(scheme)://\(host)\(uri)")
                             for cookie in setCookies { rewritten.headers.add(name: "Set-Cookie", value: cookie) }
                             return rewritten
@@ -241,7 +224,7 @@ struct Gateway: Sendable {
         guard let value = headers.first(name: "authorization"), value.utf8.count > 7,
             value.utf8.prefix(7).elementsEqual("bearer ".utf8, by: { $0 == $1 || ($1 != 0x20 && $0 | 0x20 == $1) })
         else { return nil }
-        let token = trimmed(Substring(value).dropFirst(7))
+        let token = ProxyHeaders.trimmed(Substring(value).dropFirst(7))
         return token.isEmpty ? nil : String(token)
     }
 
@@ -303,6 +286,9 @@ struct Gateway: Sendable {
             ],
             body: "{\"error\":\"invalid_token\",\"reason\":\"\(reason)\"}\n")
     }
+
+    static let unsendableHeader = ErrorPage.response(
+        502, "Detour cannot pass this request on: a header for the application holds a character headers cannot carry.")
 
     static let bearerProviderUnavailable = EndpointResponse(
         status: 503,
@@ -479,72 +465,6 @@ struct Gateway: Sendable {
         }
     }
 
-    /// The client's headers minus hop-by-hop ones, identity headers and Detour's cookies.
-    static func sanitized(_ headers: HTTPHeaders, cookiePrefix: String) -> HTTPHeaders {
-        let named = headers.contains(name: "connection") ? connectionNamed(headers) : []
-        var result = HTTPHeaders()
-        result.reserveCapacity(headers.count + 8)
-        for (name, value) in headers {
-            guard !isHopByHop(name), named.isEmpty || !named.contains(normalizedName(name)), !isIdentityHeader(name)
-            else { continue }
-            if name.utf8.count == 6, normalizedName(name) == "cookie" {
-                if let kept = removingOwnCookies(from: value, prefix: cookiePrefix) {
-                    result.add(name: name, value: kept)
-                }
-                continue
-            }
-            result.add(name: name, value: value)
-        }
-        return result
-    }
-
-    /// A `Cookie` value without Detour's cookies (named `prefix`, or `prefix_` and more: chunks, state),
-    /// read byte by byte; `nil` when no cookie is left.
-    static func removingOwnCookies(from value: String, prefix: String) -> String? {
-        var text = value
-        var prefix = prefix
-        let (removed, kept) = text.withUTF8 { bytes in
-            prefix.withUTF8 { prefixBytes in
-                var kept: [UInt8] = []
-                var removed = false
-                var start = 0
-                while start < bytes.count {
-                    var end = start
-                    while end < bytes.count, bytes[end] != UInt8(ascii: ";") { end += 1 }
-                    var first = start
-                    while first < end, bytes[first] == UInt8(ascii: " ") || bytes[first] == UInt8(ascii: "\t") {
-                        first += 1
-                    }
-                    let pair = UnsafeBufferPointer(rebasing: bytes[first..<end])
-                    if pair.count > prefixBytes.count, pair.starts(with: prefixBytes),
-                        pair[prefixBytes.count] == UInt8(ascii: "=") || pair[prefixBytes.count] == UInt8(ascii: "_")
-                    {
-                        removed = true
-                    } else if !pair.isEmpty {
-                        if !kept.isEmpty { kept.append(contentsOf: [UInt8(ascii: ";"), UInt8(ascii: " ")]) }
-                        kept.append(contentsOf: pair)
-                    }
-                    start = end + 1
-                }
-                return (removed, kept)
-            }
-        }
-        if !removed { return value }
-        return kept.isEmpty ? nil : String(decoding: kept, as: UTF8.self)
-    }
-
-    /// Headers the `Connection` header names as hop-by-hop (RFC 9110 7.6.1), beyond the usual ones.
-    static func connectionNamed(_ headers: HTTPHeaders) -> Set<String> {
-        var named: Set<String> = []
-        for value in headers["connection"] {
-            for token in value.split(separator: ",") {
-                let name = normalizedName(String(trimmed(token)))
-                if name != "keep-alive", name != "close" { named.insert(name) }
-            }
-        }
-        return named
-    }
-
     /// Where an upstream URL built by the engine points: its origin (a route's `upstream`), read once per
     /// connection and origin, and its target (the normalised path and query), passed on as it is.
     private func upstreamAddress(_ upstream: String, memo connection: ConnectionInfo?) -> UpstreamAddress? {
@@ -569,44 +489,6 @@ struct Gateway: Sendable {
         let host: String
         let port: Int
         let target: Substring
-    }
-
-    /// Whether a header is hop-by-hop (RFC 9110 7.6.1); most names are ruled out by their length alone.
-    static func isHopByHop(_ name: String) -> Bool {
-        switch name.utf8.count {
-        case 2, 7, 10, 16, 17, 18, 19: hopByHop.contains(normalizedName(name))
-        default: false
-        }
-    }
-
-    /// `text` without leading and trailing spaces and tabs (RFC 9110 5.6.3's optional whitespace).
-    private static func trimmed(_ text: Substring) -> Substring {
-        let isSpace = { (character: Character) in character == " " || character == "\t" }
-        guard let first = text.firstIndex(where: { !isSpace($0) }), let last = text.lastIndex(where: { !isSpace($0) })
-        else { return "" }
-        return text[first...last]
-    }
-
-    /// Row U1: same status; hop-by-hop headers removed; a `Location` on the upstream's origin moved to the public one.
-    static func rewrite(
-        _ head: HTTPResponseHead, upstreamRequest: String, publicRequest: @autoclosure () -> String
-    ) -> HTTPResponseHead {
-        var result = head
-        let named = head.headers.contains(name: "connection") ? connectionNamed(head.headers) : []
-        for (name, _) in head.headers where isHopByHop(name) || (!named.isEmpty && named.contains(normalizedName(name)))
-        {
-            result.headers.remove(name: name)
-        }
-        if let location = head.headers.first(name: "location"),
-            let upstreamRequest = try? BrowserURL(parsing: upstreamRequest),
-            let publicRequest = try? BrowserURL(parsing: publicRequest())
-        {
-            result.headers.replaceOrAdd(
-                name: "Location",
-                value: UpstreamRedirect.rewriteLocation(
-                    location, upstreamRequest: upstreamRequest, publicRequest: publicRequest))
-        }
-        return result
     }
 }
 

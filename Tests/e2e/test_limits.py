@@ -52,6 +52,18 @@ def test_an_upstream_slower_than_upstream_timeout_is_a_504_page(limited):
     assert requests.get(limited.url("/slow?ms=10")).text == "slow"
 
 
+def test_each_request_on_a_kept_alive_connection_gets_its_own_upstream_timeout(limited):
+    """One timer per connection watches the deadlines: going off for an earlier request's deadline, it must
+    neither cut a later request short nor let a slow one run past its own deadline."""
+    with requests.Session() as client:
+        assert client.get(limited.url("/slow?ms=600")).text == "slow"  # the timer now goes off 0.4 s from here
+        assert client.get(limited.url("/slow?ms=800")).text == "slow"  # ...while this one has 0.2 s left
+        response = client.get(limited.url("/slow?ms=1800"))
+        assert response.status_code == 504
+        assert 0.9 < response.elapsed.total_seconds() < 1.6
+        assert client.get(limited.url("/slow?ms=10")).text == "slow"
+
+
 def test_an_upstream_answering_before_the_upload_ends_is_passed_on_and_the_connection_closes(limited):
     with socket.create_connection(("127.0.0.1", limited.port)) as client:
         client.sendall(b"POST /early HTTP/1.1\r\nHost: localhost\r\nContent-Length: 900000\r\n\r\n" + b"x" * 65536)

@@ -22,19 +22,19 @@ import Testing
     }
 }
 
-@Suite struct GatewayTests {
+@Suite struct ProxyHeadersTests {
     @Test(arguments: [
         "X-Forwarded-User", "x-forwarded-user", "X_FORWARDED_USER", "x_forwarded-email", "X-Forwarded-Groups",
         "X-Forwarded-Preferred-Username", "X-Forwarded-Access-Token", "X-Auth-Request-User", "x_auth_request_anything",
         "X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host",
     ])
     func identityHeadersAreRecognisedInEverySpelling(name: String) {
-        #expect(Gateway.isIdentityHeader(name))
+        #expect(ProxyHeaders.isIdentity(name))
     }
 
     @Test(arguments: ["X-Request-Id", "Authorization", "Cookie", "X-Forwarded", "Accept", "Forwarded-User"])
     func otherHeadersAreNot(name: String) {
-        #expect(!Gateway.isIdentityHeader(name))
+        #expect(!ProxyHeaders.isIdentity(name))
     }
 
     @Test func sanitisingRemovesHopByHopIdentityAndOwnCookies() {
@@ -49,7 +49,7 @@ import Testing
         headers.add(name: "Cookie", value: "__Host-_detour=sealed; app=1; __Host-_detour_0=chunk")
         headers.add(name: "Cookie", value: "__Host-_detour_state=s")
         headers.add(name: "Authorization", value: "Bearer client-token")
-        let result = Gateway.sanitized(headers, cookiePrefix: "__Host-_detour")
+        let result = ProxyHeaders.forUpstream(headers, cookiePrefix: "__Host-_detour")
         #expect(result.map(\.name) == ["Host", "Cookie", "Authorization"])
         #expect(result["cookie"] == ["app=1"])
     }
@@ -63,7 +63,7 @@ import Testing
             ("app=1", "app=1"),
         ] as [(String, String?)])
     func ownCookiesAreRemovedByName(header: String, kept: String?) {
-        #expect(Gateway.removingOwnCookies(from: header, prefix: "_detour") == kept)
+        #expect(ProxyHeaders.removingOwnCookies(from: header, prefix: "_detour") == kept)
     }
 
     @Test func responsesKeepTheirStatusAndMoveUpstreamLocations() throws {
@@ -71,12 +71,52 @@ import Testing
         head.headers.add(name: "Location", value: "http://127.0.0.1:3000/next?x=1")
         head.headers.add(name: "Connection", value: "close")
         head.headers.add(name: "Set-Cookie", value: "app=1")
-        let rewritten = Gateway.rewrite(
+        let rewritten = ProxyHeaders.forClient(
             head, upstreamRequest: "http://127.0.0.1:3000/start",
             publicRequest: "https://app.example.com/start")
         #expect(rewritten.status == .temporaryRedirect)
         #expect(rewritten.headers["location"] == ["https://app.example.com/next?x=1"])
         #expect(rewritten.headers["connection"].isEmpty)
         #expect(rewritten.headers["set-cookie"] == ["app=1"])
+    }
+
+    @Test func responsesLoseTheHeadersTheirConnectionHeaderNames() {
+        var head = HTTPResponseHead(version: .http1_1, status: .ok)
+        head.headers.add(name: "Connection", value: "Keep-Alive, X_Internal ,")
+        head.headers.add(name: "connection", value: "close")
+        head.headers.add(name: "X-Internal", value: "1")
+        head.headers.add(name: "Keep-Alive", value: "timeout=5")
+        head.headers.add(name: "X-Kept", value: "2")
+        let rewritten = ProxyHeaders.forClient(head, upstreamRequest: "http://127.0.0.1/", publicRequest: "http://a/")
+        #expect(rewritten.headers.map(\.name) == ["X-Kept"])
+    }
+
+    @Test(
+        arguments: [
+            (["keep-alive"], []), (["Close"], []), ([" keep-alive ,close"], []),
+            (["keep-alive, X_Secret-Hop , te", "Upgrade"], ["x-secret-hop", "te", "upgrade"]), ([",,"], []),
+        ] as [([String], [String])])
+    func connectionTokensBeyondKeepAliveAndCloseAreNamed(values: [String], named: [String]) {
+        let headers = HTTPHeaders(values.map { ("Connection", $0) } + [("X-Other", "keep-alive, a")])
+        #expect(ProxyHeaders.connectionNamed(headers) == named)
+    }
+
+    @Test(
+        arguments: [
+            ("Transfer-Encoding", "transfer-encoding", true), ("TRANSFER_ENCODING", "transfer-encoding", true),
+            ("Transfer-Encodings", "transfer-encoding", false), ("Transfer-Encodin", "transfer-encoding", false),
+            ("Tränsfer", "transfer", false), ("te", "te", true), ("t-", "te", false),
+        ])
+    func namesAreComparedAsServersCompareThem(name: String, normalized: String, same: Bool) {
+        #expect(ProxyHeaders.name(name, spells: normalized) == same)
+    }
+
+    @Test func valuesWithControlBytesAreFound() {
+        #expect(ProxyHeaders.firstInvalidValue(in: ["A": "tab\tand café", "B": "ok"]) == nil)
+        #expect(
+            ProxyHeaders.firstInvalidValue(in: ["A": "ok", "X-Forwarded-Email": "m@example.com\r\nX-Injected: yes"])
+                == "X-Forwarded-Email")
+        #expect(ProxyHeaders.firstInvalidValue(in: ["A": "nul\u{0}"]) == "A")
+        #expect(ProxyHeaders.firstInvalidValue(in: ["A": "del\u{7F}"]) == "A")
     }
 }

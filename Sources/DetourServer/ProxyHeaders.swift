@@ -1,0 +1,178 @@
+import DetourRedirect
+import NIOHTTP1
+
+/// The header rules between a client and an upstream (RFC 9110 7.6.1; CONTRACT sections 2 and 7).
+///
+/// Guarantees:
+/// - Names are compared the way servers compare them: ASCII case-insensitively, with `_` read as `-`. No spelling
+///   of a hop-by-hop or identity header gets through.
+/// - A value Detour would send upstream is valid (RFC 9110 5.5: no CR, LF, NUL or other control byte), or the
+///   request is refused before a byte is written. Values from claims cannot add a header.
+/// - The usual request and response (no `Connection` tokens beyond `keep-alive` and `close`, no identity headers)
+///   are handled without building any string but the ones forwarded.
+enum ProxyHeaders {
+    /// Hop-by-hop headers (RFC 9110 7.6.1), in their normalised spelling.
+    static let hopByHop = [
+        "connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade",
+        "proxy-authorization", "proxy-authenticate",
+    ]
+
+    /// Identity headers only Detour may set, in their normalised spelling; `x-auth-request-` starts more.
+    static let identity = [
+        "x-forwarded-user", "x-forwarded-email", "x-forwarded-groups", "x-forwarded-preferred-username",
+        "x-forwarded-access-token", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host",
+    ]
+    static let identityPrefix = "x-auth-request-"
+
+    /// Whether `name` is a spelling of `normalized` (lower case, `-`).
+    static func name(_ name: some StringProtocol, spells normalized: String) -> Bool {
+        name.utf8.count == normalized.utf8.count && startsWithSpelling(name, of: normalized)
+    }
+
+    /// Whether `name` starts with a spelling of `normalized` (lower case, `-`).
+    private static func startsWithSpelling(_ name: some StringProtocol, of normalized: String) -> Bool {
+        var bytes = name.utf8.makeIterator()
+        for expected in normalized.utf8 {
+            guard let byte = bytes.next(), normalizedByte(byte) == expected else { return false }
+        }
+        return true
+    }
+
+    private static func normalizedByte(_ byte: UInt8) -> UInt8 {
+        byte == UInt8(ascii: "_") ? UInt8(ascii: "-") : (byte &- UInt8(ascii: "A") < 26 ? byte | 0x20 : byte)
+    }
+
+    /// Lower case, `_` as `-`: the spelling servers treat all others as.
+    static func normalized(_ name: some StringProtocol) -> String {
+        String(decoding: name.utf8.map(normalizedByte), as: UTF8.self)
+    }
+
+    /// Whether a header is hop-by-hop (RFC 9110 7.6.1); most names are ruled out by their length alone.
+    static func isHopByHop(_ name: String) -> Bool {
+        switch name.utf8.count {
+        case 2, 7, 10, 16, 17, 18, 19: hopByHop.contains { self.name(name, spells: $0) }
+        default: false
+        }
+    }
+
+    /// Whether only Detour may set this header.
+    static func isIdentity(_ name: String) -> Bool {
+        // Only names starting with "x" can be; most headers leave here.
+        guard let first = name.utf8.first, first | 0x20 == UInt8(ascii: "x") else { return false }
+        return startsWithSpelling(name, of: identityPrefix) && name.utf8.count > identityPrefix.utf8.count
+            || identity.contains { self.name(name, spells: $0) }
+    }
+
+    /// Headers the `Connection` header names as hop-by-hop (RFC 9110 7.6.1) beyond the usual ones, normalised;
+    /// empty, and nothing allocated, for `keep-alive` and `close`.
+    static func connectionNamed(_ headers: HTTPHeaders) -> [String] {
+        var named: [String] = []
+        for (name, value) in headers where self.name(name, spells: "connection") {
+            var rest = Substring(value)
+            while !rest.isEmpty {
+                let comma = rest.utf8.firstIndex(of: UInt8(ascii: ",")) ?? rest.endIndex
+                let token = trimmed(rest[..<comma])
+                if !token.isEmpty, !self.name(token, spells: "keep-alive"), !self.name(token, spells: "close") {
+                    named.append(normalized(token))
+                }
+                rest = comma == rest.endIndex ? "" : rest[rest.utf8.index(after: comma)...]
+            }
+        }
+        return named
+    }
+
+    /// Whether a header is not passed on: hop-by-hop, or named by `Connection` (`named`, normalised).
+    private static func isDropped(_ name: String, named: [String]) -> Bool {
+        isHopByHop(name) || (!named.isEmpty && named.contains { self.name(name, spells: $0) })
+    }
+
+    /// The client's headers as the upstream gets them: without hop-by-hop headers, identity headers and Detour's
+    /// cookies.
+    static func forUpstream(_ headers: HTTPHeaders, cookiePrefix: String) -> HTTPHeaders {
+        let named = connectionNamed(headers)
+        var result = HTTPHeaders()
+        result.reserveCapacity(headers.count + 8)
+        for (name, value) in headers where !isDropped(name, named: named) && !isIdentity(name) {
+            if self.name(name, spells: "cookie") {
+                if let kept = removingOwnCookies(from: value, prefix: cookiePrefix) {
+                    result.add(name: name, value: kept)
+                }
+            } else {
+                result.add(name: name, value: value)
+            }
+        }
+        return result
+    }
+
+    /// A `Cookie` value without Detour's cookies (named `prefix`, or `prefix_` and more: chunks, state),
+    /// read byte by byte; `nil` when no cookie is left.
+    static func removingOwnCookies(from value: String, prefix: String) -> String? {
+        var text = value
+        var prefix = prefix
+        let (removed, kept) = text.withUTF8 { bytes in
+            prefix.withUTF8 { prefixBytes in
+                var kept: [UInt8] = []
+                var removed = false
+                var start = 0
+                while start < bytes.count {
+                    let end = bytes[start...].firstIndex(of: UInt8(ascii: ";")) ?? bytes.count
+                    var first = start
+                    while first < end, bytes[first] == UInt8(ascii: " ") || bytes[first] == UInt8(ascii: "\t") {
+                        first += 1
+                    }
+                    let pair = UnsafeBufferPointer(rebasing: bytes[first..<end])
+                    if pair.count > prefixBytes.count, pair.starts(with: prefixBytes),
+                        pair[prefixBytes.count] == UInt8(ascii: "=") || pair[prefixBytes.count] == UInt8(ascii: "_")
+                    {
+                        removed = true
+                    } else if !pair.isEmpty {
+                        if !kept.isEmpty { kept.append(contentsOf: [UInt8(ascii: ";"), UInt8(ascii: " ")]) }
+                        kept.append(contentsOf: pair)
+                    }
+                    start = end + 1
+                }
+                return (removed, kept)
+            }
+        }
+        if !removed { return value }
+        return kept.isEmpty ? nil : String(decoding: kept, as: UTF8.self)
+    }
+
+    /// The first header whose value cannot be sent as it is (RFC 9110 5.5: a control byte other than tab), if any.
+    static func firstInvalidValue(in headers: HTTPHeaders) -> String? {
+        for (name, value) in headers where value.utf8.contains(where: { ($0 < 0x20 && $0 != 0x09) || $0 == 0x7F }) {
+            return name
+        }
+        return nil
+    }
+
+    /// Row U1: same status; hop-by-hop headers removed; a `Location` on the upstream's origin moved to the public one.
+    static func forClient(
+        _ head: HTTPResponseHead, upstreamRequest: String, publicRequest: @autoclosure () -> String
+    ) -> HTTPResponseHead {
+        var result = head
+        let named = connectionNamed(head.headers)
+        for (name, _) in head.headers where isDropped(name, named: named) {
+            result.headers.remove(name: name)
+        }
+        if let location = head.headers.first(name: "location"),
+            let upstreamRequest = try? BrowserURL(parsing: upstreamRequest),
+            let publicRequest = try? BrowserURL(parsing: publicRequest())
+        {
+            result.headers.replaceOrAdd(
+                name: "Location",
+                value: UpstreamRedirect.rewriteLocation(
+                    location, upstreamRequest: upstreamRequest, publicRequest: publicRequest))
+        }
+        return result
+    }
+
+    /// `text` without leading and trailing spaces and tabs (RFC 9110 5.6.3's optional whitespace).
+    static func trimmed(_ text: Substring) -> Substring {
+        let isSpace = { (byte: UInt8) in byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\t") }
+        guard let first = text.utf8.firstIndex(where: { !isSpace($0) }),
+            let last = text.utf8.lastIndex(where: { !isSpace($0) })
+        else { return "" }
+        return text[first...last]
+    }
+}

@@ -2,13 +2,18 @@
 peak RSS for each, and the ratio. Detour serves a signed-in user (a real session cookie from a real
 sign-in); the upstream is an nginx answering a small body, so the proxies are what is measured.
 
-Usage: .venv/bin/python bench/proxy.py [seconds-per-round] [connections]
+Also the CPU time each proxy used per request (user + system, from /proc): a figure that moves much less
+than requests/s when the machine is shared, as loopback benchmarks on 2 cores are (wrk, the proxy and the
+upstream all compete for them).
+
+Usage: .venv/bin/python bench/proxy.py [seconds-per-round] [connections] [rounds]
 Needs: wrk and nginx (Debian's), a release build (swift build -c release --product detour), and the e2e
 requirements in .venv (scripts/test installs them).
 """
 import os
 import pathlib
 import re
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -22,6 +27,7 @@ from conftest import Detour, free_port, provider, signed_in, wait_for  # noqa: E
 
 SECONDS = int(sys.argv[1]) if len(sys.argv) > 1 else 10
 CONNECTIONS = int(sys.argv[2]) if len(sys.argv) > 2 else 64
+ROUNDS = int(sys.argv[3]) if len(sys.argv) > 3 else 3
 
 
 def start_nginx(directory, body):
@@ -61,6 +67,16 @@ def children_rss_kb(pid):
     return total
 
 
+def cpu_seconds(pid):
+    """User and system CPU time of a process and its children (nginx's worker) so far, in seconds."""
+    total = 0
+    pids = [str(pid)] + subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
+    for p in pids:
+        fields = pathlib.Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # utime and stime, fields 14 and 15 of stat(5)
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def wrk(url, header=None, seconds=None, connections=None):
     """requests/s, p50 and p99 in ms, and non-2xx/3xx answers of one wrk run, with an optional header line."""
     command = ["wrk", "-t2", f"-c{connections or CONNECTIONS}", f"-d{seconds or SECONDS}s", "--latency", url]
@@ -97,19 +113,26 @@ routes:
     session = signed_in(detour)
     cookie = "; ".join(f"{c.name}={c.value}" for c in session.cookies if c.name.startswith("_detour"))
     assert session.get(detour.url("/bench")).status_code == 200
+    processes = {"detour": detour.process.pid, "nginx": nginx.pid}
+    targets = {"detour": (detour.url("/bench"), f"Cookie: {cookie}"), "nginx": (f"http://localhost:{proxy_port}/bench", None)}
     results = {"detour": [], "nginx": []}
-    for _ in range(2):  # interleaved, so both see the same machine
-        results["detour"].append(wrk(detour.url("/bench"), f"Cookie: {cookie}"))
-        results["nginx"].append(wrk(f"http://localhost:{proxy_port}/bench"))
+    for _ in range(ROUNDS):  # interleaved, so both see the same machine
+        for name in ("detour", "nginx"):
+            before = cpu_seconds(processes[name])
+            rps, p50, p99, errors = wrk(*targets[name])
+            used = cpu_seconds(processes[name]) - before
+            results[name].append((rps, p50, p99, errors, used / (rps * SECONDS) * 1e6))
     best = {name: max(runs) for name, runs in results.items()}
     rss = {"detour": children_rss_kb(detour.process.pid), "nginx": children_rss_kb(nginx.pid)}
-    print(f"{SECONDS} s per round, {CONNECTIONS} connections, 2 wrk threads, rounds interleaved; best round shown")
-    print(f"{'':8} {'requests/s':>12} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} {'peak RSS MiB':>13}")
+    print(f"{SECONDS} s per round, {CONNECTIONS} connections, 2 wrk threads, {ROUNDS} rounds interleaved; best round shown")
+    print(f"{'':8} {'requests/s':>12} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} {'CPU µs/request':>15} {'peak RSS MiB':>13}")
     for name in ("detour", "nginx"):
-        rps, p50, p99, errors = best[name]
-        print(f"{name:8} {rps:12.0f} {p50:8.2f} {p99:8.2f} {errors:7d} {rss[name] / 1024:13.1f}")
+        rps, p50, p99, errors, cpu = best[name]
+        print(f"{name:8} {rps:12.0f} {p50:8.2f} {p99:8.2f} {errors:7d} {cpu:15.1f} {rss[name] / 1024:13.1f}")
     ratio = best["detour"][0] / best["nginx"][0]
     print(f"detour/nginx: {ratio:.2f}x requests/s, p99 {best['detour'][2] / best['nginx'][2]:.2f}x")
+    rounds = [d[0] / n[0] for d, n in zip(results["detour"], results["nginx"])]
+    print("each round: " + " ".join(f"{r:.2f}x" for r in rounds) + f" (median {statistics.median(rounds):.2f}x)")
     detour.stop()
     for process in (nginx, upstream):
         process.terminate()

@@ -176,15 +176,17 @@ struct Gateway: Sendable {
             }
             // Identity headers come from claims, which users may be able to edit at the provider: one with a line
             // break is refused here, before anything is written, never split into two headers (CONTRACT section 7).
-            if let invalid = ProxyHeaders.firstInvalidValue(in: upstreamHeaders) {
+            let setCookies = cookies.map(\.headerValue)
+            if let invalid = ProxyHeaders.firstInvalidValue(in: upstreamHeaders)
+                ?? ProxyHeaders.firstInvalidValue(in: setCookies.lazy.map { (name: "Set-Cookie", value: $0) })
+            {
                 endpoints.logger.warning(
                     "request refused: a header value cannot be sent", metadata: ["header": "\(invalid)"])
-                return (label, .respond { _ in Self.unsendableHeader })
+                return (label, .respond { _ in ErrorPage.unsendableHeader })
             }
             var upstreamHead = HTTPRequestHead(version: .http1_1, method: head.method, uri: String(address.target))
             upstreamHead.headers = upstreamHeaders
             let (scheme, host, uri) = (request.scheme.rawValue, headers.first(name: "host") ?? "", head.uri)
-            let setCookies = cookies.map(\.headerValue)
             return (
                 label,
                 .proxy(
@@ -286,9 +288,6 @@ struct Gateway: Sendable {
             ],
             body: "{\"error\":\"invalid_token\",\"reason\":\"\(reason)\"}\n")
     }
-
-    static let unsendableHeader = ErrorPage.response(
-        502, "Detour cannot pass this request on: a header for the application holds a character headers cannot carry.")
 
     static let bearerProviderUnavailable = EndpointResponse(
         status: 503,

@@ -54,10 +54,11 @@ public final class HTTPServer: Sendable {
                     decoderLimits.maxHeaderListSize = limits.maximumHeaderBytes
                     decoderLimits.maxHeaderFieldSize = limits.maximumHeaderBytes
                     let pipeline = channel.pipeline.syncOperations
-                    // RequestHandler serves pipelined requests itself, pausing reads only when one arrives.
+                    // RequestHandler serves pipelined requests itself, pausing reads only when one arrives, and checks
+                    // the header values it writes itself (see ``RequestHandler``), so no handler scans every response.
                     try pipeline.configureHTTPServerPipeline(
-                        withPipeliningAssistance: false, withErrorHandling: false, withEncoderConfiguration: .init(),
-                        withDecoderLimitConfiguration: decoderLimits)
+                        withPipeliningAssistance: false, withErrorHandling: false, withOutboundHeaderValidation: false,
+                        withEncoderConfiguration: .init(), withDecoderLimitConfiguration: decoderLimits)
                     try pipeline.addHandler(
                         RequestHandler(
                             dispatcher: dispatcher, pool: pools.pool(for: channel.eventLoop), limits: limits,

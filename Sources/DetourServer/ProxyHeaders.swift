@@ -139,7 +139,7 @@ enum ProxyHeaders {
     }
 
     /// The first header whose value cannot be sent as it is (RFC 9110 5.5: a control byte other than tab), if any.
-    static func firstInvalidValue(in headers: HTTPHeaders) -> String? {
+    static func firstInvalidValue(in headers: some Sequence<(name: String, value: String)>) -> String? {
         for (name, value) in headers where value.utf8.contains(where: { ($0 < 0x20 && $0 != 0x09) || $0 == 0x7F }) {
             return name
         }

@@ -21,6 +21,10 @@ import NIOHTTP1
 ///   anything is forwarded); a body for Detour's own endpoints over
 ///   ``HTTPServer/Limits/maximumEndpointBody`` likewise.
 /// - An upstream connection goes back to the pool only after a complete exchange that allowed keep-alive.
+/// - No header value written to the client holds a control byte (no response splitting): Detour's own answers
+///   are checked here; an upstream's headers were checked by the response parser (llhttp refuses control
+///   bytes, bare CR or LF and folded lines: a 502), and what the gateway adds to them is checked there, or
+///   comes from the URL serialiser, which percent-encodes controls.
 final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler, UpstreamHandler.Delegate {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundIn = HTTPServerResponsePart
@@ -325,10 +329,17 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstr
         }
     }
 
-    /// Writes a whole answer; the connection goes back to reading requests, or closes.
+    /// Writes a whole answer; the connection goes back to reading requests, or closes. An answer with a header
+    /// value that cannot be sent (a claim with a line break in a forward-auth answer) becomes a 502 page.
     private func write(_ response: EndpointResponse, for request: HTTPRequestHead, closing: Bool) {
         guard let context else { return }
         var headers = HTTPHeaders(response.headers.map { ($0.name, $0.value) })
+        if let invalid = ProxyHeaders.firstInvalidValue(in: headers) {
+            logger.warning(
+                "answer replaced by a 502: a header value cannot be sent", metadata: ["header": "\(invalid)"])
+            write(ErrorPage.unsendableHeader, for: request, closing: closing)
+            return
+        }
         headers.replaceOrAdd(name: "Content-Length", value: String(response.body.count))
         if closing || quiescing { headers.replaceOrAdd(name: "Connection", value: "close") }
         let status = HTTPResponseStatus(statusCode: response.status)
@@ -586,6 +597,11 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstr
 
 /// Detour's own short error pages (502, 504, 413...).
 enum ErrorPage {
+    /// A header value Detour would write holds a control byte: most likely a claim with a line break.
+    static let unsendableHeader = response(
+        502,
+        "Detour cannot pass this on: a header value, most likely from a claim, holds a character headers cannot carry.")
+
     static func response(_ status: Int, _ message: String) -> EndpointResponse {
         EndpointResponse(
             status: status,

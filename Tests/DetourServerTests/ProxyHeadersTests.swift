@@ -112,11 +112,12 @@ import Testing
     }
 
     @Test func valuesWithControlBytesAreFound() {
-        #expect(ProxyHeaders.firstInvalidValue(in: ["A": "tab\tand café", "B": "ok"]) == nil)
+        #expect(ProxyHeaders.firstInvalidValue(in: ["A": "tab\tand café", "B": "ok"] as HTTPHeaders) == nil)
         #expect(
-            ProxyHeaders.firstInvalidValue(in: ["A": "ok", "X-Forwarded-Email": "m@example.com\r\nX-Injected: yes"])
+            ProxyHeaders.firstInvalidValue(
+                in: ["A": "ok", "X-Forwarded-Email": "m@example.com\r\nX-Injected: yes"] as HTTPHeaders)
                 == "X-Forwarded-Email")
-        #expect(ProxyHeaders.firstInvalidValue(in: ["A": "nul\u{0}"]) == "A")
-        #expect(ProxyHeaders.firstInvalidValue(in: ["A": "del\u{7F}"]) == "A")
+        #expect(ProxyHeaders.firstInvalidValue(in: ["A": "nul\u{0}"] as HTTPHeaders) == "A")
+        #expect(ProxyHeaders.firstInvalidValue(in: ["A": "del\u{7F}"] as HTTPHeaders) == "A")
     }
 }

@@ -1,6 +1,8 @@
 """The proxy end to end: Detour in front of a real upstream, real clients, every answer per the matrix."""
 import json
+import socket
 import subprocess
+import threading
 
 import requests
 
@@ -213,9 +215,58 @@ def test_a_claim_with_a_line_break_never_becomes_an_injected_upstream_header(tmp
         response = mallory.get(detour.url("/echo/private"), headers={"Accept": "application/json"})
         assert response.status_code == 502  # refused before it is written, not split
         assert requests.get(upstream + "/stats").json()["hits"].get("/echo/private", 0) == before
+        # Forward-auth hands the same claims to nginx as X-Auth-Request-* headers: a 502 page, not a split header.
+        answer = mallory.get(detour.url("/oauth2/auth"))
+        assert answer.status_code == 502
+        assert "X-Injected" not in answer.headers
         assert detour.process.poll() is None
         assert requests.get(detour.url("/echo/public/x")).status_code == 200
     finally:
         detour.stop()
         provider.terminate()
         provider.wait()
+
+
+def test_an_upstream_header_with_a_control_byte_never_reaches_the_client(tmp_path, provider):
+    """Detour writes the upstream's headers as the response parser read them, with no second check on the way
+    out: the parser must refuse a bare CR or LF, a folded line and control bytes (a 502), never pass them on."""
+    from conftest import Detour, wait_for
+    answers = {
+        b"/ok": b"X-A: one\r\n",
+        b"/bare-cr": b"X-A: one\rX-Split: yes\r\n",
+        b"/bare-lf": b"X-A: one\nX-Split: yes\r\n",
+        b"/folded": b"X-A: one\r\n X-Split: yes\r\n",
+        b"/nul": b"X-A: one\x00X-Split: yes\r\n",
+    }
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def serve():
+        while True:
+            connection, _ = listener.accept()
+            with connection:
+                request = b""
+                while b"\r\n\r\n" not in request:
+                    request += connection.recv(65536)
+                headers = answers.get(request.split(b" ")[1], b"")
+                connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n" + headers + b"\r\nok")
+
+    threading.Thread(target=serve, daemon=True).start()
+    extra = f"""
+routes:
+  - name: raw
+    match: {{ host: "localhost" }}
+    upstream: "http://127.0.0.1:{listener.getsockname()[1]}"
+    public: ["/"]
+"""
+    detour = Detour(tmp_path, provider, extra=extra)
+    try:
+        wait_for(detour.url("/ready"))
+        ok = requests.get(detour.url("/ok"))
+        assert (ok.status_code, ok.headers["X-A"], ok.text) == (200, "one", "ok")
+        for path in ("/bare-cr", "/bare-lf", "/folded", "/nul"):
+            response = requests.get(detour.url(path))
+            assert response.status_code == 502, path
+            assert "X-Split" not in response.headers, path
+    finally:
+        detour.stop()
+        listener.close()

@@ -1,6 +1,14 @@
 import DetourRedirect
 import NIOHTTP1
 
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
 /// The header rules between a client and an upstream (RFC 9110 7.6.1; CONTRACT sections 2 and 7).
 ///
 /// Guarantees:
@@ -105,7 +113,8 @@ enum ProxyHeaders {
     }
 
     /// A `Cookie` value without Detour's cookies (named `prefix`, or `prefix_` and more: chunks, state),
-    /// read byte by byte; `nil` when no cookie is left.
+    /// read byte by byte (`memchr` finds each `;`: a browser's sealed session cookie is kilobytes long);
+    /// `nil` when no cookie is left.
     static func removingOwnCookies(from value: String, prefix: String) -> String? {
         var text = value
         var prefix = prefix
@@ -115,7 +124,7 @@ enum ProxyHeaders {
                 var removed = false
                 var start = 0
                 while start < bytes.count {
-                    let end = bytes[start...].firstIndex(of: UInt8(ascii: ";")) ?? bytes.count
+                    let end = nextSemicolon(in: bytes, from: start)
                     var first = start
                     while first < end, bytes[first] == UInt8(ascii: " ") || bytes[first] == UInt8(ascii: "\t") {
                         first += 1
@@ -136,6 +145,14 @@ enum ProxyHeaders {
         }
         if !removed { return value }
         return kept.isEmpty ? nil : String(decoding: kept, as: UTF8.self)
+    }
+
+    /// Where the first `;` at or after `start` is, or the end.
+    private static func nextSemicolon(in bytes: UnsafeBufferPointer<UInt8>, from start: Int) -> Int {
+        guard let base = bytes.baseAddress, start < bytes.count,
+            let found = memchr(base + start, Int32(UInt8(ascii: ";")), bytes.count - start)
+        else { return bytes.count }
+        return UnsafeRawPointer(base).distance(to: UnsafeRawPointer(found))
     }
 
     /// The first header whose value cannot be sent as it is (RFC 9110 5.5: a control byte other than tab), if any.

@@ -61,6 +61,9 @@ import Testing
             ("_detourX=1; _detour", "_detourX=1; _detour"),
             ("_detour=a; _detour_1=b", nil),
             ("app=1", "app=1"),
+            ("; _detour=a;;app=1;", "app=1"),
+            ("", ""),
+            ("_detour=" + String(repeating: "x", count: 4000) + "; app=1", "app=1"),
         ] as [(String, String?)])
     func ownCookiesAreRemovedByName(header: String, kept: String?) {
         #expect(ProxyHeaders.removingOwnCookies(from: header, prefix: "_detour") == kept)

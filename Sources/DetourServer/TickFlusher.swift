@@ -9,7 +9,7 @@ import NIOCore
 /// requests/s, 83 → 71 µs of Detour's CPU and 16 → 11 µs of the upstream's per request).
 ///
 /// Guarantees: every context handed to ``flushSoon(_:)`` is flushed before the loop next waits for I/O, in the
-/// order handed in; nothing is flushed twice for one call. Used only on ``eventLoop``.
+/// order first handed in. Used only on ``eventLoop``.
 final class TickFlusher {
     let eventLoop: any EventLoop
     private var pending: [ChannelHandlerContext] = []
@@ -21,6 +21,9 @@ final class TickFlusher {
     /// Flushes `context`'s channel at the end of this turn of the loop.
     func flushSoon(_ context: ChannelHandlerContext) {
         eventLoop.assertInEventLoop()
+        // One request asks for its upstream's flush up to three times in a row (head, end, read complete), and
+        // its response twice: asked again right away, the flush is already on its way.
+        if pending.last === context { return }
         pending.append(context)
         if pending.count == 1 { eventLoop.assumeIsolated().execute { self.flushAll() } }
     }

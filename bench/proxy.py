@@ -21,7 +21,7 @@ import time
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "Tests" / "e2e"))
-os.environ["DETOUR_BINARY"] = str(ROOT / ".build" / "release" / "detour")
+os.environ.setdefault("DETOUR_BINARY", str(ROOT / ".build" / "release" / "detour"))
 
 from conftest import Detour, free_port, provider, signed_in, wait_for  # noqa: E402
 

@@ -42,6 +42,8 @@ struct RuleIndex<Rule: Sendable>: Sendable {
 
     /// The most specific rule for `host` (lower case, no port) and the normalised `path` that `accepts`.
     func first(host: Substring, path: String, where accepts: (Rule) -> Bool = { _ in true }) -> Rule? {
+        // Most policies have no redirect rules: no host to hash then.
+        if exact.isEmpty, wildcard.isEmpty, anyHost.isEmpty { return nil }
         if let table = exact[host], let rule = Self.longestPrefix(in: table, path: path, accepts) { return rule }
         if !wildcard.isEmpty {
             // Suffixes of the host at label boundaries, longest first: a.b.example.com -> b.example.com -> ...

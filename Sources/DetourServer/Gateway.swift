@@ -322,7 +322,7 @@ struct Gateway: Sendable {
         let session =
             cookieHeaders.isEmpty ? nil : sessions.session(in: RequestCookies(headers: cookieHeaders), now: now)
         let identity = session.map(Self.identity)
-        connection.lastSession = (cookieHeaders, session, identity)
+        connection.lastSession = OpenedCookies(cookieHeaders: cookieHeaders, session: session, identity: identity)
         return (session, identity)
     }
 

@@ -45,7 +45,7 @@ public final class ConnectionInfo: @unchecked Sendable {
     /// Whether the peer is a trusted proxy, decided at the first request.
     private var trusted: Bool?
     /// The last `Cookie` headers seen and what they opened to (the gateway's memo).
-    var lastSession: (cookieHeaders: [String], session: Session?, identity: Identity?)?
+    var lastSession: OpenedCookies?
     /// The last upstream origin and where it connects (the gateway's memo).
     var lastUpstream: (origin: String, host: String, port: Int)?
 
@@ -56,6 +56,20 @@ public final class ConnectionInfo: @unchecked Sendable {
         let decided = proxies.trusts(remoteAddress)
         trusted = decided
         return decided
+    }
+}
+
+/// `Cookie` headers and the session they opened to, if any: a class, so that reading the memo on each request
+/// costs one retain rather than one per string of the session.
+final class OpenedCookies {
+    let cookieHeaders: [String]
+    let session: Session?
+    let identity: Identity?
+
+    init(cookieHeaders: [String], session: Session?, identity: Identity?) {
+        self.cookieHeaders = cookieHeaders
+        self.session = session
+        self.identity = identity
     }
 }
 

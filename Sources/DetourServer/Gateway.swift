@@ -161,19 +161,21 @@ struct Gateway: Sendable {
             }
             let head = request.head
             let headers = head.headers
-            var upstreamHeaders = ProxyHeaders.forUpstream(headers, cookiePrefix: sessions.policy.sessionName)
-            for field in added { upstreamHeaders.add(name: field.name, value: field.value) }
+            var fields = ProxyHeaders.forUpstream(headers, cookiePrefix: sessions.policy.sessionName)
+            for field in added { fields.append((field.name, field.value)) }
             // X-Forwarded-For is appended to only when the peer is a trusted proxy; otherwise it starts here.
             var forwardedFor = request.connection.remoteAddress
             if request.trusted {
                 let chain = headers["x-forwarded-for"] + [forwardedFor].compactMap { $0 }
                 forwardedFor = chain.isEmpty ? nil : chain.joined(separator: ", ")
             }
-            if let forwardedFor { upstreamHeaders.add(name: "X-Forwarded-For", value: forwardedFor) }
+            if let forwardedFor { fields.append(("X-Forwarded-For", forwardedFor)) }
             if passAccessToken, let accessToken {
-                upstreamHeaders.replaceOrAdd(name: "Authorization", value: "Bearer \(accessToken)")
-                upstreamHeaders.add(name: "X-Forwarded-Access-Token", value: accessToken)
+                fields.removeAll { ProxyHeaders.name($0.0, spells: "authorization") }
+                fields.append(("Authorization", "Bearer \(accessToken)"))
+                fields.append(("X-Forwarded-Access-Token", accessToken))
             }
+            let upstreamHeaders = HTTPHeaders(fields)
             // Identity headers come from claims, which users may be able to edit at the provider: one with a line
             // break is refused here, before anything is written, never split into two headers (CONTRACT section 7).
             let setCookies = cookies.map(\.headerValue)

@@ -95,18 +95,17 @@ enum ProxyHeaders {
     }
 
     /// The client's headers as the upstream gets them: without hop-by-hop headers, identity headers and Detour's
-    /// cookies.
-    static func forUpstream(_ headers: HTTPHeaders, cookiePrefix: String) -> HTTPHeaders {
+    /// cookies. A list, with room for Detour's own, that becomes one `HTTPHeaders` at the end (`add` checks
+    /// each name again; these names were read by the parser or are Detour's).
+    static func forUpstream(_ headers: HTTPHeaders, cookiePrefix: String) -> [(String, String)] {
         let named = connectionNamed(headers)
-        var result = HTTPHeaders()
+        var result: [(String, String)] = []
         result.reserveCapacity(headers.count + 8)
         for (name, value) in headers where !isDropped(name, named: named) && !isIdentity(name) {
             if self.name(name, spells: "cookie") {
-                if let kept = removingOwnCookies(from: value, prefix: cookiePrefix) {
-                    result.add(name: name, value: kept)
-                }
+                if let kept = removingOwnCookies(from: value, prefix: cookiePrefix) { result.append((name, kept)) }
             } else {
-                result.add(name: name, value: value)
+                result.append((name, value))
             }
         }
         return result

@@ -49,7 +49,7 @@ import Testing
         headers.add(name: "Cookie", value: "__Host-_detour=sealed; app=1; __Host-_detour_0=chunk")
         headers.add(name: "Cookie", value: "__Host-_detour_state=s")
         headers.add(name: "Authorization", value: "Bearer client-token")
-        let result = ProxyHeaders.forUpstream(headers, cookiePrefix: "__Host-_detour")
+        let result = HTTPHeaders(ProxyHeaders.forUpstream(headers, cookiePrefix: "__Host-_detour"))
         #expect(result.map(\.name) == ["Host", "Cookie", "Authorization"])
         #expect(result["cookie"] == ["app=1"])
     }

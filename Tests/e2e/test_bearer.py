@@ -111,6 +111,9 @@ def test_an_opaque_token_is_introspected_and_passed_on(api, oauth_provider):
     seen = response.json()["headers"]
     assert seen["x-forwarded-user"] == "alice"
     assert seen["x-forwarded-access-token"] == access
+    # pass_access_token replaces the client's Authorization header: one, never two.
+    assert [name.lower() for name in response.json()["header_names"]].count("authorization") == 1
+    assert seen["authorization"] == f"Bearer {access}"
 
 
 def test_concurrent_requests_with_one_token_make_one_introspection_call(api, oauth_provider):

@@ -176,9 +176,9 @@ struct Gateway: Sendable {
                 fields.append(("X-Forwarded-Access-Token", accessToken))
             }
             let upstreamHeaders = HTTPHeaders(fields)
+            let setCookies = cookies.map(\.headerValue)
             // Identity headers come from claims, which users may be able to edit at the provider: one with a line
             // break is refused here, before anything is written, never split into two headers (CONTRACT section 7).
-            let setCookies = cookies.map(\.headerValue)
             if let invalid = ProxyHeaders.firstInvalidValue(in: upstreamHeaders)
                 ?? ProxyHeaders.firstInvalidValue(in: setCookies.lazy.map { (name: "Set-Cookie", value: $0) })
             {

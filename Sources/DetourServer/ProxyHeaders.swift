@@ -67,7 +67,7 @@ enum ProxyHeaders {
     static func isIdentity(_ name: String) -> Bool {
         // Only names starting with "x" can be; most headers leave here.
         guard let first = name.utf8.first, first | 0x20 == UInt8(ascii: "x") else { return false }
-        return startsWithSpelling(name, of: identityPrefix) && name.utf8.count > identityPrefix.utf8.count
+        return (name.utf8.count >= identityPrefix.utf8.count && startsWithSpelling(name, of: identityPrefix))
             || identity.contains { self.name(name, spells: $0) }
     }
 

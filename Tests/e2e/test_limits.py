@@ -56,11 +56,11 @@ def test_each_request_on_a_kept_alive_connection_gets_its_own_upstream_timeout(l
     """One timer per connection watches the deadlines: going off for an earlier request's deadline, it must
     neither cut a later request short nor let a slow one run past its own deadline."""
     with requests.Session() as client:
-        assert client.get(limited.url("/slow?ms=600")).text == "slow"  # the timer now goes off 0.4 s from here
-        assert client.get(limited.url("/slow?ms=800")).text == "slow"  # ...while this one has 0.2 s left
-        response = client.get(limited.url("/slow?ms=1800"))
+        assert client.get(limited.url("/slow?ms=500")).text == "slow"  # the timer now goes off 0.5 s from here
+        assert client.get(limited.url("/slow?ms=700")).text == "slow"  # ...while this one still has 0.5 s
+        response = client.get(limited.url("/slow?ms=2500"))
         assert response.status_code == 504
-        assert 0.9 < response.elapsed.total_seconds() < 1.6
+        assert 0.9 < response.elapsed.total_seconds() < 1.8
         assert client.get(limited.url("/slow?ms=10")).text == "slow"
 
 

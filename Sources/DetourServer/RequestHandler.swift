@@ -540,7 +540,8 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstr
             // An answer before the request's end (an early 401 or 413): the rest of the body is not wanted.
             if !exchange.requestEnded { exchange.closeClient = true }
             var response = exchange.plan.rewriteResponse(head)
-            response.version = exchange.request.version
+            // Setting the version copies the head's storage, shared with the part just read: only when it differs.
+            if response.version != exchange.request.version { response.version = exchange.request.version }
             if quiescing { exchange.closeClient = true }
             if exchange.closeClient {
                 response.headers.replaceOrAdd(name: "Connection", value: "close")

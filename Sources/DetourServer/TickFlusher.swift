@@ -5,8 +5,9 @@ import NIOCore
 /// A flush is a `write` system call that wakes the peer reading that socket. Flushing each message where it is
 /// written wakes the upstream, and then the client, once per message, while other connections on the loop still
 /// wait for their turn; on 2 cores every such wake-up also risks preempting the loop itself. Flushing at the end
-/// of the turn lets a peer that was woken once find several messages waiting (bench/proxy.py: 16.4 k → 20.5 k
-/// requests/s, 83 → 71 µs of Detour's CPU and 16 → 11 µs of the upstream's per request).
+/// of the turn lets a peer that was woken once find several messages waiting (wrk against the bench set-up on
+/// 2 cores: 16.4 k → 20.4-22.9 k requests/s, 83 → 64-70 µs of Detour's CPU and 16 → 10-11 µs of the
+/// upstream's per request).
 ///
 /// Guarantees: every context handed to ``flushSoon(_:)`` is flushed before the loop next waits for I/O, in the
 /// order first handed in. Used only on ``eventLoop``.

@@ -7,6 +7,7 @@ than requests/s when the machine is shared, as loopback benchmarks on 2 cores ar
 upstream all compete for them).
 
 Usage: .venv/bin/python bench/proxy.py [seconds-per-round] [connections] [rounds]
+(DETOUR_BINARY=path measures another build of Detour: an older commit's, say, in the same run's conditions.)
 Needs: wrk and nginx (Debian's), a release build (swift build -c release --product detour), and the e2e
 requirements in .venv (scripts/test installs them).
 """

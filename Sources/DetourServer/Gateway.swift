@@ -162,6 +162,11 @@ struct Gateway: Sendable {
             let head = request.head
             let headers = head.headers
             var fields = ProxyHeaders.forUpstream(headers, cookiePrefix: sessions.policy.sessionName)
+            let sendsAccessToken = passAccessToken && accessToken != nil
+            if sendsAccessToken { fields.removeAll { ProxyHeaders.name($0.0, spells: "authorization") } }
+            // The client's headers were read by the request parser, which refuses control bytes (400); what
+            // Detour adds from here on is checked below.
+            let clientFields = fields.count
             for field in added { fields.append((field.name, field.value)) }
             // X-Forwarded-For is appended to only when the peer is a trusted proxy; otherwise it starts here.
             var forwardedFor = request.connection.remoteAddress
@@ -170,16 +175,16 @@ struct Gateway: Sendable {
                 forwardedFor = chain.isEmpty ? nil : chain.joined(separator: ", ")
             }
             if let forwardedFor { fields.append(("X-Forwarded-For", forwardedFor)) }
-            if passAccessToken, let accessToken {
-                fields.removeAll { ProxyHeaders.name($0.0, spells: "authorization") }
+            if sendsAccessToken, let accessToken {
                 fields.append(("Authorization", "Bearer \(accessToken)"))
                 fields.append(("X-Forwarded-Access-Token", accessToken))
             }
-            let upstreamHeaders = HTTPHeaders(fields)
             let setCookies = cookies.map(\.headerValue)
-            // Identity headers come from claims, which users may be able to edit at the provider: one with a line
-            // break is refused here, before anything is written, never split into two headers (CONTRACT section 7).
-            if let invalid = ProxyHeaders.firstInvalidValue(in: upstreamHeaders)
+            // Identity headers come from claims, which users may be able to edit at the provider, and tokens from
+            // the provider: a value with a line break is refused here, before anything is written, never split
+            // into two headers (CONTRACT section 7).
+            if let invalid = ProxyHeaders.firstInvalidValue(
+                in: fields[clientFields...].lazy.map { (name: $0.0, value: $0.1) })
                 ?? ProxyHeaders.firstInvalidValue(in: setCookies.lazy.map { (name: "Set-Cookie", value: $0) })
             {
                 endpoints.logger.warning(
@@ -187,7 +192,7 @@ struct Gateway: Sendable {
                 return (label, .respond { _ in ErrorPage.unsendableHeader })
             }
             var upstreamHead = HTTPRequestHead(version: .http1_1, method: head.method, uri: String(address.target))
-            upstreamHead.headers = upstreamHeaders
+            upstreamHead.headers = HTTPHeaders(fields)
             let (scheme, host, uri) = (request.scheme.rawValue, headers.first(name: "host") ?? "", head.uri)
             return (
                 label,

@@ -14,8 +14,9 @@ import NIOHTTP1
 /// Guarantees:
 /// - Names are compared the way servers compare them: ASCII case-insensitively, with `_` read as `-`. No spelling
 ///   of a hop-by-hop or identity header gets through.
-/// - A value Detour would send upstream is valid (RFC 9110 5.5: no CR, LF, NUL or other control byte), or the
-///   request is refused before a byte is written. Values from claims cannot add a header.
+/// - ``firstInvalidValue(in:)`` finds the values that cannot be sent (RFC 9110 5.5: a CR, LF, NUL or other control
+///   byte). The gateway applies it to what Detour adds (claims, tokens), so values from claims cannot add a
+///   header; the client's and the upstream's own headers were already refused by SwiftNIO's parser.
 /// - The usual request and response (no `Connection` tokens beyond `keep-alive` and `close`, no identity headers)
 ///   are handled without building any string but the ones forwarded.
 enum ProxyHeaders {

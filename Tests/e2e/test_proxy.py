@@ -42,6 +42,19 @@ def test_spoofed_identity_headers_are_removed_in_every_spelling(proxy):
     assert "x-auth-request-user" not in names and "x-forwarded-access-token" not in names
 
 
+def test_a_client_header_with_a_control_byte_is_refused_before_the_upstream(proxy, upstream):
+    """The gateway checks only the header values Detour adds: the client's own were read by the request parser,
+    which must refuse a bare CR or LF, a folded line and control bytes (400), never pass them upstream."""
+    before = requests.get(upstream + "/stats").json()["hits"].get("/echo/public/raw", 0)
+    for header in (b"X-A: one\rX-Split: yes", b"X-A: one\nX-Split: yes", b"X-A: one\r\n X-Split: yes",
+                   b"X-A: one\x00two", b"X-A: one\x01two"):
+        with socket.create_connection(("127.0.0.1", proxy.port), timeout=5) as client:
+            client.sendall(b"GET /echo/public/raw HTTP/1.1\r\nHost: localhost\r\n" + header + b"\r\n\r\n")
+            answer = client.recv(65536)
+        assert answer.startswith(b"HTTP/1.1 400"), (header, answer[:40])
+    assert requests.get(upstream + "/stats").json()["hits"].get("/echo/public/raw", 0) == before
+
+
 def test_anonymous_navigation_goes_to_the_provider_A1(proxy, provider):
     response = requests.get(proxy.url("/echo/x"), headers={"Sec-Fetch-Mode": "navigate"}, allow_redirects=False)
     assert response.status_code == 302

@@ -98,17 +98,28 @@ enum ProxyHeaders {
     /// The client's headers as the upstream gets them: without hop-by-hop headers, identity headers and Detour's
     /// cookies. A list, with room for Detour's own, that becomes one `HTTPHeaders` at the end (`add` checks
     /// each name again; these names were read by the parser or are Detour's).
+    ///
+    /// A body the client sent chunked is forwarded chunked, whatever the method: `Transfer-Encoding` is hop-by-hop,
+    /// but without it a GET's or DELETE's body would reach the upstream unframed, and be read there as the next
+    /// request (request smuggling). The request parser decoded the client's chunks (it refuses any other final
+    /// coding, and `Transfer-Encoding` beside `Content-Length`), so `chunked` is the whole story.
     static func forUpstream(_ headers: HTTPHeaders, cookiePrefix: String) -> [(String, String)] {
         let named = connectionNamed(headers)
         var result: [(String, String)] = []
         result.reserveCapacity(headers.count + 8)
-        for (name, value) in headers where !isDropped(name, named: named) && !isIdentity(name) {
-            if self.name(name, spells: "cookie") {
+        var chunked = false
+        for (name, value) in headers {
+            if isDropped(name, named: named) {
+                chunked = chunked || self.name(name, spells: "transfer-encoding")
+            } else if isIdentity(name) {
+                continue
+            } else if self.name(name, spells: "cookie") {
                 if let kept = removingOwnCookies(from: value, prefix: cookiePrefix) { result.append((name, kept)) }
             } else {
                 result.append((name, value))
             }
         }
+        if chunked { result.append(("Transfer-Encoding", "chunked")) }
         return result
     }
 

@@ -542,7 +542,11 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstr
             var response = exchange.plan.rewriteResponse(head)
             // Setting the version copies the head's storage, shared with the part just read: only when it differs.
             if response.version != exchange.request.version { response.version = exchange.request.version }
-            if quiescing { exchange.closeClient = true }
+            // HTTP/1.0 has no chunked coding: a body whose length is not known up front ends with the connection.
+            if quiescing || (exchange.request.version == .http1_0 && Self.isCloseDelimited(response, exchange.request))
+            {
+                exchange.closeClient = true
+            }
             if exchange.closeClient {
                 response.headers.replaceOrAdd(name: "Connection", value: "close")
             } else if exchange.request.version == .http1_0 {
@@ -559,6 +563,13 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstr
             if !exchange.requestEnded { state = .discarding }
             finishResponse(closing: exchange.closeClient, trailers: trailers, context)
         }
+    }
+
+    /// Whether a response has a body with no `Content-Length` (an upstream's chunked one).
+    private static func isCloseDelimited(_ response: HTTPResponseHead, _ request: HTTPRequestHead) -> Bool {
+        let status = response.status.code
+        return request.method != .HEAD && status >= 200 && status != 204 && status != 304
+            && !response.headers.contains(name: "content-length")
     }
 
     func upstreamReadComplete() {

@@ -50,8 +50,15 @@ import Testing
         headers.add(name: "Cookie", value: "__Host-_detour_state=s")
         headers.add(name: "Authorization", value: "Bearer client-token")
         let result = HTTPHeaders(ProxyHeaders.forUpstream(headers, cookiePrefix: "__Host-_detour"))
-        #expect(result.map(\.name) == ["Host", "Cookie", "Authorization"])
+        #expect(result.map(\.name) == ["Host", "Cookie", "Authorization", "Transfer-Encoding"])
         #expect(result["cookie"] == ["app=1"])
+        #expect(result["transfer-encoding"] == ["chunked"], "a chunked body stays framed as one")
+    }
+
+    @Test func aRequestWithoutAChunkedBodyGetsNoTransferEncoding() {
+        let headers = HTTPHeaders([("Host", "app.example.com"), ("Content-Length", "3"), ("Connection", "te")])
+        let result = HTTPHeaders(ProxyHeaders.forUpstream(headers, cookiePrefix: "_detour"))
+        #expect(result.map(\.name) == ["Host", "Content-Length"])
     }
 
     @Test(

@@ -54,11 +54,12 @@ public final class HTTPServer: Sendable {
                     decoderLimits.maxHeaderListSize = limits.maximumHeaderBytes
                     decoderLimits.maxHeaderFieldSize = limits.maximumHeaderBytes
                     let pipeline = channel.pipeline.syncOperations
-                    // RequestHandler serves pipelined requests itself, pausing reads only when one arrives, and checks
-                    // the header values it writes itself (see ``RequestHandler``), so no handler scans every response.
+                    // RequestHandler serves pipelined requests itself, pausing reads only when one arrives, checks
+                    // the header values it writes itself and sets each response's framing (see ``RequestHandler``),
+                    // so no handler scans or copies every response's headers again.
                     try pipeline.configureHTTPServerPipeline(
                         withPipeliningAssistance: false, withErrorHandling: false, withOutboundHeaderValidation: false,
-                        withEncoderConfiguration: .init(), withDecoderLimitConfiguration: decoderLimits)
+                        withEncoderConfiguration: .framedByDetour, withDecoderLimitConfiguration: decoderLimits)
                     try pipeline.addHandler(
                         RequestHandler(
                             dispatcher: dispatcher, pool: pools.pool(for: channel.eventLoop), limits: limits,
@@ -180,4 +181,14 @@ private struct UpstreamPools: Sendable {
         }
         return pool
     }
+}
+
+extension HTTPResponseEncoder.Configuration {
+    /// Writes heads as they are: every response Detour writes carries its own `Content-Length` or
+    /// `Transfer-Encoding` (SwiftNIO's automatic framing scans, and copies, every head to find out).
+    static let framedByDetour = {
+        var configuration = HTTPResponseEncoder.Configuration()
+        configuration.automaticallySetFramingHeaders = false
+        return configuration
+    }()
 }

@@ -91,7 +91,13 @@ final class UpstreamPool: @unchecked Sendable {
     let eventLoop: any EventLoop
     /// The loop's end-of-turn flushes, shared by its client and upstream connections.
     let flusher: TickFlusher
-    private var idle: [Key: [UpstreamHandler]] = [:]
+    /// Per upstream, as a reference: taking and giving back change the list in place (changing an array inside a
+    /// dictionary goes through an accessor that allocated three times per request).
+    private var idle: [Key: IdleConnections] = [:]
+
+    private final class IdleConnections {
+        var connections: [UpstreamHandler] = []
+    }
 
     init(eventLoop: any EventLoop) {
         self.eventLoop = eventLoop
@@ -101,8 +107,9 @@ final class UpstreamPool: @unchecked Sendable {
     /// An idle connection to `key`, most recently used first, or `nil`.
     func take(_ key: Key) -> UpstreamHandler? {
         eventLoop.assertInEventLoop()
+        guard let list = idle[key] else { return nil }
         let oldest = NIODeadline.now() - Self.maximumIdleTime
-        while let connection = idle[key]?.popLast() {
+        while let connection = list.connections.popLast() {
             if connection.isOpen, connection.idleSince > oldest { return connection }
             connection.close()
         }
@@ -112,17 +119,25 @@ final class UpstreamPool: @unchecked Sendable {
     /// Keeps a connection whose last exchange completed with keep-alive.
     func giveBack(_ connection: UpstreamHandler) {
         eventLoop.assertInEventLoop()
-        guard connection.isOpen, idle[connection.key, default: []].count < Self.maximumIdlePerUpstream else {
+        let list = idleConnections(to: connection.key)
+        guard connection.isOpen, list.connections.count < Self.maximumIdlePerUpstream else {
             connection.close()
             return
         }
         connection.idleSince = .now()
-        idle[connection.key, default: []].append(connection)
+        list.connections.append(connection)
+    }
+
+    private func idleConnections(to key: Key) -> IdleConnections {
+        if let list = idle[key] { return list }
+        let list = IdleConnections()
+        idle[key] = list
+        return list
     }
 
     /// Forgets a connection that closed while idle.
     func remove(_ connection: UpstreamHandler) {
-        idle[connection.key]?.removeAll { $0 === connection }
+        idle[connection.key]?.connections.removeAll { $0 === connection }
     }
 
     /// A new connection to `key`, on this pool's event loop.
@@ -135,7 +150,7 @@ final class UpstreamPool: @unchecked Sendable {
                     let pipeline = channel.pipeline.syncOperations
                     // The decoder observes outgoing heads (to know a HEAD response has no body), so it sits
                     // between the encoder and the handler.
-                    try pipeline.addHandler(HTTPRequestEncoder())
+                    try pipeline.addHandler(HTTPRequestEncoder(configuration: .framedByDetour))
                     try pipeline.addHandler(
                         ByteToMessageHandler(HTTPResponseDecoder(informationalResponseStrategy: .forward)))
                     try pipeline.addHandler(UpstreamHandler(key: key, pool: self))
@@ -231,4 +246,14 @@ final class UpstreamHandler: ChannelDuplexHandler {
         if let context { pool.flusher.flushSoon(context) }
     }
     func close() { context?.close(promise: nil) }
+}
+
+extension HTTPRequestEncoder.Configuration {
+    /// Writes heads as they are: the gateway passes on a request's `Content-Length`, and says `chunked` for a body
+    /// the client sent chunked (``ProxyHeaders/forUpstream(_:cookiePrefix:)``); a request with neither has no body.
+    static let framedByDetour = {
+        var configuration = HTTPRequestEncoder.Configuration()
+        configuration.automaticallySetFramingHeaders = false
+        return configuration
+    }()
 }

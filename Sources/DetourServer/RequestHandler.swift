@@ -542,11 +542,16 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstr
             var response = exchange.plan.rewriteResponse(head)
             // Setting the version copies the head's storage, shared with the part just read: only when it differs.
             if response.version != exchange.request.version { response.version = exchange.request.version }
-            // HTTP/1.0 has no chunked coding: a body whose length is not known up front ends with the connection.
-            if quiescing || (exchange.request.version == .http1_0 && Self.isCloseDelimited(response, exchange.request))
-            {
-                exchange.closeClient = true
+            // Detour frames what it writes (the encoder adds nothing): a body whose length the upstream did not give
+            // goes chunked, or, HTTP/1.0 having no chunked coding, ends with the connection.
+            if Self.hasBodyOfUnknownLength(response, exchange.request) {
+                if exchange.request.version == .http1_0 {
+                    exchange.closeClient = true
+                } else {
+                    response.headers.add(name: "Transfer-Encoding", value: "chunked")
+                }
             }
+            if quiescing { exchange.closeClient = true }
             if exchange.closeClient {
                 response.headers.replaceOrAdd(name: "Connection", value: "close")
             } else if exchange.request.version == .http1_0 {
@@ -565,8 +570,8 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstr
         }
     }
 
-    /// Whether a response has a body with no `Content-Length` (an upstream's chunked one).
-    private static func isCloseDelimited(_ response: HTTPResponseHead, _ request: HTTPRequestHead) -> Bool {
+    /// Whether a response has a body with no `Content-Length` (one the upstream sent chunked, or ended by closing).
+    private static func hasBodyOfUnknownLength(_ response: HTTPResponseHead, _ request: HTTPRequestHead) -> Bool {
         let status = response.status.code
         return request.method != .HEAD && status >= 200 && status != 204 && status != 304
             && !response.headers.contains(name: "content-length")

@@ -344,9 +344,10 @@ routes:
         listener.close()
 
 
-def test_an_http_1_0_client_gets_a_body_it_can_find_the_end_of(tmp_path, provider):
-    """HTTP/1.0 has no chunked coding: a response of unknown length (the upstream sent it chunked) can only end
-    with the connection, even when the client asked for keep-alive. One with a length keeps the connection."""
+def test_a_body_of_unknown_length_reaches_every_client_with_an_end_it_can_find(tmp_path, provider):
+    """Detour frames what it writes. A response whose length the upstream did not give (sent chunked, or ended by
+    closing) goes chunked to an HTTP/1.1 client, whose connection stays usable. HTTP/1.0 has no chunked coding:
+    there the body ends with the connection, even when the client asked for keep-alive."""
     from conftest import Detour, wait_for
     listener = socket.create_server(("127.0.0.1", 0))
 
@@ -360,6 +361,8 @@ def test_an_http_1_0_client_gets_a_body_it_can_find_the_end_of(tmp_path, provide
                 if b"/chunked" in request:
                     connection.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
                                        b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n")
+                elif b"/until-close" in request:
+                    connection.sendall(b"HTTP/1.0 200 OK\r\n\r\nhello world")
                 else:
                     connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello")
 
@@ -387,6 +390,12 @@ routes:
         assert head.startswith(b"HTTP/1.0 200"), head
         assert b"transfer-encoding" not in head.lower() and b"connection: close" in head.lower(), head
         assert body == b"hello world"
+        with requests.Session() as client:  # HTTP/1.1, one kept-alive connection
+            for path in ("/until-close", "/chunked", "/until-close"):
+                response = client.get(detour.url(path))
+                assert (response.status_code, response.text) == (200, "hello world"), path
+                assert response.headers["Transfer-Encoding"] == "chunked", path
+                assert "close" not in response.headers.get("Connection", ""), path
     finally:
         detour.stop()
         listener.close()

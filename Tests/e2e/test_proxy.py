@@ -1,4 +1,5 @@
 """The proxy end to end: Detour in front of a real upstream, real clients, every answer per the matrix."""
+import contextlib
 import json
 import socket
 import subprocess
@@ -240,10 +241,46 @@ def test_a_claim_with_a_line_break_never_becomes_an_injected_upstream_header(tmp
         provider.wait()
 
 
+@contextlib.contextmanager
+def in_front_of_a_raw_upstream(tmp_path, provider, answer):
+    """Detour, every path public, in front of a raw TCP upstream that calls `answer(connection)` for each connection
+    it accepts: for answers no well-behaved server library would write."""
+    from conftest import Detour, wait_for
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def serve():
+        while True:
+            connection, _ = listener.accept()
+            with connection:
+                answer(connection)
+
+    threading.Thread(target=serve, daemon=True).start()
+    extra = f"""
+routes:
+  - name: raw
+    match: {{ host: "localhost" }}
+    upstream: "http://127.0.0.1:{listener.getsockname()[1]}"
+    public: ["/"]
+"""
+    detour = Detour(tmp_path, provider, extra=extra)
+    try:
+        wait_for(detour.url("/ready"))
+        yield detour
+    finally:
+        detour.stop()
+        listener.close()
+
+
+def request_head(connection):
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += connection.recv(65536)
+    return head
+
+
 def test_an_upstream_header_with_a_control_byte_never_reaches_the_client(tmp_path, provider):
     """Detour writes the upstream's headers as the response parser read them, with no second check on the way
     out: the parser must refuse a bare CR or LF, a folded line and control bytes (a 502), never pass them on."""
-    from conftest import Detour, wait_for
     answers = {
         b"/ok": b"X-A: one\r\n",
         b"/bare-cr": b"X-A: one\rX-Split: yes\r\n",
@@ -251,85 +288,46 @@ def test_an_upstream_header_with_a_control_byte_never_reaches_the_client(tmp_pat
         b"/folded": b"X-A: one\r\n X-Split: yes\r\n",
         b"/nul": b"X-A: one\x00X-Split: yes\r\n",
     }
-    listener = socket.create_server(("127.0.0.1", 0))
 
-    def serve():
-        while True:
-            connection, _ = listener.accept()
-            with connection:
-                request = b""
-                while b"\r\n\r\n" not in request:
-                    request += connection.recv(65536)
-                headers = answers.get(request.split(b" ")[1], b"")
-                connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n" + headers + b"\r\nok")
+    def answer(connection):
+        headers = answers.get(request_head(connection).split(b" ")[1], b"")
+        connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n" + headers + b"\r\nok")
 
-    threading.Thread(target=serve, daemon=True).start()
-    extra = f"""
-routes:
-  - name: raw
-    match: {{ host: "localhost" }}
-    upstream: "http://127.0.0.1:{listener.getsockname()[1]}"
-    public: ["/"]
-"""
-    detour = Detour(tmp_path, provider, extra=extra)
-    try:
-        wait_for(detour.url("/ready"))
+    with in_front_of_a_raw_upstream(tmp_path, provider, answer) as detour:
         ok = requests.get(detour.url("/ok"))
         assert (ok.status_code, ok.headers["X-A"], ok.text) == (200, "one", "ok")
         for path in ("/bare-cr", "/bare-lf", "/folded", "/nul"):
             response = requests.get(detour.url(path))
             assert response.status_code == 502, path
             assert "X-Split" not in response.headers, path
-    finally:
-        detour.stop()
-        listener.close()
 
 
 def test_a_chunked_body_keeps_its_framing_whatever_the_method(tmp_path, provider):
     """Transfer-Encoding is hop-by-hop, so Detour frames the body it forwards itself. A GET or DELETE may carry a
     chunked body too: sent unframed, its bytes would be read by the upstream as a second request (smuggling)."""
-    from conftest import Detour, wait_for
     received = []
-    listener = socket.create_server(("127.0.0.1", 0))
 
-    def serve():
-        while True:
-            connection, _ = listener.accept()
-            with connection:
-                data = b""
-                connection.settimeout(1)
-                try:
-                    while True:
-                        chunk = connection.recv(65536)
-                        if not chunk:
-                            break
-                        data += chunk
-                        if data.endswith(b"0\r\n\r\n") or b"content-length: 0" in data.lower():
-                            break
-                except socket.timeout:
-                    pass
-                received.append(data)
-                connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+    def answer(connection):
+        data = b""
+        connection.settimeout(1)
+        try:
+            while chunk := connection.recv(65536):
+                data += chunk
+                if data.endswith(b"0\r\n\r\n"):
+                    break
+        except socket.timeout:
+            pass
+        received.append(data)
+        connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
 
-    threading.Thread(target=serve, daemon=True).start()
-    extra = f"""
-routes:
-  - name: raw
-    match: {{ host: "localhost" }}
-    upstream: "http://127.0.0.1:{listener.getsockname()[1]}"
-    public: ["/"]
-"""
-    detour = Detour(tmp_path, provider, extra=extra)
     smuggled = b"GET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n"
-    try:
-        wait_for(detour.url("/ready"))
+    with in_front_of_a_raw_upstream(tmp_path, provider, answer) as detour:
         for method in (b"GET", b"DELETE", b"POST"):
             received.clear()
             with socket.create_connection(("127.0.0.1", detour.port), timeout=5) as client:
                 client.sendall(method + b" /x HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n"
                                + f"{len(smuggled):x}\r\n".encode() + smuggled + b"\r\n0\r\n\r\n")
-                answer = client.recv(65536)
-            assert answer.startswith(b"HTTP/1.1 200"), (method, answer[:60])
+                assert client.recv(65536).startswith(b"HTTP/1.1 200"), method
             head, _, body = received[0].partition(b"\r\n\r\n")
             assert b"transfer-encoding: chunked" in head.lower(), (method, received)
             assert body == f"{len(smuggled):x}\r\n".encode() + smuggled + b"\r\n0\r\n\r\n", (method, body)
@@ -339,54 +337,34 @@ routes:
             client.sendall(b"GET /x HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: gzip\r\n\r\n" + smuggled)
             assert client.recv(65536).startswith(b"HTTP/1.1 400")
         assert received == []
-    finally:
-        detour.stop()
-        listener.close()
 
 
 def test_a_body_of_unknown_length_reaches_every_client_with_an_end_it_can_find(tmp_path, provider):
     """Detour frames what it writes. A response whose length the upstream did not give (sent chunked, or ended by
     closing) goes chunked to an HTTP/1.1 client, whose connection stays usable. HTTP/1.0 has no chunked coding:
     there the body ends with the connection, even when the client asked for keep-alive."""
-    from conftest import Detour, wait_for
-    listener = socket.create_server(("127.0.0.1", 0))
 
-    def serve():
-        while True:
-            connection, _ = listener.accept()
-            with connection:
-                request = b""
-                while b"\r\n\r\n" not in request:
-                    request += connection.recv(65536)
-                if b"/chunked" in request:
-                    connection.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
-                                       b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n")
-                elif b"/until-close" in request:
-                    connection.sendall(b"HTTP/1.0 200 OK\r\n\r\nhello world")
-                else:
-                    connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello")
+    def answer(connection):
+        request = request_head(connection)
+        if b"/chunked" in request:
+            connection.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+                               b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n")
+        elif b"/until-close" in request:
+            connection.sendall(b"HTTP/1.0 200 OK\r\n\r\nhello world")
+        else:
+            connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello")
 
-    threading.Thread(target=serve, daemon=True).start()
-    extra = f"""
-routes:
-  - name: raw
-    match: {{ host: "localhost" }}
-    upstream: "http://127.0.0.1:{listener.getsockname()[1]}"
-    public: ["/"]
-"""
-    detour = Detour(tmp_path, provider, extra=extra)
-    try:
-        wait_for(detour.url("/ready"))
+    with in_front_of_a_raw_upstream(tmp_path, provider, answer) as detour:
         with socket.create_connection(("127.0.0.1", detour.port), timeout=5) as client:
             client.sendall(b"GET /sized HTTP/1.0\r\nHost: localhost\r\nConnection: keep-alive\r\n\r\n")
-            answer = client.recv(65536)
-            assert answer.startswith(b"HTTP/1.0 200") and answer.endswith(b"\r\n\r\nhello"), answer
-            assert b"keep-alive" in answer.lower()
+            reply = client.recv(65536)
+            assert reply.startswith(b"HTTP/1.0 200") and reply.endswith(b"\r\n\r\nhello"), reply
+            assert b"keep-alive" in reply.lower()
             client.sendall(b"GET /chunked HTTP/1.0\r\nHost: localhost\r\nConnection: keep-alive\r\n\r\n")
-            answer = b""
+            reply = b""
             while chunk := client.recv(65536):  # ends when Detour closes; a timeout here fails the test
-                answer += chunk
-        head, _, body = answer.partition(b"\r\n\r\n")
+                reply += chunk
+        head, _, body = reply.partition(b"\r\n\r\n")
         assert head.startswith(b"HTTP/1.0 200"), head
         assert b"transfer-encoding" not in head.lower() and b"connection: close" in head.lower(), head
         assert body == b"hello world"
@@ -396,6 +374,3 @@ routes:
                 assert (response.status_code, response.text) == (200, "hello world"), path
                 assert response.headers["Transfer-Encoding"] == "chunked", path
                 assert "close" not in response.headers.get("Connection", ""), path
-    finally:
-        detour.stop()
-        listener.close()

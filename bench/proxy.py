@@ -6,8 +6,10 @@ Also the CPU time each proxy used per request (user + system, from /proc): a fig
 than requests/s when the machine is shared, as loopback benchmarks on 2 cores are (wrk, the proxy and the
 upstream all compete for them).
 
-Usage: .venv/bin/python bench/proxy.py [seconds-per-round] [connections] [rounds]
-(DETOUR_BINARY=path measures another build of Detour: an older commit's, say, in the same run's conditions.)
+Usage: .venv/bin/python bench/proxy.py [seconds-per-round] [connections] [rounds] [detour-binary...]
+With no binary, the release build is measured. Several binaries (this commit's build and an older one's, say)
+are measured side by side in the same rounds: on a shared machine that is the only way to see a change of a
+few per cent, which separate runs drown in noise.
 Needs: wrk and nginx (Debian's), a release build (swift build -c release --product detour), and the e2e
 requirements in .venv (scripts/test installs them).
 """
@@ -22,13 +24,14 @@ import time
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "Tests" / "e2e"))
-os.environ.setdefault("DETOUR_BINARY", str(ROOT / ".build" / "release" / "detour"))
 
+import conftest  # noqa: E402
 from conftest import Detour, free_port, provider, signed_in, wait_for  # noqa: E402
 
 SECONDS = int(sys.argv[1]) if len(sys.argv) > 1 else 10
 CONNECTIONS = int(sys.argv[2]) if len(sys.argv) > 2 else 64
 ROUNDS = int(sys.argv[3]) if len(sys.argv) > 3 else 3
+BINARIES = [pathlib.Path(path) for path in sys.argv[4:]] or [ROOT / ".build" / "release" / "detour"]
 
 
 def start_nginx(directory, body):
@@ -109,32 +112,48 @@ routes:
     upstream: "http://127.0.0.1:{upstream_port}"
     allow: [{{ authenticated: true }}]
 """
-    detour = Detour(work, issuer, extra=routes)
-    wait_for(detour.url("/ready"))
-    session = signed_in(detour)
-    cookie = "; ".join(f"{c.name}={c.value}" for c in session.cookies if c.name.startswith("_detour"))
-    assert session.get(detour.url("/bench")).status_code == 200
-    processes = {"detour": detour.process.pid, "nginx": nginx.pid}
-    targets = {"detour": (detour.url("/bench"), f"Cookie: {cookie}"), "nginx": (f"http://localhost:{proxy_port}/bench", None)}
-    results = {"detour": [], "nginx": []}
-    for _ in range(ROUNDS):  # interleaved, so both see the same machine
-        for name in ("detour", "nginx"):
+    names, processes, targets, detours = [], {}, {}, []
+    for index, binary in enumerate(BINARIES):
+        conftest.DETOUR = binary
+        detour = Detour(work, issuer, extra=routes)
+        wait_for(detour.url("/ready"))
+        session = signed_in(detour)
+        cookie = "; ".join(f"{c.name}={c.value}" for c in session.cookies if c.name.startswith("_detour"))
+        assert session.get(detour.url("/bench")).status_code == 200
+        name = "detour" if len(BINARIES) == 1 else f"detour {index + 1}"
+        names.append(name)
+        detours.append(detour)
+        processes[name] = detour.process.pid
+        targets[name] = (detour.url("/bench"), f"Cookie: {cookie}")
+    names.append("nginx")
+    processes["nginx"] = nginx.pid
+    targets["nginx"] = (f"http://localhost:{proxy_port}/bench", None)
+    results = {name: [] for name in names}
+    for _ in range(ROUNDS):  # interleaved, so all see the same machine
+        for name in names:
             before = cpu_seconds(processes[name])
             rps, p50, p99, errors = wrk(*targets[name])
             used = cpu_seconds(processes[name]) - before
             results[name].append((rps, p50, p99, errors, used / (rps * SECONDS) * 1e6))
     best = {name: max(runs) for name, runs in results.items()}
-    rss = {"detour": children_rss_kb(detour.process.pid), "nginx": children_rss_kb(nginx.pid)}
+    rss = {name: children_rss_kb(pid) for name, pid in processes.items()}
     print(f"{SECONDS} s per round, {CONNECTIONS} connections, 2 wrk threads, {ROUNDS} rounds interleaved; best round shown")
-    print(f"{'':8} {'requests/s':>12} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} {'CPU µs/request':>15} {'peak RSS MiB':>13}")
-    for name in ("detour", "nginx"):
+    if len(BINARIES) > 1:
+        for index, binary in enumerate(BINARIES):
+            print(f"detour {index + 1}: {binary}")
+    print(f"{'':9} {'requests/s':>12} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} {'CPU µs/request':>15} {'peak RSS MiB':>13}")
+    for name in names:
         rps, p50, p99, errors, cpu = best[name]
-        print(f"{name:8} {rps:12.0f} {p50:8.2f} {p99:8.2f} {errors:7d} {cpu:15.1f} {rss[name] / 1024:13.1f}")
-    ratio = best["detour"][0] / best["nginx"][0]
-    print(f"detour/nginx: {ratio:.2f}x requests/s, p99 {best['detour'][2] / best['nginx'][2]:.2f}x")
-    rounds = [d[0] / n[0] for d, n in zip(results["detour"], results["nginx"])]
-    print("each round: " + " ".join(f"{r:.2f}x" for r in rounds) + f" (median {statistics.median(rounds):.2f}x)")
-    detour.stop()
+        print(f"{name:9} {rps:12.0f} {p50:8.2f} {p99:8.2f} {errors:7d} {cpu:15.1f} {rss[name] / 1024:13.1f}")
+    for name in names[:-1]:
+        ratio = best[name][0] / best["nginx"][0]
+        rounds = [d[0] / n[0] for d, n in zip(results[name], results["nginx"])]
+        cpu = statistics.median(run[4] for run in results[name])
+        print(f"{name}/nginx: {ratio:.2f}x requests/s, p99 {best[name][2] / best['nginx'][2]:.2f}x; each round: "
+              + " ".join(f"{r:.2f}x" for r in rounds) + f" (median {statistics.median(rounds):.2f}x); "
+              + f"median CPU {cpu:.1f} µs/request")
+    for detour in detours:
+        detour.stop()
     for process in (nginx, upstream):
         process.terminate()
         process.wait()

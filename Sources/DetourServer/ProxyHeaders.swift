@@ -102,7 +102,9 @@ enum ProxyHeaders {
     /// A body the client sent chunked is forwarded chunked, whatever the method: `Transfer-Encoding` is hop-by-hop,
     /// but without it a GET's or DELETE's body would reach the upstream unframed, and be read there as the next
     /// request (request smuggling). The request parser decoded the client's chunks (it refuses any other final
-    /// coding, and `Transfer-Encoding` beside `Content-Length`), so `chunked` is the whole story.
+    /// coding, and `Transfer-Encoding` beside `Content-Length`), so `chunked` is the whole story. Only the name the
+    /// parser frames by counts: a `Transfer_Encoding` is dropped like any spelling of a hop-by-hop header, but its
+    /// body was framed by `Content-Length`, which stays the only framing.
     static func forUpstream(_ headers: HTTPHeaders, cookiePrefix: String) -> [(String, String)] {
         let named = connectionNamed(headers)
         var result: [(String, String)] = []
@@ -110,7 +112,7 @@ enum ProxyHeaders {
         var chunked = false
         for (name, value) in headers {
             if isDropped(name, named: named) {
-                chunked = chunked || self.name(name, spells: "transfer-encoding")
+                chunked = chunked || isTransferEncoding(name)
             } else if isIdentity(name) {
                 continue
             } else if self.name(name, spells: "cookie") {
@@ -121,6 +123,13 @@ enum ProxyHeaders {
         }
         if chunked { result.append(("Transfer-Encoding", "chunked")) }
         return result
+    }
+
+    /// Whether `name` is `Transfer-Encoding` in some letter case: the header HTTP parsers frame a body by.
+    private static func isTransferEncoding(_ name: String) -> Bool {
+        name.utf8.elementsEqual("transfer-encoding".utf8) { byte, expected in
+            (byte &- UInt8(ascii: "A") < 26 ? byte | 0x20 : byte) == expected
+        }
     }
 
     /// A `Cookie` value without Detour's cookies (named `prefix`, or `prefix_` and more: chunks, state),

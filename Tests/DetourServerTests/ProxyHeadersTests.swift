@@ -61,6 +61,16 @@ import Testing
         #expect(result.map(\.name) == ["Host", "Content-Length"])
     }
 
+    @Test func onlyTheRealTransferEncodingMeansAChunkedBody() {
+        // The parser framed this body by its length: saying `chunked` too would let the two framings disagree.
+        let headers = HTTPHeaders([("Content-Length", "3"), ("Transfer_Encoding", "chunked")])
+        let result = HTTPHeaders(ProxyHeaders.forUpstream(headers, cookiePrefix: "_detour"))
+        #expect(result.map(\.name) == ["Content-Length"])
+        let chunked = HTTPHeaders([("TRANSFER-ENCODING", "chunked")])
+        #expect(
+            HTTPHeaders(ProxyHeaders.forUpstream(chunked, cookiePrefix: "_detour"))["transfer-encoding"] == ["chunked"])
+    }
+
     @Test(
         arguments: [
             ("_detour=a; app=1", "app=1"),

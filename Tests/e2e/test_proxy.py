@@ -313,7 +313,9 @@ def test_a_chunked_body_keeps_its_framing_whatever_the_method(tmp_path, provider
         try:
             while chunk := connection.recv(65536):
                 data += chunk
-                if data.endswith(b"0\r\n\r\n"):
+                head, _, body = data.partition(b"\r\n\r\n")
+                length = [line.split(b":")[1] for line in head.lower().split(b"\r\n") if line.startswith(b"content-length:")]
+                if data.endswith(b"0\r\n\r\n") or (length and len(body) >= int(length[0])):
                     break
         except socket.timeout:
             pass
@@ -331,6 +333,15 @@ def test_a_chunked_body_keeps_its_framing_whatever_the_method(tmp_path, provider
             head, _, body = received[0].partition(b"\r\n\r\n")
             assert b"transfer-encoding: chunked" in head.lower(), (method, received)
             assert body == f"{len(smuggled):x}\r\n".encode() + smuggled + b"\r\n0\r\n\r\n", (method, body)
+        # Transfer_Encoding is not the framing header: the body is framed by its length, and only by it, upstream.
+        received.clear()
+        with socket.create_connection(("127.0.0.1", detour.port), timeout=5) as client:
+            client.sendall(b"POST /x HTTP/1.1\r\nHost: localhost\r\nTransfer_Encoding: chunked\r\n"
+                           + f"Content-Length: {len(smuggled)}\r\n\r\n".encode() + smuggled)
+            assert client.recv(65536).startswith(b"HTTP/1.1 200")
+        head, _, body = received[0].partition(b"\r\n\r\n")
+        assert b"transfer" not in head.lower() and f"content-length: {len(smuggled)}".encode() in head.lower(), head
+        assert body == smuggled
         # A coding other than a final chunked cannot be framed: refused by the parser, never sent upstream.
         received.clear()
         with socket.create_connection(("127.0.0.1", detour.port), timeout=5) as client:

@@ -73,7 +73,8 @@ enum ProxyHeaders {
     }
 
     /// Headers the `Connection` header names as hop-by-hop (RFC 9110 7.6.1) beyond the usual ones, normalised;
-    /// empty, and nothing allocated, for `keep-alive` and `close`.
+    /// empty, and nothing allocated, for `keep-alive` and `close`. `Content-Length` is never one: it frames the body
+    /// the parser read, and a request sent on without it would leave its body to be read as the next request.
     static func connectionNamed(_ headers: HTTPHeaders) -> [String] {
         var named: [String] = []
         for (name, value) in headers where self.name(name, spells: "connection") {
@@ -81,7 +82,9 @@ enum ProxyHeaders {
             while !rest.isEmpty {
                 let comma = rest.utf8.firstIndex(of: UInt8(ascii: ",")) ?? rest.endIndex
                 let token = trimmed(rest[..<comma])
-                if !token.isEmpty, !self.name(token, spells: "keep-alive"), !self.name(token, spells: "close") {
+                if !token.isEmpty, !self.name(token, spells: "keep-alive"), !self.name(token, spells: "close"),
+                    !self.name(token, spells: "content-length")
+                {
                     named.append(normalized(token))
                 }
                 rest = comma == rest.endIndex ? "" : rest[rest.utf8.index(after: comma)...]

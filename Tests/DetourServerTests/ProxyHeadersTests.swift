@@ -61,6 +61,15 @@ import Testing
         #expect(result.map(\.name) == ["Host", "Content-Length"])
     }
 
+    @Test func connectionCannotMakeTheBodysLengthHopByHop() {
+        let headers = HTTPHeaders([
+            ("Content-Length", "3"), ("Connection", "Content_Length, X-Hop"), ("X-Hop", "1"),
+        ])
+        #expect(ProxyHeaders.connectionNamed(headers) == ["x-hop"])
+        let result = HTTPHeaders(ProxyHeaders.forUpstream(headers, cookiePrefix: "_detour"))
+        #expect(result.map(\.name) == ["Content-Length"])
+    }
+
     @Test func onlyTheRealTransferEncodingMeansAChunkedBody() {
         // The parser framed this body by its length: saying `chunked` too would let the two framings disagree.
         let headers = HTTPHeaders([("Content-Length", "3"), ("Transfer_Encoding", "chunked")])

@@ -302,9 +302,11 @@ def test_an_upstream_header_with_a_control_byte_never_reaches_the_client(tmp_pat
             assert "X-Split" not in response.headers, path
 
 
-def test_a_chunked_body_keeps_its_framing_whatever_the_method(tmp_path, provider):
-    """Transfer-Encoding is hop-by-hop, so Detour frames the body it forwards itself. A GET or DELETE may carry a
-    chunked body too: sent unframed, its bytes would be read by the upstream as a second request (smuggling)."""
+def test_every_request_body_reaches_the_upstream_framed(tmp_path, provider):
+    """A body sent on without its framing is read by the upstream as the next request: smuggled past the policy.
+    Transfer-Encoding is hop-by-hop, so Detour frames a chunked body itself, whatever the method (a GET or DELETE
+    may carry one); a Transfer_Encoding spelling frames nothing; and no client can make Content-Length
+    hop-by-hop by naming it in Connection."""
     received = []
 
     def answer(connection):
@@ -341,6 +343,15 @@ def test_a_chunked_body_keeps_its_framing_whatever_the_method(tmp_path, provider
             assert client.recv(65536).startswith(b"HTTP/1.1 200")
         head, _, body = received[0].partition(b"\r\n\r\n")
         assert b"transfer" not in head.lower() and f"content-length: {len(smuggled)}".encode() in head.lower(), head
+        assert body == smuggled
+        # Nor can the client make its length hop-by-hop by naming it in Connection: the upstream needs it to frame the body.
+        received.clear()
+        with socket.create_connection(("127.0.0.1", detour.port), timeout=5) as client:
+            client.sendall(b"POST /x HTTP/1.1\r\nHost: localhost\r\nConnection: keep-alive, Content-Length\r\n"
+                           + f"Content-Length: {len(smuggled)}\r\n\r\n".encode() + smuggled)
+            assert client.recv(65536).startswith(b"HTTP/1.1 200")
+        head, _, body = received[0].partition(b"\r\n\r\n")
+        assert f"content-length: {len(smuggled)}".encode() in head.lower(), head
         assert body == smuggled
         # A coding other than a final chunked cannot be framed: refused by the parser, never sent upstream.
         received.clear()

@@ -14,6 +14,9 @@ import NIOHTTP1
 /// Guarantees:
 /// - Names are compared the way servers compare them: ASCII case-insensitively, with `_` read as `-`. No spelling
 ///   of a hop-by-hop or identity header gets through.
+/// - A forwarded body keeps the framing the parser read it by: `Content-Length` is passed on whatever `Connection`
+///   says, and a chunked body is announced as chunked again. Otherwise the upstream would read the body as the next
+///   request (request smuggling).
 /// - ``firstInvalidValue(in:)`` finds the values that cannot be sent (RFC 9110 5.5: a CR, LF, NUL or other control
 ///   byte). The gateway applies it to what Detour adds (claims, tokens), so values from claims cannot add a
 ///   header; the client's and the upstream's own headers were already refused by SwiftNIO's parser.

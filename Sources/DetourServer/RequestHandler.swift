@@ -403,8 +403,7 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstr
         for part in exchange.waiting { upstream.send(part) }
         exchange.waiting = []
         upstream.flush()
-        // A write can end the exchange on the spot: a header value the validator refuses closes the
-        // connection, and the client has had its 502 by now.
+        // Had the connection closed on the way (``upstreamClosed()``), the exchange is retried or answered already.
         guard exchange.upstream === upstream else { return }
         if exchange.requestEnded { startTimeout(exchange) }
         if upstream.isWritable { resumeReading() } else { pauseReading() }

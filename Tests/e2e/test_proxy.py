@@ -326,33 +326,28 @@ def test_every_request_body_reaches_the_upstream_framed(tmp_path, provider):
 
     smuggled = b"GET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n"
     with in_front_of_a_raw_upstream(tmp_path, provider, answer) as detour:
-        for method in (b"GET", b"DELETE", b"POST"):
+
+        def forwarded(request):
+            """The head (lower case) and body the upstream received for one raw request."""
             received.clear()
             with socket.create_connection(("127.0.0.1", detour.port), timeout=5) as client:
-                client.sendall(method + b" /x HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n"
-                               + f"{len(smuggled):x}\r\n".encode() + smuggled + b"\r\n0\r\n\r\n")
-                assert client.recv(65536).startswith(b"HTTP/1.1 200"), method
+                client.sendall(request)
+                assert client.recv(65536).startswith(b"HTTP/1.1 200"), request
             head, _, body = received[0].partition(b"\r\n\r\n")
-            assert b"transfer-encoding: chunked" in head.lower(), (method, received)
-            assert body == f"{len(smuggled):x}\r\n".encode() + smuggled + b"\r\n0\r\n\r\n", (method, body)
-        # Transfer_Encoding is not the framing header: the body is framed by its length, and only by it, upstream.
-        received.clear()
-        with socket.create_connection(("127.0.0.1", detour.port), timeout=5) as client:
-            client.sendall(b"POST /x HTTP/1.1\r\nHost: localhost\r\nTransfer_Encoding: chunked\r\n"
-                           + f"Content-Length: {len(smuggled)}\r\n\r\n".encode() + smuggled)
-            assert client.recv(65536).startswith(b"HTTP/1.1 200")
-        head, _, body = received[0].partition(b"\r\n\r\n")
-        assert b"transfer" not in head.lower() and f"content-length: {len(smuggled)}".encode() in head.lower(), head
-        assert body == smuggled
-        # Nor can the client make its length hop-by-hop by naming it in Connection: the upstream needs it to frame the body.
-        received.clear()
-        with socket.create_connection(("127.0.0.1", detour.port), timeout=5) as client:
-            client.sendall(b"POST /x HTTP/1.1\r\nHost: localhost\r\nConnection: keep-alive, Content-Length\r\n"
-                           + f"Content-Length: {len(smuggled)}\r\n\r\n".encode() + smuggled)
-            assert client.recv(65536).startswith(b"HTTP/1.1 200")
-        head, _, body = received[0].partition(b"\r\n\r\n")
-        assert f"content-length: {len(smuggled)}".encode() in head.lower(), head
-        assert body == smuggled
+            return head.lower(), body
+
+        chunked = f"{len(smuggled):x}\r\n".encode() + smuggled + b"\r\n0\r\n\r\n"
+        for method in (b"GET", b"DELETE", b"POST"):
+            head, body = forwarded(method + b" /x HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n" + chunked)
+            assert b"transfer-encoding: chunked" in head, (method, head)
+            assert body == chunked, (method, body)
+        # Transfer_Encoding is not the framing header, and Connection cannot make the length hop-by-hop: these bodies
+        # are framed by their length, and only by it, upstream.
+        for header in (b"Transfer_Encoding: chunked", b"Connection: keep-alive, Content-Length"):
+            head, body = forwarded(b"POST /x HTTP/1.1\r\nHost: localhost\r\n" + header + b"\r\n"
+                                   + f"Content-Length: {len(smuggled)}\r\n\r\n".encode() + smuggled)
+            assert b"transfer" not in head and f"content-length: {len(smuggled)}".encode() in head, (header, head)
+            assert body == smuggled, header
         # A coding other than a final chunked cannot be framed: refused by the parser, never sent upstream.
         received.clear()
         with socket.create_connection(("127.0.0.1", detour.port), timeout=5) as client:

@@ -31,7 +31,7 @@ struct Gateway: Sendable {
     private let counters = RequestCounters()
     private let endpointFolder: String
     private let forwardAuthPath: String
-    private static let rootEndpoints: Set<Substring> = ["/ping", "/ready", "/metrics"]
+    private static let rootEndpoints = ["/ping", "/ready", "/metrics"]
 
     init(
         engine: PolicyEngine, endpoints: Endpoints, sessions: SessionCookies, scheme: BrowserURL.Scheme, prefix: String,
@@ -74,17 +74,20 @@ struct Gateway: Sendable {
 
     /// Where a request goes, and the route label it is counted under.
     private func route(_ head: HTTPRequestHead, _ connection: ConnectionInfo) -> (String, Dispatch) {
-        let path = head.uri[..<(head.uri.utf8.firstIndex(of: UInt8(ascii: "?")) ?? head.uri.endIndex)]
-        // Detour's own endpoints first: /ping and friends cost no cookie opening and no policy decision.
-        if path != forwardAuthPath,
-            path == prefix || path.hasPrefix(endpointFolder) || Self.rootEndpoints.contains(path)
+        let path = head.uri.utf8[..<(head.uri.utf8.firstIndex(of: UInt8(ascii: "?")) ?? head.uri.endIndex)]
+        let isForwardAuth = path.elementsEqual(forwardAuthPath.utf8)
+        // Detour's own endpoints first: /ping and friends cost no cookie opening and no policy decision. Compared as
+        // bytes, as the target was sent (a `String` comparison would look for canonically equivalent characters).
+        if !isForwardAuth,
+            path.elementsEqual(prefix.utf8) || path.starts(with: endpointFolder.utf8)
+                || Self.rootEndpoints.contains(where: { path.elementsEqual($0.utf8) })
         {
             return ("detour", .respond { await endpoints.handle($0) })
         }
         let now = Date()
         let trusted = connection.trustsPeer(trustedProxies)
         let (session, identity) = signedIn(head.headers["cookie"], on: connection, now: now)
-        if path == forwardAuthPath {
+        if isForwardAuth {
             if let authentication, let session, authentication.refresher.needsRefresh(session, now: now) {
                 return (
                     "forward-auth",
@@ -207,7 +210,7 @@ struct Gateway: Sendable {
                             // The public URL is spelt out only when a response carries a Location.
                             var rewritten = ProxyHeaders.forClient(
                                 head, upstreamRequest: upstream, publicRequest: "\(scheme)://\(host)\(uri)")
-                            for cookie in setCookies { rewritten.headers.add(name: "Set-Cookie", value: cookie) }
+                            rewritten.added = setCookies.map { ("Set-Cookie", $0) }
                             return rewritten
                         },
                         timeouts: upstreamTimeouts))

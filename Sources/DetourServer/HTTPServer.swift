@@ -55,11 +55,13 @@ public final class HTTPServer: Sendable {
                     decoderLimits.maxHeaderFieldSize = limits.maximumHeaderBytes
                     let pipeline = channel.pipeline.syncOperations
                     // RequestHandler serves pipelined requests itself, pausing reads only when one arrives, checks
-                    // the header values it writes itself and sets each response's framing (see ``RequestHandler``),
-                    // so no handler scans or copies every response's headers again.
-                    try pipeline.configureHTTPServerPipeline(
-                        withPipeliningAssistance: false, withErrorHandling: false, withOutboundHeaderValidation: false,
-                        withEncoderConfiguration: .framedByDetour, withDecoderLimitConfiguration: decoderLimits)
+                    // the header values it writes itself and writes each response as bytes, framing included (see
+                    // ``RequestHandler``), so no handler scans or copies every response's headers again.
+                    try pipeline.addHandler(
+                        ByteToMessageHandler(
+                            HTTPRequestDecoder(
+                                leftOverBytesStrategy: .dropBytes, informationalResponseStrategy: .drop,
+                                limitConfiguration: decoderLimits)))
                     try pipeline.addHandler(
                         RequestHandler(
                             dispatcher: dispatcher, pool: pools.pool(for: channel.eventLoop), limits: limits,
@@ -181,14 +183,4 @@ private struct UpstreamPools: Sendable {
         }
         return pool
     }
-}
-
-extension HTTPResponseEncoder.Configuration {
-    /// Writes heads as they are: every response Detour writes carries its own `Content-Length` or
-    /// `Transfer-Encoding` (SwiftNIO's automatic framing scans, and copies, every head to find out).
-    static let framedByDetour = {
-        var configuration = HTTPResponseEncoder.Configuration()
-        configuration.automaticallySetFramingHeaders = false
-        return configuration
-    }()
 }

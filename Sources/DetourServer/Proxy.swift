@@ -19,7 +19,7 @@ public struct ProxyPlan: Sendable {
     public var host: String
     public var port: Int
     public var head: HTTPRequestHead
-    public var rewriteResponse: @Sendable (HTTPResponseHead) -> HTTPResponseHead
+    var rewriteResponse: @Sendable (HTTPResponseHead) -> ClientResponseHead
     public var timeouts = UpstreamTimeouts()
 }
 

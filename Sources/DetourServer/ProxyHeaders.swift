@@ -41,13 +41,15 @@ enum ProxyHeaders {
         name.utf8.count == normalized.utf8.count && startsWithSpelling(name, of: normalized)
     }
 
-    /// Whether `name` starts with a spelling of `normalized` (lower case, `-`).
+    /// Whether `name` starts with a spelling of `normalized` (lower case, `-`). Compared over contiguous bytes: it
+    /// runs for every header of every request, and iterating a generic string's view byte by byte costs a call each.
     private static func startsWithSpelling(_ name: some StringProtocol, of normalized: String) -> Bool {
-        var bytes = name.utf8.makeIterator()
-        for expected in normalized.utf8 {
-            guard let byte = bytes.next(), normalizedByte(byte) == expected else { return false }
+        let spelled = normalized.utf8.withContiguousStorageIfAvailable { expected in
+            name.utf8.withContiguousStorageIfAvailable { bytes in
+                bytes.count >= expected.count && zip(bytes, expected).allSatisfy { normalizedByte($0) == $1 }
+            }
         }
-        return true
+        return (spelled ?? nil) ?? name.utf8.starts(with: normalized.utf8) { normalizedByte($0) == $1 }
     }
 
     private static func normalizedByte(_ byte: UInt8) -> UInt8 {
@@ -97,7 +99,7 @@ enum ProxyHeaders {
     }
 
     /// Whether a header is not passed on: hop-by-hop, or named by `Connection` (`named`, normalised).
-    private static func isDropped(_ name: String, named: [String]) -> Bool {
+    static func isDropped(_ name: String, named: [String]) -> Bool {
         isHopByHop(name) || (!named.isEmpty && named.contains { self.name(name, spells: $0) })
     }
 
@@ -183,31 +185,30 @@ enum ProxyHeaders {
 
     /// The first header whose value cannot be sent as it is (RFC 9110 5.5: a control byte other than tab), if any.
     static func firstInvalidValue(in headers: some Sequence<(name: String, value: String)>) -> String? {
-        for (name, value) in headers where value.utf8.contains(where: { ($0 < 0x20 && $0 != 0x09) || $0 == 0x7F }) {
-            return name
-        }
-        return nil
+        headers.first { !isSendable($0.value) }?.name
+    }
+
+    /// Whether a header value holds no control byte but tab.
+    static func isSendable(_ value: String) -> Bool {
+        let isControl = { (byte: UInt8) in (byte < 0x20 && byte != 0x09) || byte == 0x7F }
+        return value.utf8.withContiguousStorageIfAvailable { !$0.contains(where: isControl) }
+            ?? !value.utf8.contains(where: isControl)
     }
 
     /// Row U1: same status; hop-by-hop headers removed; a `Location` on the upstream's origin moved to the public one.
+    /// Nothing is copied: the client's head is written from the upstream's as it is read (``ClientResponseHead``).
     static func forClient(
         _ head: HTTPResponseHead, upstreamRequest: String, publicRequest: @autoclosure () -> String
-    ) -> HTTPResponseHead {
-        var result = head
-        let named = connectionNamed(head.headers)
-        for (name, _) in head.headers where isDropped(name, named: named) {
-            result.headers.remove(name: name)
-        }
-        if let location = head.headers.first(name: "location"),
+    ) -> ClientResponseHead {
+        var location: String?
+        if let upstreamLocation = head.headers.first(name: "location"),
             let upstreamRequest = try? BrowserURL(parsing: upstreamRequest),
             let publicRequest = try? BrowserURL(parsing: publicRequest())
         {
-            result.headers.replaceOrAdd(
-                name: "Location",
-                value: UpstreamRedirect.rewriteLocation(
-                    location, upstreamRequest: upstreamRequest, publicRequest: publicRequest))
+            location = UpstreamRedirect.rewriteLocation(
+                upstreamLocation, upstreamRequest: upstreamRequest, publicRequest: publicRequest)
         }
-        return result
+        return ClientResponseHead(upstream: head, named: connectionNamed(head.headers), location: location)
     }
 
     /// `text` without leading and trailing spaces and tabs (RFC 9110 5.6.3's optional whitespace).
@@ -217,5 +218,50 @@ enum ProxyHeaders {
             let last = text.utf8.lastIndex(where: { !isSpace($0) })
         else { return "" }
         return text[first...last]
+    }
+}
+
+/// An upstream's response head as the client gets it (row U1): the upstream's status and headers, less the
+/// hop-by-hop ones, with `Location` moved to the public origin, and then the headers Detour adds.
+///
+/// Guarantees: ``forEachField(_:)`` never yields a hop-by-hop header (RFC 9110 7.6.1) or one the upstream's
+/// `Connection` names; an upstream `Location` that was rewritten is yielded once, with its new value, in its place.
+struct ClientResponseHead {
+    let upstream: HTTPResponseHead
+    /// What the upstream's `Connection` header names (normalised).
+    fileprivate let named: [String]
+    /// The rewritten `Location`; `nil` to pass the upstream's as it is.
+    fileprivate let location: String?
+    /// Detour's own headers (`Set-Cookie` for a refreshed session), after the upstream's.
+    var added: [(name: String, value: String)] = []
+
+    /// The upstream's head less its hop-by-hop headers, nothing else changed (an informational response: 100, 103).
+    init(passing head: HTTPResponseHead) {
+        self.init(upstream: head, named: ProxyHeaders.connectionNamed(head.headers), location: nil)
+    }
+
+    fileprivate init(upstream: HTTPResponseHead, named: [String], location: String?) {
+        self.upstream = upstream
+        self.named = named
+        self.location = location
+    }
+
+    var status: HTTPResponseStatus { upstream.status }
+
+    /// Whether the upstream framed the body by its length; otherwise Detour frames it (see ``RequestHandler``).
+    var hasContentLength: Bool { upstream.headers.contains(name: "content-length") }
+
+    /// Each header the client gets, in order.
+    func forEachField(_ body: (_ name: String, _ value: String) -> Void) {
+        var locationWritten = false
+        for (name, value) in upstream.headers where !ProxyHeaders.isDropped(name, named: named) {
+            guard let location, ProxyHeaders.name(name, spells: "location") else {
+                body(name, value)
+                continue
+            }
+            if !locationWritten { body("Location", location) }
+            locationWritten = true
+        }
+        for (name, value) in added { body(name, value) }
     }
 }

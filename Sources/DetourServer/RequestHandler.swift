@@ -27,8 +27,10 @@ import NIOHTTP1
 ///   comes from the URL serialiser, which percent-encodes controls.
 final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler, UpstreamHandler.Delegate {
     typealias InboundIn = HTTPServerRequestPart
-    typealias OutboundIn = HTTPServerResponsePart
-    typealias OutboundOut = HTTPServerResponsePart
+    typealias OutboundIn = ByteBuffer
+    /// Responses are written as bytes (``ResponseBytes``): Detour frames what it writes, and no encoder copies or
+    /// scans a head again.
+    typealias OutboundOut = ByteBuffer
 
     /// One proxied request and its response.
     private final class Exchange {
@@ -92,6 +94,8 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstr
     private var quiescing = false
     /// Between a final response head and its end.
     private var responding = false
+    /// Whether the response being written has a chunked body.
+    private var chunkedResponse = false
     /// Watches the current exchange's response deadline (see ``startTimeout(_:)``).
     private var responseTimer: NIOScheduledCallback?
     private var responseTimerDeadline: NIODeadline?
@@ -236,11 +240,12 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstr
         if let parserError = error as? HTTPParserError, !responding {
             let status: HTTPResponseStatus =
                 parserError == .headerOverflow ? .requestHeaderFieldsTooLarge : .badRequest
-            let headers = HTTPHeaders([("Connection", "close"), ("Content-Length", "0")])
-            context.write(
-                wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))),
-                promise: nil)
-            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+            var bytes = ResponseBytes(allocator: context.channel.allocator)
+            bytes.statusLine(.http1_1, status)
+            bytes.field("Connection", "close")
+            bytes.field("Content-Length", "0")
+            bytes.endOfHead()
+            context.writeAndFlush(wrapOutboundOut(bytes.buffer), promise: nil)
         }
         logger.debug("client connection failed", metadata: ["error": "\(error)"])
         context.close(promise: nil)
@@ -333,42 +338,52 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstr
     /// value that cannot be sent (a claim with a line break in a forward-auth answer) becomes a 502 page.
     private func write(_ response: EndpointResponse, for request: HTTPRequestHead, closing: Bool) {
         guard let context else { return }
-        var headers = HTTPHeaders(response.headers.map { ($0.name, $0.value) })
-        if let invalid = ProxyHeaders.firstInvalidValue(in: headers) {
+        if let invalid = ProxyHeaders.firstInvalidValue(in: response.headers) {
             logger.warning(
                 "answer replaced by a 502: a header value cannot be sent", metadata: ["header": "\(invalid)"])
             write(ErrorPage.unsendableHeader, for: request, closing: closing)
             return
         }
-        headers.replaceOrAdd(name: "Content-Length", value: String(response.body.count))
-        if closing || quiescing { headers.replaceOrAdd(name: "Connection", value: "close") }
-        let status = HTTPResponseStatus(statusCode: response.status)
-        responding = true
-        context.write(
-            wrapOutboundOut(.head(HTTPResponseHead(version: request.version, status: status, headers: headers))),
-            promise: nil)
-        if request.method != .HEAD, !response.body.isEmpty {
-            context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(bytes: response.body)))), promise: nil)
+        let closes = closing || quiescing
+        var bytes = ResponseBytes(allocator: context.channel.allocator, capacity: 256 + response.body.count)
+        bytes.statusLine(request.version, HTTPResponseStatus(statusCode: response.status))
+        // Detour sets the framing and, when closing, `Connection`, in place of any the answer carries.
+        for (name, value) in response.headers
+        where !ProxyHeaders.name(name, spells: "content-length")
+            && !(closes && ProxyHeaders.name(name, spells: "connection"))
+        {
+            bytes.field(name, value)
         }
+        bytes.field("Content-Length", String(response.body.count))
+        if closes { bytes.field("Connection", "close") }
+        bytes.endOfHead()
+        if request.method != .HEAD { bytes.body(response.body) }
+        responding = true
+        context.write(wrapOutboundOut(bytes.buffer), promise: nil)
         finishResponse(closing: closing, context)
     }
 
     /// Writes the response's end; then the connection closes, drops the rest of the request, or reads on.
     private func finishResponse(closing: Bool, trailers: HTTPHeaders? = nil, _ context: ChannelHandlerContext) {
         responding = false
+        // A body of known length ends with its last byte: the empty write only keeps the closing below in order.
+        let end =
+            chunkedResponse
+            ? ResponseBytes.lastChunk(trailers: trailers, allocator: context.channel.allocator) : ByteBuffer()
+        chunkedResponse = false
         if case .discarding = state {
             // Told `Connection: close`; the client may still be sending: read the rest (for a while), then close.
-            context.writeAndFlush(wrapOutboundOut(.end(trailers)), promise: nil)
+            context.writeAndFlush(wrapOutboundOut(end), promise: nil)
             resumeReading()
             context.eventLoop.assumeIsolated().scheduleTask(in: Self.discardTime) { context.close(promise: nil) }
         } else if closing || quiescing {
             state = .discarding
-            context.writeAndFlush(wrapOutboundOut(.end(trailers))).assumeIsolated().whenComplete { _ in
+            context.writeAndFlush(wrapOutboundOut(end)).assumeIsolated().whenComplete { _ in
                 context.close(promise: nil)
             }
         } else {
             // Kept alive: sent at the end of the loop's turn, with the other connections' responses.
-            context.write(wrapOutboundOut(.end(trailers)), promise: nil)
+            if end.readableBytes > 0 { context.write(wrapOutboundOut(end), promise: nil) }
             pool.flusher.flushSoon(context)
             state = .idle
             if pipelined.isEmpty { resumeReading() } else { servePipelined(context) }
@@ -528,9 +543,7 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstr
         case .head(let head) where head.status.code < 200:
             // 100 Continue and friends go to clients that can read them; a 101 without an upgrade is dropped.
             if exchange.request.version != .http1_0, head.status != .switchingProtocols {
-                var informational = head
-                informational.version = exchange.request.version
-                context.write(wrapOutboundOut(.head(informational)), promise: nil)
+                write(ClientResponseHead(passing: head), version: exchange.request.version, context)
             }
         case .head(let head):
             exchange.responseDeadline = nil
@@ -539,27 +552,32 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstr
             // An answer before the request's end (an early 401 or 413): the rest of the body is not wanted.
             if !exchange.requestEnded { exchange.closeClient = true }
             var response = exchange.plan.rewriteResponse(head)
-            // Setting the version copies the head's storage, shared with the part just read: only when it differs.
-            if response.version != exchange.request.version { response.version = exchange.request.version }
-            // Detour frames what it writes (the encoder adds nothing): a body whose length the upstream did not give
-            // goes chunked, or, HTTP/1.0 having no chunked coding, ends with the connection.
+            // Detour frames what it writes: a body whose length the upstream did not give goes chunked, or, HTTP/1.0
+            // having no chunked coding, ends with the connection.
             if Self.hasBodyOfUnknownLength(response, exchange.request) {
                 if exchange.request.version == .http1_0 {
                     exchange.closeClient = true
                 } else {
-                    response.headers.add(name: "Transfer-Encoding", value: "chunked")
+                    chunkedResponse = true
+                    response.added.append(("Transfer-Encoding", "chunked"))
                 }
             }
             if quiescing { exchange.closeClient = true }
             if exchange.closeClient {
-                response.headers.replaceOrAdd(name: "Connection", value: "close")
+                response.added.append(("Connection", "close"))
             } else if exchange.request.version == .http1_0 {
-                response.headers.replaceOrAdd(name: "Connection", value: "keep-alive")
+                response.added.append(("Connection", "keep-alive"))
             }
             responding = true
-            context.write(wrapOutboundOut(.head(response)), promise: nil)
+            write(response, version: exchange.request.version, context)
         case .body(let chunk):
-            context.write(wrapOutboundOut(.body(.byteBuffer(chunk))), promise: nil)
+            if chunkedResponse {
+                for piece in ResponseBytes.chunk(chunk, allocator: context.channel.allocator) {
+                    context.write(wrapOutboundOut(piece), promise: nil)
+                }
+            } else {
+                context.write(wrapOutboundOut(chunk), promise: nil)
+            }
             if !context.channel.isWritable { exchange.upstream?.readPaused = true }
         case .end(let trailers):
             let keep = exchange.upstreamKeepAlive && exchange.requestEnded
@@ -569,11 +587,19 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstr
         }
     }
 
+    /// Writes an upstream's response head as the client gets it.
+    private func write(_ head: ClientResponseHead, version: HTTPVersion, _ context: ChannelHandlerContext) {
+        var bytes = ResponseBytes(allocator: context.channel.allocator)
+        bytes.statusLine(version, head.status)
+        head.forEachField { bytes.field($0, $1) }
+        bytes.endOfHead()
+        context.write(wrapOutboundOut(bytes.buffer), promise: nil)
+    }
+
     /// Whether a response has a body with no `Content-Length` (one the upstream sent chunked, or ended by closing).
-    private static func hasBodyOfUnknownLength(_ response: HTTPResponseHead, _ request: HTTPRequestHead) -> Bool {
+    private static func hasBodyOfUnknownLength(_ response: ClientResponseHead, _ request: HTTPRequestHead) -> Bool {
         let status = response.status.code
-        return request.method != .HEAD && status >= 200 && status != 204 && status != 304
-            && !response.headers.contains(name: "content-length")
+        return request.method != .HEAD && status >= 200 && status != 204 && status != 304 && !response.hasContentLength
     }
 
     func upstreamReadComplete() {

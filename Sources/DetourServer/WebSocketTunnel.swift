@@ -75,7 +75,6 @@ enum WebSocketTunnel {
         try upstreamPipeline.removeHandler(upstreamPipeline.handler(type: UpgradeResponseReader.self), promise: nil)
         for removable in [
             try? clientPipeline.handler(type: RequestHandler.self) as (any RemovableChannelHandler)?,
-            try? clientPipeline.handler(type: HTTPResponseEncoder.self),
             try? clientPipeline.handler(type: ByteToMessageHandler<HTTPRequestDecoder>.self),
         ].compactMap({ $0 }) {
             clientPipeline.removeHandler(removable, promise: nil)

@@ -1,0 +1,62 @@
+import NIOCore
+import NIOHTTP1
+
+/// Responses as the bytes a client reads (RFC 9112): Detour writes them itself, with no SwiftNIO encoder between
+/// its handler and the socket.
+///
+/// Guarantees: a head is written exactly as given, so its framing (`Content-Length`, `Transfer-Encoding: chunked`,
+/// or neither for a body that ends with the connection) is the caller's to choose, and the body parts must follow
+/// it: ``chunk(_:)`` and ``lastChunk(trailers:)`` for a chunked body, the bytes as they are otherwise. Names and
+/// values are written as they are: the caller passes only values already checked for control bytes (by the
+/// upstream's parser, or by ``ProxyHeaders/isSendable(_:)``).
+struct ResponseBytes {
+    private(set) var buffer: ByteBuffer
+
+    /// A head in `allocator`'s memory, with room for about `capacity` bytes before growing.
+    init(allocator: ByteBufferAllocator, capacity: Int = 256) {
+        buffer = allocator.buffer(capacity: capacity)
+    }
+
+    /// `HTTP/1.1 200 OK`, for the client's version.
+    mutating func statusLine(_ version: HTTPVersion, _ status: HTTPResponseStatus) {
+        buffer.writeStaticString(version.minor == 0 && version.major == 1 ? "HTTP/1.0 " : "HTTP/1.1 ")
+        buffer.writeString(String(status.code))
+        buffer.writeInteger(UInt8(ascii: " "))
+        buffer.writeString(status.reasonPhrase)
+        buffer.writeStaticString("\r\n")
+    }
+
+    mutating func field(_ name: String, _ value: String) {
+        buffer.writeString(name)
+        buffer.writeStaticString(": ")
+        buffer.writeString(value)
+        buffer.writeStaticString("\r\n")
+    }
+
+    /// The empty line that ends a head.
+    mutating func endOfHead() { buffer.writeStaticString("\r\n") }
+
+    /// Bytes that follow the head in the same write (Detour's own answers are small and whole).
+    mutating func body(_ bytes: [UInt8]) { buffer.writeBytes(bytes) }
+
+    /// One chunk of a chunked body (RFC 9112 7.1): its size in hex, the bytes, CRLF. An empty part writes nothing,
+    /// since a zero-size chunk would end the body.
+    static func chunk(_ part: ByteBuffer, allocator: ByteBufferAllocator) -> [ByteBuffer] {
+        guard part.readableBytes > 0 else { return [] }
+        var size = allocator.buffer(capacity: 18)
+        size.writeString(String(part.readableBytes, radix: 16))
+        size.writeStaticString("\r\n")
+        var end = allocator.buffer(capacity: 2)
+        end.writeStaticString("\r\n")
+        return [size, part, end]
+    }
+
+    /// The end of a chunked body: the zero-size chunk, the trailers the upstream sent, and the final CRLF.
+    static func lastChunk(trailers: HTTPHeaders?, allocator: ByteBufferAllocator) -> ByteBuffer {
+        var bytes = ResponseBytes(allocator: allocator, capacity: 16)
+        bytes.buffer.writeStaticString("0\r\n")
+        for (name, value) in trailers ?? [:] { bytes.field(name, value) }
+        bytes.endOfHead()
+        return bytes.buffer
+    }
+}

@@ -283,6 +283,11 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstr
             }
         case .respond(let handler):
             state = .collecting(head, handler, body: ByteBuffer(), tooLarge: false)
+        case .proxy where WebSocketTunnel.isUpgrade(head) && Self.hasBody(head):
+            // An opening handshake is a GET without a body (RFC 6455 4.1); one with a body would reach the upstream
+            // saying `chunked` or giving a length, with nothing following, and end in its timeout.
+            state = .discarding
+            write(ErrorPage.response(400, "A WebSocket upgrade request cannot have a body."), for: head, closing: true)
         case .proxy(let plan) where WebSocketTunnel.isUpgrade(head):
             state = .upgrading(plan, head)
         case .proxy(let plan):
@@ -302,6 +307,12 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstr
                 connect(exchange)
             }
         }
+    }
+
+    /// Whether a request announces a body: chunked, or a `Content-Length` other than 0 (the parser refused any
+    /// other framing, and two lengths that disagree).
+    private static func hasBody(_ head: HTTPRequestHead) -> Bool {
+        head.headers.contains(name: "transfer-encoding") || head.headers["content-length"].contains { Int($0) != 0 }
     }
 
     /// Detour's own answer, computed off the event loop and written back on it.

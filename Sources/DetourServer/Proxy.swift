@@ -148,12 +148,11 @@ final class UpstreamPool: @unchecked Sendable {
             .channelInitializer { [self] channel in
                 channel.eventLoop.makeCompletedFuture {
                     let pipeline = channel.pipeline.syncOperations
-                    // The decoder observes outgoing heads (to know a HEAD response has no body), so it sits
-                    // between the encoder and the handler.
-                    try pipeline.addHandler(HTTPRequestEncoder(configuration: .framedByDetour))
-                    try pipeline.addHandler(
-                        ByteToMessageHandler(HTTPResponseDecoder(informationalResponseStrategy: .forward)))
-                    try pipeline.addHandler(UpstreamHandler(key: key, pool: self))
+                    let writer = UpstreamWriter()
+                    let decoder = HTTPResponseDecoder(informationalResponseStrategy: .forward)
+                    try pipeline.addHandler(writer)
+                    try pipeline.addHandler(ByteToMessageHandler(decoder))
+                    try pipeline.addHandler(UpstreamHandler(key: key, pool: self, writer: writer, decoder: decoder))
                 }
             }
             .connect(host: key.host, port: key.port)
@@ -161,12 +160,16 @@ final class UpstreamPool: @unchecked Sendable {
     }
 }
 
-/// One pooled upstream connection: passes response parts to the exchange using it, and lets that
-/// exchange stop and resume reading (backpressure from a slow client).
+/// One pooled upstream connection: writes the requests of the exchange using it as bytes, passes response parts to
+/// that exchange, and lets it stop and resume reading (backpressure from a slow client).
+///
+/// Guarantees: each request is framed as its head says (``MessageBytes``): a body announced `chunked` is written in
+/// chunks, any other body as it is; and the response decoder is told of every request head before its bytes leave, so
+/// that a response to a HEAD request is read without a body.
 final class UpstreamHandler: ChannelDuplexHandler {
     typealias InboundIn = HTTPClientResponsePart
-    typealias OutboundIn = HTTPClientRequestPart
-    typealias OutboundOut = HTTPClientRequestPart
+    /// Nothing is written through this handler: requests leave through ``UpstreamWriter``.
+    typealias OutboundIn = Never
 
     /// What an upstream connection reports to the exchange using it.
     protocol Delegate: AnyObject {
@@ -178,6 +181,12 @@ final class UpstreamHandler: ChannelDuplexHandler {
 
     let key: UpstreamPool.Key
     private let pool: UpstreamPool
+    private let writer: UpstreamWriter
+    /// The decoder behind this handler, told of each request head directly: requests leave through ``writer``, in
+    /// front of it, so that no request part is boxed, passed through it and encoded by another handler.
+    private let decoder: HTTPResponseDecoder
+    /// Whether the request being written has a chunked body.
+    private var chunkedRequest = false
     var idleSince = NIODeadline.now()
     /// The exchange using this connection; `nil` while it is pooled.
     weak var delegate: (any Delegate)?
@@ -193,9 +202,11 @@ final class UpstreamHandler: ChannelDuplexHandler {
         }
     }
 
-    init(key: UpstreamPool.Key, pool: UpstreamPool) {
+    init(key: UpstreamPool.Key, pool: UpstreamPool, writer: UpstreamWriter, decoder: HTTPResponseDecoder) {
         self.key = key
         self.pool = pool
+        self.writer = writer
+        self.decoder = decoder
     }
 
     var isOpen: Bool { context?.channel.isActive ?? false }
@@ -240,7 +251,32 @@ final class UpstreamHandler: ChannelDuplexHandler {
         if readPaused { pendingRead = true } else { context.read() }
     }
 
-    func send(_ part: HTTPClientRequestPart) { context?.write(wrapOutboundOut(part), promise: nil) }
+    /// Writes one part of a request. A head is written as it is: the gateway passes on a request's `Content-Length`,
+    /// and says `chunked` for a body the client sent chunked (``ProxyHeaders/forUpstream(_:cookiePrefix:)``); a
+    /// request with neither has no body.
+    func send(_ part: HTTPClientRequestPart) {
+        guard context != nil else { return }
+        switch part {
+        case .head(let head):
+            decoder.write(data: part)
+            chunkedRequest = head.headers.contains(name: "transfer-encoding")
+            var bytes = MessageBytes(allocator: writer.allocator)
+            bytes.requestLine(head.method, head.uri)
+            for (name, value) in head.headers { bytes.field(name, value) }
+            bytes.endOfHead()
+            writer.write(.byteBuffer(bytes.buffer))
+        case .body(.byteBuffer(let chunk)) where chunkedRequest:
+            for piece in MessageBytes.chunk(chunk, allocator: writer.allocator) { writer.write(.byteBuffer(piece)) }
+        case .body(let data):
+            writer.write(data)
+        case .end(let trailers):
+            if chunkedRequest {
+                writer.write(.byteBuffer(MessageBytes.lastChunk(trailers: trailers, allocator: writer.allocator)))
+            }
+            chunkedRequest = false
+        }
+    }
+
     /// Sends what was written at the end of this turn of the event loop (``TickFlusher``).
     func flush() {
         if let context { pool.flusher.flushSoon(context) }
@@ -248,12 +284,21 @@ final class UpstreamHandler: ChannelDuplexHandler {
     func close() { context?.close(promise: nil) }
 }
 
-extension HTTPRequestEncoder.Configuration {
-    /// Writes heads as they are: the gateway passes on a request's `Content-Length`, and says `chunked` for a body
-    /// the client sent chunked (``ProxyHeaders/forUpstream(_:cookiePrefix:)``); a request with neither has no body.
-    static let framedByDetour = {
-        var configuration = HTTPRequestEncoder.Configuration()
-        configuration.automaticallySetFramingHeaders = false
-        return configuration
-    }()
+/// The socket end of an upstream connection's pipeline: what ``UpstreamHandler`` writes here goes out as it is,
+/// passing no other handler.
+final class UpstreamWriter: ChannelOutboundHandler {
+    typealias OutboundIn = IOData
+    typealias OutboundOut = IOData
+
+    private var context: ChannelHandlerContext?
+    private(set) var allocator = ByteBufferAllocator()
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        allocator = context.channel.allocator
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
+
+    func write(_ data: IOData) { context?.write(wrapOutboundOut(data), promise: nil) }
 }

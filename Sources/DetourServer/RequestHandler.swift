@@ -28,7 +28,7 @@ import NIOHTTP1
 final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler, UpstreamHandler.Delegate {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundIn = ByteBuffer
-    /// Responses are written as bytes (``ResponseBytes``): Detour frames what it writes, and no encoder copies or
+    /// Responses are written as bytes (``MessageBytes``): Detour frames what it writes, and no encoder copies or
     /// scans a head again.
     typealias OutboundOut = ByteBuffer
 
@@ -240,7 +240,7 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstr
         if let parserError = error as? HTTPParserError, !responding {
             let status: HTTPResponseStatus =
                 parserError == .headerOverflow ? .requestHeaderFieldsTooLarge : .badRequest
-            var bytes = ResponseBytes(allocator: context.channel.allocator)
+            var bytes = MessageBytes(allocator: context.channel.allocator)
             bytes.statusLine(.http1_1, status)
             bytes.field("Connection", "close")
             bytes.field("Content-Length", "0")
@@ -356,7 +356,7 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstr
             return
         }
         let closes = closing || quiescing
-        var bytes = ResponseBytes(allocator: context.channel.allocator, capacity: 256 + response.body.count)
+        var bytes = MessageBytes(allocator: context.channel.allocator, capacity: 256 + response.body.count)
         bytes.statusLine(request.version, HTTPResponseStatus(statusCode: response.status))
         // Detour sets the framing and, when closing, `Connection`, in place of any the answer carries.
         for (name, value) in response.headers
@@ -380,7 +380,7 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstr
         // A body of known length ends with its last byte: the empty write only keeps the closing below in order.
         let end =
             chunkedResponse
-            ? ResponseBytes.lastChunk(trailers: trailers, allocator: context.channel.allocator) : ByteBuffer()
+            ? MessageBytes.lastChunk(trailers: trailers, allocator: context.channel.allocator) : ByteBuffer()
         chunkedResponse = false
         if case .discarding = state {
             // Told `Connection: close`; the client may still be sending: read the rest (for a while), then close.
@@ -583,7 +583,7 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstr
             write(response, version: exchange.request.version, context)
         case .body(let chunk):
             if chunkedResponse {
-                for piece in ResponseBytes.chunk(chunk, allocator: context.channel.allocator) {
+                for piece in MessageBytes.chunk(chunk, allocator: context.channel.allocator) {
                     context.write(wrapOutboundOut(piece), promise: nil)
                 }
             } else {
@@ -600,7 +600,7 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstr
 
     /// Writes an upstream's response head as the client gets it.
     private func write(_ head: ClientResponseHead, version: HTTPVersion, _ context: ChannelHandlerContext) {
-        var bytes = ResponseBytes(allocator: context.channel.allocator)
+        var bytes = MessageBytes(allocator: context.channel.allocator)
         bytes.statusLine(version, head.status)
         head.forEachField { bytes.field($0, $1) }
         bytes.endOfHead()

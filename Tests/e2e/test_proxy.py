@@ -122,6 +122,18 @@ def test_the_307_hop_is_re_sent_as_post_with_its_body_by_every_client(proxy):
     assert (seen["method"], seen["body"]) == ("POST", "item=42")
 
 
+def test_a_head_response_has_no_body_and_the_connections_go_on(proxy):
+    """A response to HEAD gives the length of the body a GET would get, and no body: both the client's connection
+    and the pooled upstream one must be read that way, or the next answer would be read as that body."""
+    with requests.Session() as client:
+        for _ in range(2):
+            head = client.head(proxy.url("/echo/public/h"), timeout=5)
+            assert head.status_code == 200 and int(head.headers["Content-Length"]) > 0 and head.content == b""
+            got = client.get(proxy.url("/echo/public/h"), timeout=5)
+            assert got.status_code == 200 and len(got.content) == int(got.headers["Content-Length"]) > 0
+            assert got.json()["path"] == "/echo/public/h"
+
+
 def test_an_unreachable_upstream_is_a_502_page(proxy):
     response = requests.get(proxy.url("/down/x"))
     assert response.status_code == 502

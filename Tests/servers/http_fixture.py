@@ -36,7 +36,8 @@ class Handler(BaseHTTPRequestHandler):
             self.send_header(name, value)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
-        self.wfile.write(body)
+        if self.command != "HEAD":  # the length of the body a GET would get, and no body (RFC 9110 9.3.2)
+            self.wfile.write(body)
 
     def handle_any(self):
         url = urlparse(self.path)

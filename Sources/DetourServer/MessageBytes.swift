@@ -1,20 +1,29 @@
 import NIOCore
 import NIOHTTP1
 
-/// Responses as the bytes a client reads (RFC 9112): Detour writes them itself, with no SwiftNIO encoder between
-/// its handler and the socket.
+/// HTTP/1.1 messages as the bytes a peer reads (RFC 9112): Detour writes them itself, responses to clients and
+/// requests to upstreams, with no SwiftNIO encoder between its handlers and the sockets.
 ///
 /// Guarantees: a head is written exactly as given, so its framing (`Content-Length`, `Transfer-Encoding: chunked`,
-/// or neither for a body that ends with the connection) is the caller's to choose, and the body parts must follow
-/// it: ``chunk(_:)`` and ``lastChunk(trailers:)`` for a chunked body, the bytes as they are otherwise. Names and
-/// values are written as they are: the caller passes only values already checked for control bytes (by the
-/// upstream's parser, or by ``ProxyHeaders/isSendable(_:)``).
-struct ResponseBytes {
+/// or neither: no request body, or a response body that ends with the connection) is the caller's to choose, and the
+/// body parts must follow it: ``chunk(_:allocator:)`` and ``lastChunk(trailers:allocator:)`` for a chunked body, the
+/// bytes as they are otherwise. Names and values are written as they are: the caller passes only what was already
+/// checked for control bytes (by SwiftNIO's parser, or by ``ProxyHeaders/isSendable(_:)``).
+struct MessageBytes {
     private(set) var buffer: ByteBuffer
 
     /// A head in `allocator`'s memory, with room for about `capacity` bytes before growing.
     init(allocator: ByteBufferAllocator, capacity: Int = 256) {
         buffer = allocator.buffer(capacity: capacity)
+    }
+
+    /// `GET /path?query HTTP/1.1`: the target as the gateway rewrote it from one the parser read (no space, no
+    /// control byte).
+    mutating func requestLine(_ method: HTTPMethod, _ target: String) {
+        buffer.writeString(method.rawValue)
+        buffer.writeInteger(UInt8(ascii: " "))
+        buffer.writeString(target)
+        buffer.writeStaticString(" HTTP/1.1\r\n")
     }
 
     /// `HTTP/1.1 200 OK`, for the client's version.
@@ -51,9 +60,9 @@ struct ResponseBytes {
         return [size, part, end]
     }
 
-    /// The end of a chunked body: the zero-size chunk, the trailers the upstream sent, and the final CRLF.
+    /// The end of a chunked body: the zero-size chunk, the trailers the peer sent, and the final CRLF.
     static func lastChunk(trailers: HTTPHeaders?, allocator: ByteBufferAllocator) -> ByteBuffer {
-        var bytes = ResponseBytes(allocator: allocator, capacity: 16)
+        var bytes = MessageBytes(allocator: allocator, capacity: 16)
         bytes.buffer.writeStaticString("0\r\n")
         for (name, value) in trailers ?? [:] { bytes.field(name, value) }
         bytes.endOfHead()

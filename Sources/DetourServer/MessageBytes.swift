@@ -12,8 +12,9 @@ import NIOHTTP1
 struct MessageBytes {
     private(set) var buffer: ByteBuffer
 
-    /// A head in `allocator`'s memory, with room for about `capacity` bytes before growing.
-    init(allocator: ByteBufferAllocator, capacity: Int = 256) {
+    /// A head in `allocator`'s memory, with room for about `capacity` bytes before growing (a usual head fits the
+    /// default: growing copies it).
+    init(allocator: ByteBufferAllocator, capacity: Int = 1024) {
         buffer = allocator.buffer(capacity: capacity)
     }
 
@@ -35,11 +36,32 @@ struct MessageBytes {
         buffer.writeStaticString("\r\n")
     }
 
+    /// `Name: value` and its CRLF, in one change of the buffer: a head has a dozen fields, and each separate write
+    /// checks the buffer's capacity, uniqueness and exclusive access again.
     mutating func field(_ name: String, _ value: String) {
-        buffer.writeString(name)
-        buffer.writeStaticString(": ")
-        buffer.writeString(value)
-        buffer.writeStaticString("\r\n")
+        let length = name.utf8.count + value.utf8.count + 4
+        buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: length) { output in
+            var at = Self.copy(name, into: output, at: 0)
+            output[at] = UInt8(ascii: ":")
+            output[at + 1] = UInt8(ascii: " ")
+            at = Self.copy(value, into: output, at: at + 2)
+            output[at] = UInt8(ascii: "\r")
+            output[at + 1] = UInt8(ascii: "\n")
+            return length
+        }
+    }
+
+    /// Copies `text`'s bytes to `output` from `offset`; returns the offset after them.
+    private static func copy(_ text: String, into output: UnsafeMutableRawBufferPointer, at offset: Int) -> Int {
+        let end = offset + text.utf8.count
+        let copied = text.utf8.withContiguousStorageIfAvailable { bytes in
+            UnsafeMutableRawBufferPointer(rebasing: output[offset..<end]).copyMemory(
+                from: UnsafeRawBufferPointer(bytes))
+        }
+        if copied == nil {
+            for (index, byte) in zip(offset..<end, text.utf8) { output[index] = byte }
+        }
+        return end
     }
 
     /// The empty line that ends a head.

@@ -1,6 +1,7 @@
 """`detour dev`: one command, zero configuration, a working local SSO (the README's main command)."""
 import re
 import signal
+import socket
 import subprocess
 import time
 
@@ -23,17 +24,32 @@ def sign_in(base, user):
     return session
 
 
-def test_detour_dev_is_a_working_local_sso():
-    port = free_port()
-    process = subprocess.Popen([str(DETOUR), "dev", "--port", str(port)], stdout=subprocess.PIPE,
-                               stderr=subprocess.DEVNULL, text=True)
+def three_free_ports():
+    """A port that is free with the next two: `detour dev` listens on all three."""
+    while True:
+        port = free_port()
+        try:
+            with socket.socket() as second, socket.socket() as third:
+                second.bind(("127.0.0.1", port + 1))
+                third.bind(("127.0.0.1", port + 2))
+            return port
+        except OSError:
+            continue
+
+
+def test_detour_dev_is_a_working_local_sso(tmp_path):
+    port = three_free_ports()
+    log = tmp_path / "dev.log"
+    with open(log, "w") as stderr:
+        process = subprocess.Popen([str(DETOUR), "dev", "--port", str(port)], stdout=subprocess.PIPE,
+                                   stderr=stderr, text=True)
     try:
         base = f"http://localhost:{port}"
         banner = ""
         deadline = time.time() + 20
         while f"open      {base}/" not in banner and time.time() < deadline:
             banner += process.stdout.readline()
-        assert f"open      {base}/" in banner
+        assert f"open      {base}/" in banner, (banner, log.read_text())
         while time.time() < deadline:
             try:
                 if requests.get(base + "/ready").status_code == 200:
@@ -55,7 +71,6 @@ def test_detour_dev_is_a_working_local_sso():
 
 
 def test_a_port_in_use_is_a_clear_error_not_a_crash():
-    import socket
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()

@@ -86,7 +86,7 @@ struct Gateway: Sendable {
         }
         let now = Date()
         let trusted = connection.trustsPeer(trustedProxies)
-        let (session, identity) = signedIn(head.headers["cookie"], on: connection, now: now)
+        let (session, identity) = signedIn(head.headers, on: connection, now: now)
         if isForwardAuth {
             if let authentication, let session, authentication.refresher.needsRefresh(session, now: now) {
                 return (
@@ -323,17 +323,28 @@ struct Gateway: Sendable {
 
     /// The session the cookies hold and its identity for policies. A connection remembers the last cookie
     /// header it opened: a browser sends the same one with each request, and only the expiry is checked again.
-    private func signedIn(_ cookieHeaders: [String], on connection: ConnectionInfo, now: Date) -> (Session?, Identity?)
-    {
-        if let memo = connection.lastSession, memo.cookieHeaders == cookieHeaders {
+    private func signedIn(_ headers: HTTPHeaders, on connection: ConnectionInfo, now: Date) -> (Session?, Identity?) {
+        if let memo = connection.lastSession, Self.cookieValues(in: headers, are: memo.cookieHeaders) {
             guard let session = memo.session, session.expiry > now else { return (nil, nil) }
             return (session, memo.identity)
         }
+        let cookieHeaders = headers["cookie"]
         let session =
             cookieHeaders.isEmpty ? nil : sessions.session(in: RequestCookies(headers: cookieHeaders), now: now)
         let identity = session.map(Self.identity)
         connection.lastSession = OpenedCookies(cookieHeaders: cookieHeaders, session: session, identity: identity)
         return (session, identity)
+    }
+
+    /// Whether the request's `Cookie` headers hold `values`, in order: compared where they are, without building
+    /// their list on every request.
+    private static func cookieValues(in headers: HTTPHeaders, are values: [String]) -> Bool {
+        var expected = values[...]
+        for (name, value) in headers where ProxyHeaders.name(name, spells: "cookie") {
+            guard expected.first == value else { return false }
+            expected = expected.dropFirst()
+        }
+        return expected.isEmpty
     }
 
     /// Who a validated bearer token speaks for, read as a session's claims are.

@@ -21,33 +21,34 @@ struct MessageBytes {
     /// `GET /path?query HTTP/1.1`: the target as the gateway rewrote it from one the parser read (no space, no
     /// control byte).
     mutating func requestLine(_ method: HTTPMethod, _ target: String) {
-        buffer.writeString(method.rawValue)
-        buffer.writeInteger(UInt8(ascii: " "))
-        buffer.writeString(target)
-        buffer.writeStaticString(" HTTP/1.1\r\n")
+        line(method.rawValue, " ", target, " HTTP/1.1\r\n")
     }
 
     /// `HTTP/1.1 200 OK`, for the client's version.
     mutating func statusLine(_ version: HTTPVersion, _ status: HTTPResponseStatus) {
-        buffer.writeStaticString(version.minor == 0 && version.major == 1 ? "HTTP/1.0 " : "HTTP/1.1 ")
-        buffer.writeString(String(status.code))
-        buffer.writeInteger(UInt8(ascii: " "))
-        buffer.writeString(status.reasonPhrase)
-        buffer.writeStaticString("\r\n")
+        let code = Int(status.code)
+        let digits = (100...999).contains(code) ? Self.threeDigits[code - 100] : String(code)
+        line(version == .http1_0 ? "HTTP/1.0 " : "HTTP/1.1 ", digits, " ", status.reasonPhrase, "\r\n")
     }
 
-    /// `Name: value` and its CRLF, in one change of the buffer: a head has a dozen fields, and each separate write
-    /// checks the buffer's capacity, uniqueness and exclusive access again.
-    mutating func field(_ name: String, _ value: String) {
-        let length = name.utf8.count + value.utf8.count + 4
+    /// Status codes as text, made once: a status line is written for every response.
+    private static let threeDigits = (100...999).map { String($0) }
+
+    /// `Name: value` and its CRLF.
+    mutating func field(_ name: String, _ value: String) { line(name, ": ", value, "\r\n") }
+
+    /// Pieces of text in one change of the buffer: a head has a dozen lines, and each separate write checks the
+    /// buffer's capacity, uniqueness and exclusive access again.
+    private mutating func line(
+        _ first: String, _ second: String, _ third: String, _ fourth: String, _ fifth: String = ""
+    ) {
+        let length = first.utf8.count + second.utf8.count + third.utf8.count + fourth.utf8.count + fifth.utf8.count
         buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: length) { output in
-            var at = Self.copy(name, into: output, at: 0)
-            output[at] = UInt8(ascii: ":")
-            output[at + 1] = UInt8(ascii: " ")
-            at = Self.copy(value, into: output, at: at + 2)
-            output[at] = UInt8(ascii: "\r")
-            output[at + 1] = UInt8(ascii: "\n")
-            return length
+            var at = Self.copy(first, into: output, at: 0)
+            at = Self.copy(second, into: output, at: at)
+            at = Self.copy(third, into: output, at: at)
+            at = Self.copy(fourth, into: output, at: at)
+            return Self.copy(fifth, into: output, at: at)
         }
     }
 

@@ -1,6 +1,7 @@
 """The proxy end to end: Detour in front of a real upstream, real clients, every answer per the matrix."""
 import contextlib
 import json
+import re
 import socket
 import subprocess
 import threading
@@ -132,6 +133,37 @@ def test_a_head_response_has_no_body_and_the_connections_go_on(proxy):
             got = client.get(proxy.url("/echo/public/h"), timeout=5)
             assert got.status_code == 200 and len(got.content) == int(got.headers["Content-Length"]) > 0
             assert got.json()["path"] == "/echo/public/h"
+
+
+def test_pipelined_requests_are_answered_in_order(proxy):
+    """Requests sent together on one connection (RFC 9112 9.3.2) are answered one after another, in order. Each
+    next request starts while the previous response is still being read, on the upstream connection just freed;
+    a HEAD among them must leave both connections readable."""
+    requests_sent = [("GET", "/echo/public/1"), ("HEAD", "/echo/public/2"), ("GET", "/echo/public/3")]
+    with socket.create_connection(("127.0.0.1", proxy.port), timeout=5) as client:
+        client.sendall(b"".join(f"{method} {path} HTTP/1.1\r\nHost: localhost\r\n\r\n".encode()
+                                for method, path in requests_sent))
+        received = b""
+        answers = []
+        while len(answers) < len(requests_sent):
+            head_end = received.find(b"\r\n\r\n")
+            if head_end < 0:
+                chunk = client.recv(65536)
+                assert chunk, (answers, received)
+                received += chunk
+                continue
+            head = received[:head_end].decode()
+            length = int(re.search(r"(?im)^content-length: *(\d+)", head).group(1))
+            if requests_sent[len(answers)][0] == "HEAD":
+                length = 0
+            if len(received) < head_end + 4 + length:
+                received += client.recv(65536)
+                continue
+            answers.append((head.split(" ")[1], received[head_end + 4:head_end + 4 + length]))
+            received = received[head_end + 4 + length:]
+    assert [status for status, _ in answers] == ["200", "200", "200"]
+    assert json.loads(answers[0][1])["path"] == "/echo/public/1" and answers[1][1] == b""
+    assert json.loads(answers[2][1])["path"] == "/echo/public/3"
 
 
 def test_an_unreachable_upstream_is_a_502_page(proxy):

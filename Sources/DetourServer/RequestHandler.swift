@@ -84,6 +84,8 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstr
     private let limits: HTTPServer.Limits
     private let logger: Logger
     private var context: ChannelHandlerContext?
+    /// The channel's, read once: every response asks for a buffer.
+    private var allocator = ByteBufferAllocator()
     private var connection = ConnectionInfo(remoteAddress: nil)
     private var state = State.idle
     private var readPaused = false
@@ -109,6 +111,7 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstr
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
+        allocator = context.channel.allocator
         connection = ConnectionInfo(remoteAddress: context.channel.remoteAddress?.ipAddress)
     }
 
@@ -240,7 +243,7 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstr
         if let parserError = error as? HTTPParserError, !responding {
             let status: HTTPResponseStatus =
                 parserError == .headerOverflow ? .requestHeaderFieldsTooLarge : .badRequest
-            var bytes = MessageBytes(allocator: context.channel.allocator)
+            var bytes = MessageBytes(allocator: allocator)
             bytes.statusLine(.http1_1, status)
             bytes.field("Connection", "close")
             bytes.field("Content-Length", "0")
@@ -356,7 +359,7 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstr
             return
         }
         let closes = closing || quiescing
-        var bytes = MessageBytes(allocator: context.channel.allocator, capacity: 256 + response.body.count)
+        var bytes = MessageBytes(allocator: allocator, capacity: 1024 + response.body.count)
         bytes.statusLine(request.version, HTTPResponseStatus(statusCode: response.status))
         // Detour sets the framing and, when closing, `Connection`, in place of any the answer carries.
         for (name, value) in response.headers
@@ -380,7 +383,7 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstr
         // A body of known length ends with its last byte: the empty write only keeps the closing below in order.
         let end =
             chunkedResponse
-            ? MessageBytes.lastChunk(trailers: trailers, allocator: context.channel.allocator) : ByteBuffer()
+            ? MessageBytes.lastChunk(trailers: trailers, allocator: allocator) : ByteBuffer()
         chunkedResponse = false
         if case .discarding = state {
             // Told `Connection: close`; the client may still be sending: read the rest (for a while), then close.
@@ -583,7 +586,7 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstr
             write(response, version: exchange.request.version, context)
         case .body(let chunk):
             if chunkedResponse {
-                for piece in MessageBytes.chunk(chunk, allocator: context.channel.allocator) {
+                for piece in MessageBytes.chunk(chunk, allocator: allocator) {
                     context.write(wrapOutboundOut(piece), promise: nil)
                 }
             } else {
@@ -600,7 +603,7 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstr
 
     /// Writes an upstream's response head as the client gets it.
     private func write(_ head: ClientResponseHead, version: HTTPVersion, _ context: ChannelHandlerContext) {
-        var bytes = MessageBytes(allocator: context.channel.allocator)
+        var bytes = MessageBytes(allocator: allocator)
         bytes.statusLine(version, head.status)
         head.forEachField { bytes.field($0, $1) }
         bytes.endOfHead()

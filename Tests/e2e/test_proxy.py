@@ -437,13 +437,24 @@ def test_a_body_of_unknown_length_reaches_every_client_with_an_end_it_can_find(t
                 assert "close" not in response.headers.get("Connection", ""), path
 
 
-def receive_until(connection, end):
-    reply = b""
-    while not reply.endswith(end):
-        chunk = connection.recv(65536)
-        assert chunk, reply  # closed before the end
-        reply += chunk
-    return reply
+def answering(response):
+    """A raw upstream's answer to every connection: read the request head, send `response` as it is."""
+    def answer(connection):
+        request_head(connection)
+        connection.sendall(response)
+    return answer
+
+
+def exchange(detour, request, until):
+    """Sends raw `request` bytes to Detour on a new connection; returns the reply, read up to `until`."""
+    with socket.create_connection(("127.0.0.1", detour.port), timeout=5) as client:
+        client.sendall(request)
+        reply = b""
+        while not reply.endswith(until):
+            chunk = client.recv(65536)
+            assert chunk, reply  # closed before the end
+            reply += chunk
+        return reply
 
 
 def test_interim_responses_reach_http11_clients_without_hop_by_hop_headers(tmp_path, provider):
@@ -451,38 +462,27 @@ def test_interim_responses_reach_http11_clients_without_hop_by_hop_headers(tmp_p
     for the hop between Detour and the upstream; an HTTP/1.0 client, which cannot read one, gets the final answer
     alone."""
 
-    def answer(connection):
-        request_head(connection)
-        connection.sendall(b"HTTP/1.1 103 Early Hints\r\nLink: </app.css>; rel=preload\r\nConnection: X-Hop\r\n"
-                           b"X-Hop: 1\r\nKeep-Alive: timeout=5\r\n\r\n"
-                           b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
-
+    answer = answering(b"HTTP/1.1 103 Early Hints\r\nLink: </app.css>; rel=preload\r\nConnection: X-Hop\r\n"
+                       b"X-Hop: 1\r\nKeep-Alive: timeout=5\r\n\r\n"
+                       b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
     with in_front_of_a_raw_upstream(tmp_path, provider, answer) as detour:
-        with socket.create_connection(("127.0.0.1", detour.port), timeout=5) as client:
-            client.sendall(b"GET /hints HTTP/1.1\r\nHost: localhost\r\n\r\n")
-            reply = receive_until(client, b"\r\n\r\nok")
+        reply = exchange(detour, b"GET /hints HTTP/1.1\r\nHost: localhost\r\n\r\n", until=b"\r\n\r\nok")
         interim, _, final = reply.partition(b"\r\n\r\n")
         status_line, *fields = interim.split(b"\r\n")
         assert status_line.startswith(b"HTTP/1.1 103 ") and fields == [b"Link: </app.css>; rel=preload"], interim
         assert final.startswith(b"HTTP/1.1 200 OK\r\n"), final
-        with socket.create_connection(("127.0.0.1", detour.port), timeout=5) as client:
-            client.sendall(b"GET /hints HTTP/1.0\r\nHost: localhost\r\n\r\n")
-            reply = receive_until(client, b"\r\n\r\nok")
+        reply = exchange(detour, b"GET /hints HTTP/1.0\r\nHost: localhost\r\n\r\n", until=b"\r\n\r\nok")
         assert reply.startswith(b"HTTP/1.0 200 OK\r\n") and b"103" not in reply, reply
 
 
 def test_a_chunked_response_reaches_the_client_with_its_trailers(tmp_path, provider):
     """Detour re-frames a chunked body itself; the upstream's trailers follow its last chunk."""
 
-    def answer(connection):
-        request_head(connection)
-        connection.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: X-Checksum\r\n"
-                           b"Connection: close\r\n\r\n5\r\nhello\r\n0\r\nX-Checksum: 42\r\n\r\n")
-
+    answer = answering(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: X-Checksum\r\n"
+                       b"Connection: close\r\n\r\n5\r\nhello\r\n0\r\nX-Checksum: 42\r\n\r\n")
     with in_front_of_a_raw_upstream(tmp_path, provider, answer) as detour:
-        with socket.create_connection(("127.0.0.1", detour.port), timeout=5) as client:
-            client.sendall(b"GET /trailers HTTP/1.1\r\nHost: localhost\r\n\r\n")
-            reply = receive_until(client, b"0\r\nX-Checksum: 42\r\n\r\n")
+        reply = exchange(detour, b"GET /trailers HTTP/1.1\r\nHost: localhost\r\n\r\n",
+                         until=b"0\r\nX-Checksum: 42\r\n\r\n")
         head, _, body = reply.partition(b"\r\n\r\n")
         assert b"transfer-encoding: chunked" in head.lower(), head
         assert body == b"5\r\nhello\r\n0\r\nX-Checksum: 42\r\n\r\n", body

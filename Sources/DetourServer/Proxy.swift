@@ -267,8 +267,10 @@ final class UpstreamHandler: ChannelDuplexHandler {
             writer.write(.byteBuffer(bytes.buffer))
         case .body(.byteBuffer(let chunk)) where chunkedRequest:
             for piece in MessageBytes.chunk(chunk, allocator: writer.allocator) { writer.write(.byteBuffer(piece)) }
-        case .body(let data):
-            writer.write(data)
+        case .body(.byteBuffer(let chunk)):
+            writer.write(.byteBuffer(chunk))
+        case .body(.fileRegion):
+            preconditionFailure("request bodies are forwarded as the parser read them, in byte buffers")
         case .end(let trailers):
             if chunkedRequest {
                 writer.write(.byteBuffer(MessageBytes.lastChunk(trailers: trailers, allocator: writer.allocator)))

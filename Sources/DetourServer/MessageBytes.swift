@@ -18,6 +18,15 @@ struct MessageBytes {
         buffer = allocator.buffer(capacity: capacity)
     }
 
+    /// A whole request head: its line, its fields as they are, the empty line.
+    static func requestHead(_ head: HTTPRequestHead, allocator: ByteBufferAllocator) -> ByteBuffer {
+        var bytes = MessageBytes(allocator: allocator)
+        bytes.requestLine(head.method, head.uri)
+        for (name, value) in head.headers { bytes.field(name, value) }
+        bytes.endOfHead()
+        return bytes.buffer
+    }
+
     /// `GET /path?query HTTP/1.1`: the target as the gateway rewrote it from one the parser read (no space, no
     /// control byte).
     mutating func requestLine(_ method: HTTPMethod, _ target: String) {

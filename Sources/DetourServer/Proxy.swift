@@ -260,11 +260,7 @@ final class UpstreamHandler: ChannelDuplexHandler {
         case .head(let head):
             decoder.write(data: part)
             chunkedRequest = head.headers.contains(name: "transfer-encoding")
-            var bytes = MessageBytes(allocator: writer.allocator)
-            bytes.requestLine(head.method, head.uri)
-            for (name, value) in head.headers { bytes.field(name, value) }
-            bytes.endOfHead()
-            writer.write(.byteBuffer(bytes.buffer))
+            writer.write(.byteBuffer(MessageBytes.requestHead(head, allocator: writer.allocator)))
         case .body(.byteBuffer(let chunk)) where chunkedRequest:
             for piece in MessageBytes.chunk(chunk, allocator: writer.allocator) { writer.write(.byteBuffer(piece)) }
         case .body(.byteBuffer(let chunk)):

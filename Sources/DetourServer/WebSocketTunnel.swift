@@ -26,7 +26,6 @@ enum WebSocketTunnel {
         var head = plan.head
         head.headers.replaceOrAdd(name: "Connection", value: "Upgrade")
         head.headers.replaceOrAdd(name: "Upgrade", value: request.headers.first(name: "upgrade") ?? "websocket")
-        let requestBytes = serialize(head)
         let eventLoop = client.eventLoop
         ClientBootstrap(group: eventLoop)
             .connectTimeout(plan.timeouts.connect)
@@ -37,7 +36,7 @@ enum WebSocketTunnel {
             }
             .connect(host: plan.host, port: plan.port)
             .flatMap { upstream in
-                upstream.writeAndFlush(ByteBuffer(string: requestBytes))
+                upstream.writeAndFlush(MessageBytes.requestHead(head, allocator: upstream.allocator))
                     .flatMapThrowing {
                         try upstream.pipeline.syncOperations.handler(type: UpgradeResponseReader.self).answer
                     }
@@ -80,13 +79,6 @@ enum WebSocketTunnel {
             clientPipeline.removeHandler(removable, promise: nil)
         }
         clientEnd.deliver(answer)
-    }
-
-    /// The request head as HTTP/1.1 bytes.
-    static func serialize(_ head: HTTPRequestHead) -> String {
-        var text = "\(head.method.rawValue) \(head.uri) HTTP/1.1\r\n"
-        for (name, value) in head.headers { text += "\(name): \(value)\r\n" }
-        return text + "\r\n"
     }
 }
 

@@ -182,7 +182,13 @@ extension Configuration {
         {
             session.cookieDomain = text
         }
-        if let value = entries["store"], let text = reader.string(value, "session.store") { session.store = text }
+        if let value = entries["store"], let text = reader.string(value, "session.store") {
+            // A key that is accepted has its effect: server-side stores are refused until they are built.
+            if text != "cookie" {
+                reader.report(value, "not supported yet: session.store \"\(text)\" (only \"cookie\" is built)")
+            }
+            session.store = text
+        }
     }
 
     private mutating func readReturnTo(_ node: Node, _ reader: inout YAMLReader) {
@@ -197,6 +203,7 @@ extension Configuration {
             returnTo.defaultTarget = text
         }
         if let value = entries["preserve_post"], let flag = reader.bool(value, "return_to.preserve_post") {
+            if flag { reader.report(value, "not supported yet: return_to.preserve_post: true (row A2b)") }
             returnTo.preservePost = flag
         }
     }

@@ -198,7 +198,8 @@ public final class OpenIDProvider: Sendable {
     /// A bearer JWT access token, validated against the provider's keys (``AccessTokenValidator``).
     public func validateAccessToken(_ token: String, now: Date) async throws(OIDCError) -> TokenClaims {
         let (_, keys) = try loaded()
-        let validator = AccessTokenValidator(issuer: registration.issuer, audiences: registration.bearerAudiences)
+        let validator = AccessTokenValidator(
+            issuer: registration.issuer, audiences: registration.bearerAudiences, clientID: registration.clientID)
         return try validator.validate(
             token, keys: try await keys.keys(containing: IDTokenValidator.keyID(of: token)), now: now)
     }
@@ -207,7 +208,8 @@ public final class OpenIDProvider: Sendable {
     /// provider says it is not active, or its `exp` has passed.
     ///
     /// An `iss` other than the issuer or an `aud` without an accepted audience is refused; both are
-    /// optional in RFC 7662, so their absence is not. The subject is `sub`, else `username`.
+    /// optional in RFC 7662, so their absence is not. A `token_type` other than an access token's, or the
+    /// claims of an ID token (``AccessTokenValidator/refuseIDTokens(_:)``), are refused too. The subject is `sub`, else `username`.
     public func introspect(_ token: String, now: Date) async throws(OIDCError) -> TokenClaims? {
         let (metadata, _) = try loaded()
         guard let endpoint = registration.introspectionURL ?? metadata.introspectionEndpoint else {
@@ -218,6 +220,10 @@ public final class OpenIDProvider: Sendable {
         guard body["active"]?.bool == true else { return nil }
         let expiry = body["exp"]?.number.map { Date(timeIntervalSince1970: $0) }
         if let expiry, expiry <= now { return nil }
+        if let type = body["token_type"]?.string?.lowercased(), type != "bearer", type != "access_token" {
+            throw OIDCError(.wrongType, "the introspected token's token_type is \(type), not an access token")
+        }
+        if case .object(let claims) = body { try AccessTokenValidator.refuseIDTokens(claims) }
         if let issuer = body["iss"], issuer.string != registration.issuer {
             throw OIDCError(.wrongIssuer, "the introspected token's iss is not \(registration.issuer)")
         }

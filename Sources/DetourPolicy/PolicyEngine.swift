@@ -67,7 +67,8 @@ public struct PolicyEngine: Sendable {
     public init(policies: PolicySet, settings: Settings) {
         self.settings = settings
         self.policies = policies
-        routes = RuleIndex(policies.routes.map(Compiled.init), host: \.rule.host, path: \.rule.path)
+        routes = RuleIndex(
+            policies.routes.map(Compiled.init), host: \.rule.host, path: \.rule.path, foldingCase: true)
         redirects = RuleIndex(policies.redirects.map(Compiled.init), host: \.rule.host, path: \.rule.path)
         endpointPrefix = settings.prefix + "/"
         bearerRoutes = Dictionary(
@@ -203,7 +204,9 @@ public struct PolicyEngine: Sendable {
         return try? BrowserURL(parsing: replacement + rest + query)
     }
 
-    /// `Host` without its port, lower case; `nil` when it is not a host a browser could have sent.
+    /// `Host` without its port, lower case, and without one trailing dot (`app.example.com.` names the same
+    /// site to browsers and nginx, so it must meet the same routes); `nil` when it is not a host a browser
+    /// could have sent.
     static func hostName(_ header: String) -> Substring? {
         var name = header.utf8[...]
         if let colon = name.lastIndex(of: UInt8(ascii: ":")),
@@ -212,7 +215,8 @@ public struct PolicyEngine: Sendable {
             name = name[..<colon]
         }
         if isPlainDomain(name) { return Substring(name) }
-        return parsedHostName(header)
+        guard let parsed = parsedHostName(header) else { return nil }
+        return parsed.utf8.last == UInt8(ascii: ".") ? parsed.dropLast() : parsed
     }
 
     /// The WHATWG host parser's reading of a `Host` header, which the fast path must agree with.

@@ -6,8 +6,10 @@ import DetourRedirect
 /// matched as one thing and served as another. Normalisation: dot segments removed (RFC 3986 5.2.4),
 /// repeated slashes merged, percent-encoded unreserved characters decoded and other escapes upper-cased
 /// (RFC 3986 6.2.2), raw non-ASCII bytes percent-encoded. Spellings whose meaning differs between
-/// servers are refused instead: encoded slashes and backslashes, backslashes, encoded dot segments,
-/// dot segments with `;` parameters (`/..;/`), NUL and other control characters.
+/// servers are refused instead (CONTRACT section 7): encoded slashes and backslashes, backslashes,
+/// encoded dot segments, `;` path parameters (Tomcat and Spring drop them, so `/admin;x/` would reach
+/// `/admin/`), a `#` anywhere in the target (no client sends a fragment, and an upstream would cut
+/// the path there), NUL and other control characters.
 public struct RequestPath: Sendable, Hashable, CustomStringConvertible {
     /// The normalised path, starting with `/`.
     public let path: String
@@ -37,7 +39,8 @@ public struct RequestPath: Sendable, Hashable, CustomStringConvertible {
         case encodedSlash = "bad-path-encoded-slash"
         case encodedBackslash = "bad-path-encoded-backslash"
         case encodedDotSegment = "bad-path-encoded-dot-segment"
-        case dotSegmentWithParameters = "bad-path-dot-segment-parameters"
+        case pathParameters = "bad-path-parameters"
+        case fragment = "bad-path-fragment"
         case malformedPercentEncoding = "bad-path-percent-encoding"
     }
 
@@ -50,7 +53,12 @@ public struct RequestPath: Sendable, Hashable, CustomStringConvertible {
             query = target[target.utf8.index(after: mark)...]
         }
         guard pathPart.first == "/" else { throw .notOriginForm }
-        if let query, query.utf8.contains(where: { $0 < 0x20 || $0 == 0x7F }) { throw .controlCharacter }
+        if let query {
+            for byte in query.utf8 {
+                if byte < 0x20 || byte == 0x7F { throw .controlCharacter }
+                if byte == UInt8(ascii: "#") { throw .fragment }
+            }
+        }
         if Self.isAlreadyNormal(pathPart.utf8) {
             path = String(pathPart)
             self.query = query.map(String.init)
@@ -67,26 +75,28 @@ public struct RequestPath: Sendable, Hashable, CustomStringConvertible {
                 continue  // "//" is "/"
             }
             let (segment, hadEncodedDot) = try Self.normalizeSegment(rawSegment)
-            let bare = segment.split(separator: ";", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
             if segment == "." || segment == ".." {
                 guard !hadEncodedDot else { throw .encodedDotSegment }
                 if segment == "..", !segments.isEmpty { segments.removeLast() }
                 if isLast { endsWithSlash = !segments.isEmpty }
                 continue
             }
-            if bare == "." || bare == ".." { throw .dotSegmentWithParameters }
             segments.append(segment)
         }
         path = "/" + segments.joined(separator: "/") + (endsWithSlash ? "/" : "")
         self.query = query.map(String.init)
     }
 
-    /// True for the common case that needs no work: printable ASCII without `%`, `\`, `//` or any
-    /// segment starting with a dot (so no dot segment either).
+    /// True for the common case that needs no work: printable ASCII without `%`, `\`, `;`, `#`, `//` or
+    /// any segment starting with a dot (so no dot segment either).
     private static func isAlreadyNormal(_ bytes: Substring.UTF8View) -> Bool {
         var previous: UInt8 = 0
         for byte in bytes {
-            if byte <= 0x20 || byte >= 0x7F || byte == UInt8(ascii: "%") || byte == UInt8(ascii: "\\") { return false }
+            switch byte {
+            case 0...0x20, 0x7F..., UInt8(ascii: "%"), UInt8(ascii: "\\"), UInt8(ascii: ";"), UInt8(ascii: "#"):
+                return false
+            default: break
+            }
             if previous == UInt8(ascii: "/"), byte == UInt8(ascii: "/") || byte == UInt8(ascii: ".") { return false }
             previous = byte
         }
@@ -105,6 +115,8 @@ public struct RequestPath: Sendable, Hashable, CustomStringConvertible {
             switch byte {
             case 0x00..<0x20, 0x7F: throw .controlCharacter
             case UInt8(ascii: "\\"): throw .backslash
+            case UInt8(ascii: ";"): throw .pathParameters
+            case UInt8(ascii: "#"): throw .fragment
             case UInt8(ascii: "%"):
                 guard index < bytes.endIndex, let high = hexValue(bytes[index]),
                     bytes.index(after: index) < bytes.endIndex, let low = hexValue(bytes[bytes.index(after: index)])

@@ -4,6 +4,8 @@
 /// Specificity (CONTRACT 5.1): an exact host before a wildcard host (longer suffix first) before no
 /// host; within a host, the longest matching path prefix. Rules with the same host and prefix keep
 /// their written order, so the first one wins and the others are shadowed (`policy check` says so).
+/// With `foldingCase`, prefixes compare ASCII case-insensitively (routes: `/ADMIN/x` falls under the
+/// route for `/admin/`, since common upstreams serve both spellings alike).
 struct RuleIndex<Rule: Sendable>: Sendable {
     /// Rules by exact prefix, each list in written order, and the prefix lengths present, so that a
     /// candidate of another length costs no hashing.
@@ -28,10 +30,13 @@ struct RuleIndex<Rule: Sendable>: Sendable {
     private var exact: [Substring: PathTable] = [:]
     private var wildcard: [Substring: PathTable] = [:]
     private var anyHost = PathTable()
+    private let foldsCase: Bool
 
-    init(_ rules: [Rule], host: (Rule) -> HostPattern, path: (Rule) -> PathPrefix) {
+    init(_ rules: [Rule], host: (Rule) -> HostPattern, path: (Rule) -> PathPrefix, foldingCase: Bool = false) {
+        foldsCase = foldingCase
         for rule in rules {
-            let prefix = Substring(path(rule).value)
+            let written = path(rule).value
+            let prefix = Substring(foldingCase ? Self.asciiLowercased(written) : written)
             switch host(rule) {
             case .exactly(let name): exact[Substring(name), default: PathTable()].add(rule, prefix: prefix)
             case .subdomains(let suffix): wildcard[Substring(suffix), default: PathTable()].add(rule, prefix: prefix)
@@ -41,9 +46,10 @@ struct RuleIndex<Rule: Sendable>: Sendable {
     }
 
     /// The most specific rule for `host` (lower case, no port) and the normalised `path` that `accepts`.
-    func first(host: Substring, path: String, where accepts: (Rule) -> Bool = { _ in true }) -> Rule? {
+    func first(host: Substring, path written: String, where accepts: (Rule) -> Bool = { _ in true }) -> Rule? {
         // Most policies have no redirect rules: no host to hash then.
         if exact.isEmpty, wildcard.isEmpty, anyHost.isEmpty { return nil }
+        let path = foldsCase ? Self.asciiLowercased(written) : written
         if let table = exact[host], let rule = Self.longestPrefix(in: table, path: path, accepts) { return rule }
         if !wildcard.isEmpty {
             // Suffixes of the host at label boundaries, longest first: a.b.example.com -> b.example.com -> ...
@@ -77,5 +83,11 @@ struct RuleIndex<Rule: Sendable>: Sendable {
             end = slash
         }
         return nil
+    }
+
+    /// `text` with ASCII capitals in lower case; the same string, not a copy, when it has none.
+    static func asciiLowercased(_ text: String) -> String {
+        guard text.utf8.contains(where: { $0 &- UInt8(ascii: "A") < 26 }) else { return text }
+        return String(decoding: text.utf8.map { $0 &- UInt8(ascii: "A") < 26 ? $0 | 0x20 : $0 }, as: UTF8.self)
     }
 }

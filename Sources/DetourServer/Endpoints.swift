@@ -172,19 +172,25 @@ public struct Endpoints: Sendable {
                     method: request.method, client: request.client),
                 cookies: sessions.policy.delete(name: sessions.policy.stateName, existing: request.cookies))
         }
+        let authorization: AuthorizationRequest
+        let url: BrowserURL
         do {
-            let authorization = try provider.authorizationRequest(returnTo: target.href, now: now)
-            var state = authorization.loginState
-            state.attempts = attempts
-            state.firstAttemptAt = firstAttemptAt
-            let url = try BrowserURL(parsing: authorization.url)
+            authorization = try provider.authorizationRequest(returnTo: target.href, now: now)
+            url = try BrowserURL(parsing: authorization.url)
+        } catch {
+            return providerUnavailable(request, detail: "\(error)")
+        }
+        var state = authorization.loginState
+        state.attempts = attempts
+        state.firstAttemptAt = firstAttemptAt
+        do {
             return EndpointResponse(
                 RedirectMatrix.answer(
                     .signInAtProvider(authorizationURL: url), method: request.method, client: request.client),
-                cookies: sessions.store(
+                cookies: try sessions.store(
                     state, formPost: provider.registration.responseMode == .formPost, existing: request.cookies))
         } catch {
-            return providerUnavailable(request, detail: "\(error)")
+            return sessionTooLarge(request, error, retry: nil, cookies: [])
         }
     }
 
@@ -238,11 +244,31 @@ public struct Endpoints: Sendable {
             return failure(
                 request, 400, "state-mismatch", "This sign-in's return target is unreadable.", retry, clearState)
         }
+        let cookies: [SetCookie]
+        do {
+            cookies = try sessions.store(session, existing: request.cookies, now: now)
+        } catch {
+            Counter(label: "detour_sign_ins_total", dimensions: [("result", "session-too-large")]).increment()
+            return sessionTooLarge(request, error, retry: retry, cookies: clearState)
+        }
         Counter(label: "detour_sign_ins_total", dimensions: [("result", "success")]).increment()
         logger.info("signed in", metadata: ["sub": "\(session.subject)"])
         return EndpointResponse(
             RedirectMatrix.answer(.callbackSucceeded(returnTo: returnTo), method: request.method, client: .navigation),
-            cookies: sessions.store(session, existing: request.cookies, now: now) + clearState)
+            cookies: cookies + clearState)
+    }
+
+    /// A session (or sign-in state) too large for the cookie budget: a 500 page that names the cause and the two
+    /// ways out, never a session cut short.
+    func sessionTooLarge(
+        _ request: EndpointRequest, _ error: CookieBudgetExceeded, retry: BrowserURL?, cookies: [SetCookie]
+    ) -> EndpointResponse {
+        logger.error("sign-in refused: the session is too large for cookies", metadata: ["detail": "\(error)"])
+        return failure(
+            request, 500, "session-too-large",
+            "Your session is too large to keep in cookies (\(error.length) bytes; at most \(CookiePolicy.budget)): "
+                + "the identity provider sends too many claims or groups. An administrator can ask it for fewer, "
+                + "or keep sessions server-side with session.store.", retry, cookies)
     }
 
     /// Claims about the token rather than the user: kept out of the session cookie.

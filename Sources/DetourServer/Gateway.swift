@@ -281,11 +281,16 @@ struct Gateway: Sendable {
         _ session: Session, _ head: HTTPRequestHead, _ authentication: Authentication, now: Date
     ) async -> (Session?, [SetCookie]) {
         let existing = RequestCookies(headers: head.headers["cookie"])
-        let renewed = await authentication.refresher.refreshed(session, now: now)
-        let cookies =
-            renewed.map { sessions.store($0, existing: existing, now: now) }
-            ?? sessions.policy.delete(name: sessions.policy.sessionName, existing: existing)
-        return (renewed, cookies)
+        let ended = sessions.policy.delete(name: sessions.policy.sessionName, existing: existing)
+        guard let renewed = await authentication.refresher.refreshed(session, now: now) else { return (nil, ended) }
+        do {
+            return (renewed, try sessions.store(renewed, existing: existing, now: now))
+        } catch {
+            // Fresh tokens that no longer fit end the session; signing in again explains why (a 500 page).
+            authentication.logger.warning(
+                "session ended: the refreshed session is too large for cookies", metadata: ["detail": "\(error)"])
+            return (nil, ended)
+        }
     }
 
     /// RFC 6750 3.1: 401 with `WWW-Authenticate: Bearer error="invalid_token"`; the reason code is safe to show.
@@ -369,20 +374,31 @@ struct Gateway: Sendable {
     ///   would get through the proxy (A1-A5), or 202 with identity headers when it would be proxied (F1).
     /// - With only a forwarded URI (nginx `auth_request`), the route's policy still decides, but the answer
     ///   is 202, 401 or 403: nginx turns a 401 into its `error_page` redirect (F2).
-    /// - Without a forwarded URI, or when no route matches, it is authentication only: 202 or 401.
+    /// - Without a forwarded URI it is authentication only: 202 or 401. So is a forwarded URI no route
+    ///   matches when no route is configured at all (oauth2-proxy's model); with routes, that is a 404.
+    /// - A forwarded URI from a peer that is not trusted is a 400: judging the request as if it were for
+    ///   `/` would skip the rules of the path it really is for (CONTRACT section 7).
     private func forwardAuth(_ head: HTTPRequestHead, trusted: Bool, session: Session?, identity: Identity?)
         -> Dispatch
     {
         let headers = head.headers
+        if !trusted, headers.contains(name: "x-forwarded-uri") || headers.contains(name: "x-original-url") {
+            return .respond { _ in ErrorPage.response(400, "Forwarded request URLs are believed from trusted proxies only.") }
+        }
         func forwarded(_ names: String...) -> String? {
             trusted ? names.lazy.compactMap { headers.first(name: $0) }.first : nil
         }
         let method = forwarded("x-forwarded-method", "x-original-method")
         var uri = forwarded("x-forwarded-uri", "x-original-url")
         var host = forwarded("x-forwarded-host") ?? headers.first(name: "host") ?? ""
-        if let original = uri, !original.hasPrefix("/"), let url = try? BrowserURL(parsing: original) {
-            uri = String(url.pathQueryAndFragment)
-            if forwarded("x-forwarded-host") == nil { host = url.host.description + (url.port.map { ":\($0)" } ?? "") }
+        if let original = uri, !original.hasPrefix("/") {
+            // An absolute URL: its target is taken as written, to meet the same checks as a direct request's (a URL
+            // parser would resolve `%2e%2e` first, and the decision would be made on another path).
+            guard let (authority, target) = Self.splitAbsoluteURL(original) else {
+                return .respond { _ in ErrorPage.response(400, "The forwarded request URL is not a URL.") }
+            }
+            uri = target
+            if forwarded("x-forwarded-host") == nil { host = authority }
         }
         let requestScheme = forwarded("x-forwarded-proto").flatMap(BrowserURL.Scheme.init) ?? scheme
         let authenticationOnly: Dispatch =
@@ -407,6 +423,20 @@ struct Gateway: Sendable {
         return forwardAuthAnswer(
             decision, identity: identity, accessToken: session?.accessToken, forwardedMethod: method,
             authenticationOnly: authenticationOnly)
+    }
+
+    /// `https://host:port/path?query` as its authority and its target (`/` when it has none), both as written;
+    /// `nil` unless it starts with an http(s) scheme and `//`.
+    static func splitAbsoluteURL(_ url: String) -> (authority: String, target: String)? {
+        let lowered = url.prefix(8).lowercased()
+        let schemeLength = lowered.hasPrefix("https://") ? 8 : lowered.hasPrefix("http://") ? 7 : 0
+        guard schemeLength > 0 else { return nil }
+        let rest = url.utf8.dropFirst(schemeLength)
+        let end = rest.firstIndex(where: { $0 == UInt8(ascii: "/") || $0 == UInt8(ascii: "?") }) ?? rest.endIndex
+        let authority = String(Substring(rest[..<end]))
+        let target = String(Substring(rest[end...]))
+        guard !authority.isEmpty else { return nil }
+        return (authority, target.hasPrefix("/") ? target : "/" + target)
     }
 
     /// The request a proxy in front asks about (forward-auth), as the proxy would have forwarded it.
@@ -451,8 +481,12 @@ struct Gateway: Sendable {
         case .proxy(_, _, let passAccessToken):
             guard let identity else { return .respond { _ in EndpointResponse(status: 202) } }
             return Self.accepted(identity, accessToken: passAccessToken ? accessToken : nil)
-        case .notFound, .endpoint:
+        case .endpoint:
             return authenticationOnly
+        case .notFound where engine.policies.routes.isEmpty:
+            return authenticationOnly
+        case .notFound, .badRequest, .methodNotAllowed:
+            return answer(decision)
         default:
             if method != nil { return answer(decision) }
             return decision.outcome == .forbidden || decision.outcome == .preflightDenied

@@ -20,9 +20,16 @@ struct TrustedProxies: Sendable {
             guard let address = parts.first.flatMap({ Self.bytes(of: String($0)) }) else {
                 throw InvalidEntry(entry: entry)
             }
-            let length = parts.count == 2 ? Int(parts[1]) : address.count * 8
-            guard let length, (0...address.count * 8).contains(length) else { throw InvalidEntry(entry: entry) }
-            blocks.append(Block(bytes: address, prefixLength: length))
+            let written = parts.first.flatMap { Self.bytes(of: String($0), unmapping: false) } ?? address
+            guard let length = parts.count == 2 ? Int(parts[1]) : written.count * 8,
+                (0...written.count * 8).contains(length)
+            else { throw InvalidEntry(entry: entry) }
+            // `::ffff:10.0.0.0/104` is the IPv4 block 10.0.0.0/8; a shorter mapped prefix stays an IPv6 block.
+            if written.count == 16, address.count == 4, length >= 96 {
+                blocks.append(Block(bytes: address, prefixLength: length - 96))
+            } else {
+                blocks.append(Block(bytes: written, prefixLength: length))
+            }
         }
         self.blocks = blocks
     }
@@ -46,13 +53,18 @@ struct TrustedProxies: Sendable {
         }
     }
 
-    /// The address's bytes (4 for IPv4, 16 for IPv6), read as a browser reads hosts; `nil` for names.
-    private static func bytes(of address: String) -> [UInt8]? {
+    /// The address's bytes (4 for IPv4, 16 for IPv6), read as a browser reads hosts; `nil` for names. An
+    /// IPv4-mapped IPv6 address (`::ffff:127.0.0.1`, how a dual-stack socket reports an IPv4 peer) is its
+    /// IPv4 address, unless `unmapping` is false.
+    private static func bytes(of address: String, unmapping: Bool = true) -> [UInt8]? {
         let bracketed = address.contains(":") && !address.hasPrefix("[") ? "[\(address)]" : address
         guard let url = try? BrowserURL(parsing: "http://\(bracketed)/") else { return nil }
         switch url.host {
         case .ipv4(let value): return [24, 16, 8, 0].map { UInt8(truncatingIfNeeded: value >> $0) }
-        case .ipv6(let pieces): return pieces.flatMap { [UInt8($0 >> 8), UInt8($0 & 0xFF)] }
+        case .ipv6(let pieces):
+            let bytes = pieces.flatMap { [UInt8($0 >> 8), UInt8($0 & 0xFF)] }
+            let isMapped = bytes.prefix(10).allSatisfy { $0 == 0 } && bytes[10] == 0xFF && bytes[11] == 0xFF
+            return unmapping && isMapped ? Array(bytes.suffix(4)) : bytes
         case .domain: return nil
         }
     }

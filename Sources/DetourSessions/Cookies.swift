@@ -88,15 +88,19 @@ public struct RequestCookies: Sendable {
 /// http on loopback, and `__Host-`-prefixed when `Secure` without a domain; the form_post state cookie
 /// is `SameSite=None; Secure` (or `Lax` without `Secure` on http loopback, where browsers refuse that
 /// pair). Values longer than ``chunkSize`` are split into `NAME_0`, `NAME_1`...; writing a value
-/// deletes the chunks an earlier, longer value left.
+/// deletes the chunks an earlier, longer value left. A value longer than ``budget`` is refused with
+/// ``CookieBudgetExceeded``, never cut short and never a trap.
 public struct CookiePolicy: Sendable {
     public let baseName: String
     public let domain: String?
     public let secure: Bool
     /// The longest value one cookie carries; browsers keep at least 4096 bytes per cookie, name included.
     public static let chunkSize = 3800
-    /// Chunks a request may present; more is treated as malformed.
-    public static let maximumChunks = 8
+    /// Chunks one value may take; a request presenting more is read as its first ones only (and then fails
+    /// to open). Four chunks keep Detour's cookies within about 15 KiB of the request head.
+    public static let maximumChunks = 4
+    /// The longest value stored, in bytes: every chunk full.
+    public static let budget = chunkSize * maximumChunks
 
     /// - Parameters:
     ///   - secure: false only for a public URL that is plain http on a loopback host.
@@ -110,15 +114,18 @@ public struct CookiePolicy: Sendable {
     public var stateName: String { baseName + "_state" }
 
     /// `Set-Cookie` headers that store `value` under `name`, chunked when long, and delete stale chunks.
+    ///
+    /// - Throws: ``CookieBudgetExceeded`` when `value` is longer than ``budget``.
     public func store(
         _ value: String, name: String, maxAge: Int, sameSite: SetCookie.SameSite, existing: RequestCookies
-    ) -> [SetCookie] {
+    ) throws(CookieBudgetExceeded) -> [SetCookie] {
+        let bytes = Array(value.utf8)
+        guard bytes.count <= Self.budget else { throw CookieBudgetExceeded(length: bytes.count) }
         // SameSite=None needs Secure; on http loopback, where Secure cannot be set, Lax is the fallback.
         let site: SetCookie.SameSite = sameSite == .none && !secure ? .lax : sameSite
         func cookie(_ name: String, _ value: String, _ maxAge: Int) -> SetCookie {
             SetCookie(name: name, value: value, maxAge: maxAge, domain: domain, secure: secure, sameSite: site)
         }
-        let bytes = Array(value.utf8)
         var cookies: [SetCookie] = []
         if bytes.count <= Self.chunkSize {
             cookies.append(cookie(name, value, maxAge))
@@ -160,5 +167,16 @@ public struct CookiePolicy: Sendable {
     /// removed before the request reaches the upstream.
     public func isOwnCookie(_ name: String) -> Bool {
         name == sessionName || name == stateName || name.hasPrefix(sessionName + "_")
+    }
+}
+
+/// A value Detour would store in cookies is longer than ``CookiePolicy/budget`` (a session carrying
+/// hundreds of groups, say): it is refused whole rather than cut short.
+public struct CookieBudgetExceeded: Error, Sendable, Hashable, CustomStringConvertible {
+    /// The sealed value's length, in bytes.
+    public let length: Int
+
+    public var description: String {
+        "the session needs \(length) bytes of cookies, more than the \(CookiePolicy.budget) bytes Detour stores in them"
     }
 }

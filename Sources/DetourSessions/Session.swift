@@ -93,10 +93,14 @@ public struct SessionCookies: Sendable {
     }
 
     /// `Set-Cookie` headers storing `session` until its expiry.
-    public func store(_ session: Session, existing: RequestCookies, now: Date) -> [SetCookie] {
+    ///
+    /// - Throws: ``CookieBudgetExceeded`` when the sealed session is too long for cookies.
+    public func store(_ session: Session, existing: RequestCookies, now: Date) throws(CookieBudgetExceeded)
+        -> [SetCookie]
+    {
         let sealed = codec.seal(session.encoded(), purpose: "session", expiry: session.expiry)
         let maxAge = max(0, Int(session.expiry.timeIntervalSince(now)))
-        return policy.store(sealed, name: policy.sessionName, maxAge: maxAge, sameSite: .lax, existing: existing)
+        return try policy.store(sealed, name: policy.sessionName, maxAge: maxAge, sameSite: .lax, existing: existing)
     }
 
     /// The login state the request carries, if valid and unexpired.
@@ -109,10 +113,14 @@ public struct SessionCookies: Sendable {
 
     /// `Set-Cookie` headers storing a login state; `formPost` makes it `SameSite=None` so that the
     /// provider's cross-site POST to the callback carries it.
-    public func store(_ state: LoginState, formPost: Bool, existing: RequestCookies) -> [SetCookie] {
+    ///
+    /// - Throws: ``CookieBudgetExceeded``, which a validated return target (4 KiB at most) never causes.
+    public func store(_ state: LoginState, formPost: Bool, existing: RequestCookies) throws(CookieBudgetExceeded)
+        -> [SetCookie]
+    {
         let expiry = state.startedAt.addingTimeInterval(Double(Self.loginStateLifetime.components.seconds))
         let sealed = codec.seal(Self.encode(state), purpose: "login-state", expiry: expiry)
-        return policy.store(
+        return try policy.store(
             sealed, name: policy.stateName, maxAge: Int(Self.loginStateLifetime.components.seconds),
             sameSite: formPost ? .none : .lax, existing: existing)
     }

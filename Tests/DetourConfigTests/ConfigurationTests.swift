@@ -96,6 +96,20 @@ import Testing
             ])
     }
 
+    /// Issue 14.10: a key that is accepted has its effect; a security feature not built yet is refused, never ignored.
+    @Test func featuresNotBuiltYetAreRefusedNotIgnored() throws {
+        #expect(
+            diagnostics("session:\n  store: \"memory\"\nreturn_to:\n  preserve_post: true\n") == [
+                "detour.yaml:2:10: not supported yet: session.store \"memory\" (only \"cookie\" is built)",
+                "detour.yaml:4:18: not supported yet: return_to.preserve_post: true (row A2b)",
+            ])
+        #expect(
+            diagnostics("session:\n  store: \"postgres://u:p@127.0.0.1/db\"\n").first?.hasPrefix(
+                "detour.yaml:2:10: not supported yet: session.store") == true)
+        let accepted = try load("session:\n  store: \"cookie\"\nreturn_to:\n  preserve_post: false\n")
+        #expect(accepted.session.store == "cookie" && !accepted.returnTo.preservePost)
+    }
+
     @Test func environmentInterpolation() throws {
         let configuration = try load(
             "server:\n  public_url: \"https://${HOST}:${PORT}\"\n", environment: ["HOST": "a.example", "PORT": "8443"])

@@ -7,7 +7,8 @@ import Testing
 
 /// Bearer JWT access tokens: each rule of ``AccessTokenValidator`` turned off once.
 @Suite struct AccessTokenValidatorTests {
-    static let validator = AccessTokenValidator(issuer: "https://idp.example", audiences: ["orders-api", "other"])
+    static let validator = AccessTokenValidator(
+        issuer: "https://idp.example", audiences: ["orders-api", "other"], clientID: "detour")
 
     static func token(
         header: [String: Any] = ["alg": "RS256", "kid": "rsa-1", "typ": "at+jwt"], _ overrides: [String: Any?] = [:]
@@ -58,7 +59,37 @@ import Testing
 
     @Test func anIDTokenForTheClientIsNotAnAccessTokenForTheAPI() {
         // Its audience is the client id, which is not among the API's audiences.
-        #expect(rejection(TestSigner.token()) == .wrongAudience)
+        #expect(rejection(TestSigner.token()) == .wrongType)
+        #expect(rejection(TestSigner.token(claims: TestSigner.claims(["nonce": nil]))) == .wrongAudience)
+    }
+
+    /// Issue 14.6: with `oidc.bearer_audiences` left out the accepted audience is the client id, and the ID token
+    /// Detour's own sign-in is issued (audience: the client) passed as a bearer access token.
+    @Test func anIDTokenNeverPassesEvenWhenTheClientIsAnAcceptedAudience() {
+        let byDefault = AccessTokenValidator(issuer: "https://idp.example", audiences: ["detour"], clientID: "detour")
+        func rejection(_ token: String) -> OIDCError.Code? {
+            do {
+                _ = try byDefault.validate(token, keys: TestSigner.keySet, now: TestSigner.now)
+                return nil
+            } catch {
+                return error.code
+            }
+        }
+        let idToken = TestSigner.token()
+        #expect(rejection(idToken) == .wrongType, "nonce: an ID token")
+        let withoutNonce = TestSigner.claims(["nonce": nil])
+        #expect(rejection(TestSigner.token(claims: withoutNonce)) == .wrongAudience, "typ JWT and aud the client")
+        for claim in ["at_hash", "c_hash"] {
+            #expect(rejection(TestSigner.token(claims: TestSigner.claims(["nonce": nil, claim: "x"]))) == .wrongType)
+        }
+        let keycloakID = TestSigner.claims(["nonce": nil, "typ": "ID"])
+        #expect(
+            rejection(TestSigner.token(header: ["alg": "RS256", "kid": "rsa-1", "typ": "at+jwt"], claims: keycloakID))
+                == .wrongType)
+        // An RFC 9068 access token for the client itself is what the header says it is.
+        #expect(
+            rejection(TestSigner.token(header: ["alg": "RS256", "kid": "rsa-1", "typ": "at+jwt"], claims: withoutNonce))
+                == nil)
     }
 }
 
@@ -121,6 +152,14 @@ import Testing
                 == .wrongIssuer)
         #expect(try await code(json(200, "{\"active\":true,\"sub\":\"a\",\"aud\":\"billing\"}")) == .wrongAudience)
         #expect(try await code(json(200, "{\"active\":true}")) == .missingSubject)
+        // Issue 14.6: what is not an access token is refused before it is cached.
+        for kind in ["refresh_token", "id_token", "N_A"] {
+            #expect(
+                try await code(json(200, "{\"active\":true,\"sub\":\"a\",\"token_type\":\"\(kind)\"}")) == .wrongType)
+        }
+        #expect(try await code(json(200, "{\"active\":true,\"sub\":\"a\",\"typ\":\"ID\"}")) == .wrongType)
+        #expect(try await code(json(200, "{\"active\":true,\"sub\":\"a\",\"nonce\":\"n\"}")) == .wrongType)
+        #expect(try await code(json(200, "{\"active\":true,\"sub\":\"a\",\"token_type\":\"Bearer\"}")) == nil)
         #expect(try await code(json(401, "{\"error\":\"invalid_client\"}")) == .tokenRequestRefused)
         #expect(
             try await code(HTTPResponse(status: 200, headers: [], body: Array("<html>".utf8))) == .badProviderResponse)

@@ -91,7 +91,7 @@ import Testing
 
     @Test func aSessionCookieHasTheContractsAttributes() throws {
         let cookies = try Self.cookies()
-        let set = cookies.store(Self.session, existing: RequestCookies(headers: []), now: Self.now)
+        let set = try cookies.store(Self.session, existing: RequestCookies(headers: []), now: Self.now)
         #expect(set.count == 1)
         let header = try #require(set.first).headerValue
         #expect(header.hasPrefix("__Host-_detour="))
@@ -135,17 +135,43 @@ import Testing
     @Test func largeSessionsAreChunkedAndStaleChunksDeleted() throws {
         let cookies = try Self.cookies()
         var big = Self.session
-        big.groups = (0..<400).map { "group-with-a-long-name-\($0)" }
-        let set = cookies.store(big, existing: RequestCookies(headers: []), now: Self.now)
+        big.groups = (0..<250).map { "group-with-a-long-name-\($0)" }
+        let set = try cookies.store(big, existing: RequestCookies(headers: []), now: Self.now)
         #expect(set.count > 1)
         #expect(set.allSatisfy { $0.value.utf8.count <= CookiePolicy.chunkSize })
         #expect(set.map(\.name).first == "__Host-_detour_0")
         let request = Self.request(set)
         #expect(cookies.session(in: request, now: Self.now) == big)
-        let smaller = cookies.store(Self.session, existing: request, now: Self.now)
+        let smaller = try cookies.store(Self.session, existing: request, now: Self.now)
         #expect(smaller.first?.name == "__Host-_detour")
         #expect(Set(smaller.dropFirst().map(\.name)) == Set(set.map(\.name)))
         #expect(smaller.dropFirst().allSatisfy { $0.maxAge == 0 })
+    }
+
+    /// Issue 14.1: a session over the budget (hundreds of groups) trapped on an invalid range and took the process
+    /// down; it is now refused whole, and the largest session that fits still round-trips.
+    @Test func aSessionOverTheBudgetIsRefusedNeverCutOrATrap() throws {
+        let cookies = try Self.cookies()
+        var huge = Self.session
+        huge.groups = (0..<1000).map { "group-with-a-long-name-\($0)" }
+        #expect(throws: CookieBudgetExceeded.self) {
+            try cookies.store(huge, existing: RequestCookies(headers: []), now: Self.now)
+        }
+        var fits = Self.session
+        while let set = try? cookies.store(fits, existing: RequestCookies(headers: []), now: Self.now) {
+            #expect(set.count <= CookiePolicy.maximumChunks)
+            #expect(cookies.session(in: Self.request(set), now: Self.now) == fits)
+            fits.groups.append("group-\(fits.groups.count)")
+            if fits.groups.count > 2000 { break }
+        }
+        #expect(fits.groups.count < 2000, "the budget ends somewhere")
+        let exact = String(repeating: "a", count: CookiePolicy.budget)
+        let policy = CookiePolicy(cookieName: "_detour", domain: nil, secure: true)
+        let stored = try policy.store(exact, name: "n", maxAge: 1, sameSite: .lax, existing: RequestCookies(headers: []))
+        #expect(stored.count == CookiePolicy.maximumChunks)
+        #expect(throws: CookieBudgetExceeded.self) {
+            try policy.store(exact + "a", name: "n", maxAge: 1, sameSite: .lax, existing: RequestCookies(headers: []))
+        }
     }
 
     @Test func aBadCookieIsNotSignedInNeverAnError() throws {
@@ -156,7 +182,7 @@ import Testing
             #expect(cookies.session(in: RequestCookies(headers: [header]), now: Self.now) == nil)
         }
         let sessionSealedAsState = try #require(
-            cookies.store(Self.session, existing: RequestCookies(headers: []), now: Self.now).first)
+            try cookies.store(Self.session, existing: RequestCookies(headers: []), now: Self.now).first)
         #expect(
             cookies.loginState(
                 in: RequestCookies(headers: ["__Host-_detour_state=\(sessionSealedAsState.value)"]), now: Self.now)
@@ -190,13 +216,29 @@ import Testing
         #expect(guardian.firstUse(of: "s2", expiry: now.addingTimeInterval(600), now: now))
     }
 
-    @Test func itIsBoundedAndFailsClosed() {
+    @Test func expiredValuesAreForgottenAndMayBeUsedAgain() {
         let guardian = ReplayGuard(capacity: 2)
         let now = Date(timeIntervalSince1970: 1_000)
         #expect(guardian.firstUse(of: "a", expiry: now.addingTimeInterval(10), now: now))
-        #expect(guardian.firstUse(of: "b", expiry: now.addingTimeInterval(10), now: now))
-        #expect(!guardian.firstUse(of: "c", expiry: now.addingTimeInterval(10), now: now))
-        #expect(guardian.firstUse(of: "c", expiry: now.addingTimeInterval(30), now: now.addingTimeInterval(20)))
+        #expect(guardian.firstUse(of: "a", expiry: now.addingTimeInterval(30), now: now.addingTimeInterval(20)))
+        #expect(!guardian.firstUse(of: "a", expiry: now.addingTimeInterval(40), now: now.addingTimeInterval(21)))
+        #expect(guardian.count == 1)
+    }
+
+    /// Issue 14.4: 110,000 abandoned sign-ins filled the table and every real sign-in after them was refused as
+    /// "already completed". Now 200,000 of them leave the table at its bound, the newest still guarded, and the
+    /// next real sign-in accepted once.
+    @Test func noAmountOfAbandonedSignInsMakesALegitimateOneFail() {
+        let guardian = ReplayGuard(capacity: 100_000)
+        let now = Date(timeIntervalSince1970: 1_000)
+        let expiry = now.addingTimeInterval(600)
+        let accepted = (0..<200_000).filter { guardian.firstUse(of: "abandoned-\($0)", expiry: expiry, now: now) }
+        #expect(accepted.count == 200_000)
+        #expect(guardian.count == 100_000)
+        #expect(!guardian.firstUse(of: "abandoned-199999", expiry: expiry, now: now), "the newest are still held")
+        #expect(guardian.firstUse(of: "legitimate", expiry: expiry, now: now))
+        #expect(!guardian.firstUse(of: "legitimate", expiry: expiry, now: now.addingTimeInterval(1)))
+        #expect(guardian.count == 100_000)
     }
 }
 

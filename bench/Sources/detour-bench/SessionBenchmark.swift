@@ -15,7 +15,7 @@ enum SessionBenchmark {
             let session = Session(
                 subject: "u-1", email: "ann@example.com", groups: (0..<groups).map { "group-\($0)" }, idToken: token,
                 accessToken: token, signedInAt: now, expiry: now.addingTimeInterval(28_800))
-            let setCookies = cookies.store(session, existing: RequestCookies(headers: []), now: now)
+            let setCookies = try cookies.store(session, existing: RequestCookies(headers: []), now: now)
             let header = setCookies.map { "\($0.name)=\($0.value)" }.joined(separator: "; ") + "; other=1"
             let clock = ContinuousClock()
             var opened = 0

@@ -30,8 +30,25 @@ public struct Configuration: Sendable {
         public var upstreamConnectTimeout = Duration.seconds(5)
         /// How long an upstream may take, after the request's end, to start its response (504 after that).
         public var upstreamTimeout = Duration.seconds(60)
-        /// The largest proxied request body (413 above); `nil` for no limit.
+        /// The largest proxied request body (413 above); `nil` for no limit (`limits.max_body_bytes`, or
+        /// `max_request_body`, its earlier name).
         public var maxRequestBody: Int?
+        /// `server.limits`: what one client may hold (CONTRACT section 3); defaults protect an unconfigured Detour.
+        public var limits = Limits()
+    }
+
+    /// `server.limits`.
+    public struct Limits: Sendable {
+        /// Open client connections; more wait in the kernel's backlog.
+        public var maxConnections = 10_000
+        /// How long a new connection may take to send its whole first request head (slowloris).
+        public var headerTimeout = Duration.seconds(10)
+        /// The longest pause while a request body is read.
+        public var bodyTimeout = Duration.seconds(60)
+        /// How long a kept-alive connection may wait for (and take to send) its next request head.
+        public var idleTimeout = Duration.seconds(75)
+        /// All header lines of one request head together (431 above).
+        public var maxHeaderBytes = 32_768
     }
 
     /// `oidc:`: the provider and this client; `issuer` and `client_id` are present when the section is.

@@ -8,7 +8,10 @@ extension Configuration {
     static let topKeys = ["server", "oidc", "session", "return_to", "policies", "routes", "redirects"]
     static let serverKeys = [
         "listen", "public_url", "prefix", "trusted_proxies", "redirect_http_to_https", "upstream_connect_timeout",
-        "upstream_timeout", "max_request_body",
+        "upstream_timeout", "max_request_body", "limits",
+    ]
+    static let limitsKeys = [
+        "max_connections", "header_timeout", "body_timeout", "idle_timeout", "max_header_bytes", "max_body_bytes",
     ]
     static let oidcKeys = [
         "issuer", "client_id", "client_secret", "client_secret_file", "scopes", "response_mode", "token_endpoint_auth",
@@ -20,7 +23,8 @@ extension Configuration {
     /// Every key a configuration file may hold, dotted (`server.public_url`): what the reference documents.
     public static var allKeys: [String] {
         topKeys + serverKeys.map { "server.\($0)" } + oidcKeys.map { "oidc.\($0)" }
-            + sessionKeys.map { "session.\($0)" } + returnToKeys.map { "return_to.\($0)" }
+            + limitsKeys.map { "server.limits.\($0)" } + sessionKeys.map { "session.\($0)" }
+            + returnToKeys.map { "return_to.\($0)" }
     }
 
     /// Loads and validates a configuration file; reads nothing but the file and `environment`.
@@ -101,6 +105,48 @@ extension Configuration {
             let size = reader.byteSize(value, "server.max_request_body")
         {
             server.maxRequestBody = size
+        }
+        if let value = entries["limits"] {
+            readLimits(value, maxRequestBodyGiven: entries["max_request_body"] != nil, &reader)
+        }
+    }
+
+    private mutating func readLimits(_ node: Node, maxRequestBodyGiven: Bool, _ reader: inout YAMLReader) {
+        guard let entries = reader.mapping(node, "server.limits", keys: Self.limitsKeys) else { return }
+        if let value = entries["max_connections"], let count = reader.int(value, "server.limits.max_connections") {
+            if count < 1 {
+                reader.report(value, "server.limits.max_connections must be at least 1")
+            } else {
+                server.limits.maxConnections = count
+            }
+        }
+        let timeouts: [(String, WritableKeyPath<Limits, Duration>)] = [
+            ("header_timeout", \.headerTimeout), ("body_timeout", \.bodyTimeout), ("idle_timeout", \.idleTimeout),
+        ]
+        for (key, field) in timeouts {
+            if let value = entries[key], let duration = reader.duration(value, "server.limits.\(key)") {
+                if duration <= .zero {
+                    reader.report(value, "server.limits.\(key) must be longer than 0s")
+                } else {
+                    server.limits[keyPath: field] = duration
+                }
+            }
+        }
+        if let value = entries["max_header_bytes"], let size = reader.byteSize(value, "server.limits.max_header_bytes")
+        {
+            if size < 1024 {
+                reader.report(value, "server.limits.max_header_bytes must be at least 1KiB")
+            } else {
+                server.limits.maxHeaderBytes = size
+            }
+        }
+        if let value = entries["max_body_bytes"] {
+            if maxRequestBodyGiven {
+                reader.report(
+                    value, "server.limits.max_body_bytes and server.max_request_body are the same limit: keep one")
+            } else if !reader.isNull(value), let size = reader.byteSize(value, "server.limits.max_body_bytes") {
+                server.maxRequestBody = size
+            }
         }
     }
 

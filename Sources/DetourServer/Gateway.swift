@@ -383,7 +383,9 @@ struct Gateway: Sendable {
     {
         let headers = head.headers
         if !trusted, headers.contains(name: "x-forwarded-uri") || headers.contains(name: "x-original-url") {
-            return .respond { _ in ErrorPage.response(400, "Forwarded request URLs are believed from trusted proxies only.") }
+            return .respond { _ in
+                ErrorPage.response(400, "Forwarded request URLs are believed from trusted proxies only.")
+            }
         }
         func forwarded(_ names: String...) -> String? {
             trusted ? names.lazy.compactMap { headers.first(name: $0) }.first : nil

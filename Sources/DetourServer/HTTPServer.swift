@@ -19,10 +19,18 @@ public final class HTTPServer: Sendable {
     /// connection's event loop, so it must not block.
     public typealias Dispatcher = @Sendable (HTTPRequestHead, ConnectionInfo) -> Dispatch
 
-    /// What a client may send.
+    /// What a client may send and hold (`server.limits`).
     public struct Limits: Sendable {
         /// All header names and values of one request together (431 above).
-        public var maximumHeaderBytes = 64 * 1024
+        public var maximumHeaderBytes = 32 * 1024
+        /// Open client connections; past this many, new ones wait in the kernel's backlog.
+        public var maximumConnections = 10_000
+        /// How long a new connection has to send its first request head whole.
+        public var headerTimeout = TimeAmount.seconds(10)
+        /// The longest pause in a request body Detour is reading.
+        public var bodyTimeout = TimeAmount.seconds(60)
+        /// How long a kept-alive connection has to send its next request head whole.
+        public var idleTimeout = TimeAmount.seconds(75)
         /// A body for Detour's own endpoints (413 above).
         public var maximumEndpointBody = 64 * 1024
         /// A proxied body (413 above); `nil` for no limit.
@@ -42,7 +50,7 @@ public final class HTTPServer: Sendable {
     ) async throws -> HTTPServer {
         let group = MultiThreadedEventLoopGroup.singleton
         let pools = UpstreamPools(group)
-        let connections = Connections()
+        let connections = Connections(limit: limits.maximumConnections)
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -70,6 +78,7 @@ public final class HTTPServer: Sendable {
             }
         do {
             let channel = try await bootstrap.bind(host: host, port: port).get()
+            connections.listening(on: channel)
             return HTTPServer(channel: channel, connections: connections)
         } catch let error as IOError {
             throw ListenError(address: "\(host):\(port)", reason: String(cString: strerror(error.errnoCode)))
@@ -104,7 +113,9 @@ public struct ListenError: Error, CustomStringConvertible {
     public var description: String { "cannot listen on \(address): \(reason)" }
 }
 
-/// The open client connections, so that a shutdown can ask each to finish and wait for the last.
+/// The open client connections, so that a shutdown can ask each to finish and wait for the last, and so
+/// that no more than ``limit`` are open: at the limit the listener stops accepting (new connections wait
+/// in the kernel's backlog) until one closes.
 ///
 /// It holds no promise: a server whose bind failed, or that is dropped without running, leaves nothing
 /// incomplete behind.
@@ -113,10 +124,37 @@ private final class Connections: Sendable {
         var open: [ObjectIdentifier: any Channel] = [:]
         var shuttingDown = false
         var waiting: [CheckedContinuation<Void, Never>] = []
+        var listener: (any Channel)?
+        var accepting = true
         var done: Bool { shuttingDown && open.isEmpty }
     }
 
     private let state = Mutex(State())
+    let limit: Int
+
+    init(limit: Int) { self.limit = limit }
+
+    /// The listening channel, whose accepting is paused at the limit.
+    func listening(on channel: any Channel) {
+        let full = state.withLock { state in
+            state.listener = channel
+            return !state.accepting
+        }
+        if full { channel.setOption(.autoRead, value: false).whenComplete { _ in } }
+    }
+
+    /// Pauses or resumes accepting when the count crosses the limit.
+    private func adjustAccepting(_ state: inout State) -> (any Channel, Bool)? {
+        let shouldAccept = state.open.count < limit
+        guard shouldAccept != state.accepting else { return nil }
+        state.accepting = shouldAccept
+        return state.listener.map { ($0, shouldAccept) }
+    }
+
+    private static func apply(_ change: (any Channel, Bool)?) {
+        guard let (listener, accepting) = change else { return }
+        listener.setOption(.autoRead, value: accepting).whenSuccess { if accepting { listener.read() } }
+    }
 
     /// Returns once shutdown has begun and every connection has closed.
     func allClosed() async {
@@ -132,14 +170,20 @@ private final class Connections: Sendable {
     /// Records a new connection; false once shutting down.
     func open(_ channel: any Channel) -> Bool {
         let id = ObjectIdentifier(channel)
-        let accepted = state.withLock { state in
-            guard !state.shuttingDown else { return false }
+        let (accepted, change) = state.withLock { state -> (Bool, (any Channel, Bool)?) in
+            guard !state.shuttingDown else { return (false, nil) }
             state.open[id] = channel
-            return true
+            return (true, adjustAccepting(&state))
         }
+        Self.apply(change)
         if accepted {
             channel.closeFuture.whenComplete { _ in
-                self.release { $0.open.removeValue(forKey: id) }
+                var change: (any Channel, Bool)?
+                self.release { state in
+                    state.open.removeValue(forKey: id)
+                    change = self.adjustAccepting(&state)
+                }
+                Self.apply(change)
             }
         }
         return accepted

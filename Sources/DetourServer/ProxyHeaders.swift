@@ -29,12 +29,13 @@ enum ProxyHeaders {
         "proxy-authorization", "proxy-authenticate",
     ]
 
-    /// Identity headers only Detour may set, in their normalised spelling; `x-auth-request-` starts more.
-    static let identity = [
-        "x-forwarded-user", "x-forwarded-email", "x-forwarded-groups", "x-forwarded-preferred-username",
-        "x-forwarded-access-token", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host",
-    ]
-    static let identityPrefix = "x-auth-request-"
+    /// Headers only Detour may send upstream, in their normalised spelling (CONTRACT section 7): besides the
+    /// identity headers (all of them start with a prefix below), who the client is (`Forwarded`, `X-Real-IP`)
+    /// and the URL overrides some frameworks obey (`X-Original-URL`, `X-Rewrite-URL`). A client's are removed,
+    /// whoever it is; Detour sends its own `X-Forwarded-For` (the chain, from trusted proxies), `-Proto` and `-Host`.
+    static let identity = ["forwarded", "x-real-ip", "x-original-url", "x-rewrite-url"]
+    /// `X-Auth-Request-*` (forward-auth's identity headers) and every `X-Forwarded-*`.
+    static let identityPrefixes = ["x-auth-request-", "x-forwarded-"]
 
     /// Whether `name` is a spelling of `normalized` (lower case, `-`).
     static func name(_ name: some StringProtocol, spells normalized: String) -> Bool {
@@ -71,9 +72,10 @@ enum ProxyHeaders {
 
     /// Whether only Detour may set this header.
     static func isIdentity(_ name: String) -> Bool {
-        // Only names starting with "x" can be; most headers leave here.
-        guard let first = name.utf8.first, first | 0x20 == UInt8(ascii: "x") else { return false }
-        return (name.utf8.count >= identityPrefix.utf8.count && startsWithSpelling(name, of: identityPrefix))
+        // Only names starting with "x" or "f" can be; most headers leave here.
+        guard let first = name.utf8.first, first | 0x20 == UInt8(ascii: "x") || first | 0x20 == UInt8(ascii: "f")
+        else { return false }
+        return identityPrefixes.contains { name.utf8.count > $0.utf8.count && startsWithSpelling(name, of: $0) }
             || identity.contains { self.name(name, spells: $0) }
     }
 
@@ -134,7 +136,7 @@ enum ProxyHeaders {
     }
 
     /// Whether `name` is `Transfer-Encoding` in some letter case: the header HTTP parsers frame a body by.
-    private static func isTransferEncoding(_ name: String) -> Bool {
+    static func isTransferEncoding(_ name: String) -> Bool {
         name.utf8.elementsEqual("transfer-encoding".utf8) { byte, expected in
             (byte &- UInt8(ascii: "A") < 26 ? byte | 0x20 : byte) == expected
         }

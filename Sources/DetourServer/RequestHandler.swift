@@ -101,6 +101,10 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstr
     /// Watches the current exchange's response deadline (see ``startTimeout(_:)``).
     private var responseTimer: NIOScheduledCallback?
     private var responseTimerDeadline: NIODeadline?
+    /// When the client must have sent what it owes, the rest of a request head or the next piece of a body
+    /// (`server.limits`); `nil` while Detour owes the next step. Watched by ``readTimer`` (see ``expectRead(within:)``).
+    private var readDeadline: NIODeadline?
+    private var readTimer: NIOScheduledCallback?
 
     init(dispatcher: @escaping HTTPServer.Dispatcher, pool: UpstreamPool, limits: HTTPServer.Limits, logger: Logger) {
         self.dispatcher = dispatcher
@@ -113,10 +117,13 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstr
         self.context = context
         allocator = context.channel.allocator
         connection = ConnectionInfo(remoteAddress: context.channel.remoteAddress?.ipAddress)
+        expectRead(within: limits.headerTimeout)
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
         stopResponseTimer()
+        readTimer?.cancel()
+        readTimer = nil
         self.context = nil
     }
 
@@ -182,6 +189,8 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstr
     }
 
     private func handle(_ part: HTTPServerRequestPart, _ context: ChannelHandlerContext) {
+        // A head or a body part starts the body's clock; the end stops it until the next request is due.
+        if case .end = part { readDeadline = nil } else { expectRead(within: limits.bodyTimeout) }
         switch state {
         case .idle:
             if case .head(let head) = part { begin(head, context) }
@@ -271,6 +280,13 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstr
     // MARK: Requests
 
     private func begin(_ head: HTTPRequestHead, _ context: ChannelHandlerContext) {
+        if let problem = RequestFraming.problem(head) {
+            // Before any decision: a head that two servers could read two ways is answered and the connection closed.
+            logger.info("request refused", metadata: ["reason": "\(problem)"])
+            state = .discarding
+            write(ErrorPage.response(400, "The request is malformed (\(problem))."), for: head, closing: true)
+            return
+        }
         start(head, dispatcher(head, connection), context)
     }
 
@@ -400,6 +416,7 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstr
             if end.readableBytes > 0 { context.write(wrapOutboundOut(end), promise: nil) }
             pool.flusher.flushSoon(context)
             state = .idle
+            expectRead(within: limits.idleTimeout)
             if pipelined.isEmpty { resumeReading() } else { servePipelined(context) }
         }
     }
@@ -450,9 +467,11 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstr
                 return
             }
             outgoing = .body(.byteBuffer(chunk))
-        case .end(let trailers):
+        case .end:
+            // A client's trailers never reach the upstream (CONTRACT section 7): fields after the body are where a
+            // check made on the head would not look.
             exchange.requestEnded = true
-            outgoing = .end(trailers)
+            outgoing = .end(nil)
         }
         guard let upstream = exchange.upstream else {
             exchange.waiting.append(outgoing)
@@ -477,6 +496,64 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstr
             state = .discarding
             write(ErrorPage.response(413, "The request body is too large."), for: exchange.request, closing: true)
         }
+    }
+
+    // MARK: Client timeouts
+
+    /// Gives the client `amount` from now to send what it owes. One timer per connection watches the deadline: it
+    /// fires at the deadline or after the shortest of the limits, whichever is sooner, and re-arms itself while the
+    /// deadline lies ahead, so a request costs no timer of its own; a deadline is noticed at most that late.
+    private func expectRead(within amount: TimeAmount) {
+        let deadline = NIODeadline.now() + amount
+        readDeadline = deadline
+        guard readTimer == nil else { return }
+        armReadTimer(deadline)
+    }
+
+    private func armReadTimer(_ deadline: NIODeadline) {
+        let step = min(limits.headerTimeout, limits.bodyTimeout, limits.idleTimeout)
+        readTimer = try? context?.eventLoop.assumeIsolated().scheduleCallback(
+            at: min(deadline, .now() + step), handler: ReadTimer(handler: self))
+    }
+
+    private func readTimerFired() {
+        readTimer = nil
+        guard let deadline = readDeadline else { return }
+        // Reading paused is Detour waiting (on an upstream, a decision, a response): the client is not late.
+        if readPaused { readDeadline = .now() + limits.bodyTimeout }
+        if let later = readDeadline, later > .now() || readPaused {
+            armReadTimer(later)
+            return
+        }
+        readTimedOut(since: deadline)
+    }
+
+    /// The client did not send in time: a connection between requests just closes; a request whose body stopped
+    /// gets a 408 (RFC 9110 15.5.9) when no response has started, then the connection closes.
+    private func readTimedOut(since deadline: NIODeadline) {
+        guard let context else { return }
+        readDeadline = nil
+        logger.debug("client too slow; closing", metadata: ["state": "\(state)"])
+        let head: HTTPRequestHead?
+        switch state {
+        case .collecting(let request, _, _, _), .upgrading(_, let request): head = request
+        case .forwarding(let exchange) where !exchange.responseStarted:
+            detach(exchange, keep: false)
+            head = exchange.request
+        default: head = nil
+        }
+        guard let head, !responding else {
+            context.close(promise: nil)
+            return
+        }
+        state = .discarding
+        write(ErrorPage.response(408, "The request took too long to arrive."), for: head, closing: true)
+    }
+
+    private struct ReadTimer: NIOScheduledCallbackHandler {
+        let handler: RequestHandler
+
+        func handleScheduledCallback(eventLoop: some EventLoop) { handler.readTimerFired() }
     }
 
     /// Gives the exchange its response deadline. One timer per connection watches the deadlines: armed when a

@@ -85,6 +85,18 @@ public struct DetourService: Sendable {
                 ])
         }
         let policies = try configuration.loadPolicies()
+        // An https upstream would be sent plaintext (tokens included): refused until TLS to upstreams is built.
+        let plaintext = policies.routes.filter { $0.upstream.scheme == .https }
+        guard plaintext.isEmpty else {
+            throw ConfigError(
+                diagnostics: plaintext.map {
+                    Diagnostic(
+                        file: $0.location.file, line: $0.location.line, column: $0.location.column,
+                        message:
+                            "not supported yet: route \"\($0.name)\" has an https:// upstream; Detour does not speak TLS to "
+                            + "upstreams yet and never sends plaintext instead")
+                })
+        }
         let trusted: TrustedProxies
         do {
             trusted = try TrustedProxies(configuration.server.trustedProxies)
@@ -113,7 +125,14 @@ public struct DetourService: Sendable {
                 connect: TimeAmount(configuration.server.upstreamConnectTimeout),
                 response: TimeAmount(configuration.server.upstreamTimeout)),
             authentication: authentication)
-        limits = HTTPServer.Limits(maximumRequestBody: configuration.server.maxRequestBody)
+        var limits = HTTPServer.Limits(maximumRequestBody: configuration.server.maxRequestBody)
+        let configured = configuration.server.limits
+        limits.maximumConnections = configured.maxConnections
+        limits.maximumHeaderBytes = configured.maxHeaderBytes
+        limits.headerTimeout = TimeAmount(configured.headerTimeout)
+        limits.bodyTimeout = TimeAmount(configured.bodyTimeout)
+        limits.idleTimeout = TimeAmount(configured.idleTimeout)
+        self.limits = limits
         (host, port) = listen
     }
 

@@ -155,6 +155,9 @@ public struct YAMLReader {
 
     /// A size in bytes: `1048576`, `512KiB`, `10MiB`, `1GiB` (also `KB`/`MB`/`GB`, read as the same powers of 1024).
     public mutating func byteSize(_ node: Node, _ path: String) -> Int? {
+        if case .scalar = node, node.tag.rawValue == Tag.Name.int.rawValue, let bytes = node.int, bytes >= 0 {
+            return bytes  // a plain number of bytes, as CONTRACT section 3 writes `max_header_bytes: 32768`
+        }
         guard let text = string(node, path) else { return nil }
         guard let size = parseByteSize(text) else {
             report(node, "\(path) must be a size such as 512KiB, 10MiB or 1GiB, not \"\(text)\"")

@@ -1,5 +1,6 @@
 import ArgumentParser
 import DetourDev
+import DetourServer
 import Logging
 
 /// `detour dev`: one-command local SSO for trying Detour.
@@ -14,7 +15,7 @@ struct DevCommand: AsyncParsableCommand {
     var port = 4180
 
     func run() async throws {
-        LoggingSystem.bootstrap(StreamLogHandler.standardError)
+        LoggingSystem.bootstrap { EscapingLogHandler(StreamLogHandler.standardError(label: $0)) }
         try await DevelopmentStack.run(port: port, logger: Logger(label: "detour-dev"))
     }
 }

@@ -21,7 +21,7 @@ struct ServeCommand: AsyncParsableCommand {
             var handler = StreamLogHandler.standardError(label: label)
             handler.logLevel =
                 Logger.Level(rawValue: ProcessInfo.processInfo.environment["DETOUR_LOG_LEVEL"] ?? "") ?? .info
-            return handler
+            return EscapingLogHandler(handler)
         }
         let logger = Logger(label: "detour")
         let service: DetourService

@@ -88,7 +88,8 @@ import Testing
                 == .wrongType)
         // An RFC 9068 access token for the client itself is what the header says it is.
         #expect(
-            rejection(TestSigner.token(header: ["alg": "RS256", "kid": "rsa-1", "typ": "at+jwt"], claims: withoutNonce))
+            rejection(
+                TestSigner.token(header: ["alg": "RS256", "kid": "rsa-1", "typ": "at+jwt"], claims: withoutNonce))
                 == nil)
     }
 }

@@ -200,3 +200,56 @@ import Testing
         #expect(ProxyHeaders.firstInvalidValue(in: ["A": "del\u{7F}"] as HTTPHeaders) == "A")
     }
 }
+
+/// Issue 14.8: the heads two servers could read two ways, refused before any decision.
+@Suite struct RequestFramingTests {
+    static func head(version: HTTPVersion = .http1_1, _ fields: [(String, String)]) -> HTTPRequestHead {
+        HTTPRequestHead(version: version, method: .POST, uri: "/", headers: HTTPHeaders(fields))
+    }
+
+    @Test func refusesEachAmbiguousHead() {
+        let host = ("Host", "a.example")
+        #expect(RequestFraming.problem(Self.head([host, ("host", "b.example")])) == .hostCount)
+        #expect(RequestFraming.problem(Self.head([])) == .hostCount)
+        #expect(RequestFraming.problem(Self.head(version: .http1_0, [host, host])) == .hostCount)
+        for coding in ["gzip, chunked", "chunked, chunked", "gzip", "chunked;x=1", "", "identity"] {
+            #expect(
+                RequestFraming.problem(Self.head([host, ("Transfer-Encoding", coding)])) == .transferEncoding,
+                "\(coding)")
+        }
+        #expect(
+            RequestFraming.problem(
+                Self.head([host, ("Transfer-Encoding", "chunked"), ("transfer-encoding", "chunked")]))
+                == .transferEncoding)
+        #expect(
+            RequestFraming.problem(Self.head(version: .http1_0, [host, ("Transfer-Encoding", "chunked")]))
+                == .transferEncoding)
+        #expect(
+            RequestFraming.problem(Self.head([host, ("Transfer-Encoding", "chunked"), ("Content-Length", "3")]))
+                == .transferEncodingAndLength)
+    }
+
+    @Test func acceptsOrdinaryHeads() {
+        let host = ("Host", "a.example")
+        #expect(RequestFraming.problem(Self.head([host])) == nil)
+        #expect(RequestFraming.problem(Self.head(version: .http1_0, [])) == nil)
+        #expect(RequestFraming.problem(Self.head([host, ("Transfer-Encoding", " Chunked ")])) == nil)
+        #expect(RequestFraming.problem(Self.head([host, ("Content-Length", "3")])) == nil)
+        #expect(
+            RequestFraming.problem(Self.head([host, ("Transfer_Encoding", "gzip"), ("Content-Length", "3")])) == nil)
+    }
+}
+
+/// Issue 14.9: a log line is one line, whatever a client or provider sent.
+@Suite struct EscapingLogHandlerTests {
+    @Test func controlCharactersAndBackslashesAreEscaped() {
+        #expect(EscapingLogHandler.escape("plain text, ünïcode") == "plain text, ünïcode")
+        #expect(EscapingLogHandler.escape("a\r\nINFO forged") == "a\\r\\nINFO forged")
+        #expect(
+            EscapingLogHandler.escape("t\tb\u{0}\u{1b}[31m\u{7f}\u{85}\u{2028}\u{2029}")
+                == "t\\tb\\u{0}\\u{1b}[31m\\u{7f}\\u{85}\\u{2028}\\u{2029}")
+        #expect(EscapingLogHandler.escape("a\\nb") == "a\\\\nb", "an escaped line reads back to one original")
+        let nested = EscapingLogHandler.escape(.dictionary(["k": .array([.string("x\ny")])]))
+        #expect("\(nested)".contains("x\\ny"))
+    }
+}

@@ -167,7 +167,8 @@ import Testing
         #expect(fits.groups.count < 2000, "the budget ends somewhere")
         let exact = String(repeating: "a", count: CookiePolicy.budget)
         let policy = CookiePolicy(cookieName: "_detour", domain: nil, secure: true)
-        let stored = try policy.store(exact, name: "n", maxAge: 1, sameSite: .lax, existing: RequestCookies(headers: []))
+        let stored = try policy.store(
+            exact, name: "n", maxAge: 1, sameSite: .lax, existing: RequestCookies(headers: []))
         #expect(stored.count == CookiePolicy.maximumChunks)
         #expect(throws: CookieBudgetExceeded.self) {
             try policy.store(exact + "a", name: "n", maxAge: 1, sameSite: .lax, existing: RequestCookies(headers: []))

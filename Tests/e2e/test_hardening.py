@@ -181,3 +181,83 @@ def test_a_session_too_large_for_cookies_is_a_clear_page_and_detour_keeps_servin
     assert guarded.process.poll() is None, "Detour is still running"
     assert requests.get(guarded.url("/ping")).status_code == 200
     assert signed_in(guarded).get(guarded.url("/echo/x")).status_code == 200
+
+
+def test_smuggling_shapes_and_client_overrides_never_reach_the_upstream(tmp_path, provider):
+    """Issue 14.8: trailers reached the upstream, a second Host was accepted, `Transfer-Encoding: gzip, chunked` was
+    taken as chunked, and Forwarded, X-Real-IP, X-Original-URL, X-Rewrite-URL and any X-Forwarded-* passed through
+    from anyone. Each is tried here on the wire, against a raw upstream that records what it receives."""
+    from test_proxy import in_front_of_a_raw_upstream
+
+    received = []
+
+    def answer(connection):
+        data = b""
+        connection.settimeout(1)
+        try:
+            while chunk := connection.recv(65536):
+                data += chunk
+                if data.endswith(b"\r\n\r\n") and (b"chunked" not in data.lower() or data.endswith(b"0\r\n\r\n")
+                                                   or b"\r\n0\r\n" in data):
+                    break
+        except socket.timeout:
+            pass
+        received.append(data)
+        connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+
+    with in_front_of_a_raw_upstream(tmp_path, provider, answer) as detour:
+        def reply(request):
+            received.clear()
+            with socket.create_connection(("127.0.0.1", detour.port), timeout=5) as client:
+                client.sendall(request)
+                return client.recv(65536)
+
+        refused = [
+            b"GET /x HTTP/1.1\r\nHost: localhost\r\nHost: evil.example\r\n\r\n",
+            b"GET /x HTTP/1.1\r\n\r\n",
+            b"POST /x HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n",
+            b"POST /x HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked, chunked\r\n\r\n0\r\n\r\n",
+            b"POST /x HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: x\r\n\r\n0\r\n\r\n",
+            b"POST /x HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n0\r\n\r\n",
+            b"POST /x HTTP/1.0\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+            b"GET /x HTTP/1.1\r\nHost: localhost\r\nX-A: 1\r\n folded\r\n\r\n",
+        ]
+        for request in refused:
+            answer_bytes = reply(request)
+            assert answer_bytes[:12] in (b"HTTP/1.1 400", b"HTTP/1.0 400"), (request, answer_bytes[:60])
+            assert b"connection: close" in answer_bytes.lower(), request
+            assert received == [], request
+
+        body = b"5\r\nhello\r\n0\r\nX-Trailer: evil\r\nX-Forwarded-User: root\r\n\r\n"
+        assert reply(b"POST /x HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n" + body
+                     ).startswith(b"HTTP/1.1 200")
+        assert received[0].endswith(b"5\r\nhello\r\n0\r\n\r\n"), received[0]
+        assert b"evil" not in received[0] and b"root" not in received[0]
+
+        overrides = (b"Forwarded: for=1.2.3.4;host=evil.example;proto=https\r\nX-Real-IP: 1.2.3.4\r\n"
+                     b"X-Original-URL: /admin\r\nX-Rewrite-URL: /admin\r\nX-Forwarded-Port: 1\r\n"
+                     b"X-Forwarded-Prefix: /evil\r\nX_Forwarded_Server: evil\r\nX-Forwarded-Proto: https\r\n")
+        assert reply(b"GET /x HTTP/1.1\r\nHost: localhost\r\n" + overrides + b"\r\n").startswith(b"HTTP/1.1 200")
+        head = received[0].lower()
+        for name in (b"forwarded:", b"x-real-ip", b"x-original-url", b"x-rewrite-url", b"x-forwarded-port",
+                     b"x-forwarded-prefix", b"x_forwarded_server", b"evil", b"1.2.3.4"):
+            assert name not in head, (name, head)
+        assert b"x-forwarded-proto: http\r\n" in head, "Detour's own, from the connection: the peer is not trusted"
+
+
+def test_nothing_a_client_or_provider_sends_forges_a_log_line(guarded, provider):
+    """Issue 14.9: the provider's `error` went into the log unescaped, so a CR/LF in it wrote a line of its own."""
+    browser = requests.Session()
+    authorize = start(browser, guarded, guarded.url("/")).headers["Location"]
+    state = dict(pair.split("=", 1) for pair in authorize.split("?", 1)[1].split("&"))["state"]
+    forged = "x\r\nINFO detour : signed in sub=root\n\u2028also"
+    answer = browser.get(guarded.url("/oauth2/callback"), params={"state": state, "error": forged},
+                         allow_redirects=False)
+    assert answer.status_code == 403
+    assert "<script" not in answer.text
+    guarded.stop()
+    log = guarded.config.with_name(guarded.config.stem + ".log").read_text()
+    assert "the provider refused sign-in" in log
+    assert not any(line.startswith("INFO detour : signed in sub=root") for line in log.splitlines()), log
+    assert "x\\r\\nINFO detour : signed in sub=root\\nalso" not in log
+    assert "\\r\\nINFO detour : signed in sub=root\\n\\u{2028}also" in log

@@ -90,3 +90,73 @@ def test_upstream_connections_are_kept_alive_and_reused(limited, upstream):
     after = requests.get(upstream + "/stats").json()["connections"]
     # Python's http.server closes nothing between requests here; one or two connections, never twenty.
     assert after - before <= 2
+
+
+@pytest.fixture
+def guarded_limits(tmp_path, provider, upstream):
+    """`server.limits` short enough to watch: what an unconfigured Detour does with its defaults, in seconds."""
+    limits = ('  limits:\n    max_connections: 20\n    header_timeout: "1s"\n    body_timeout: "1s"\n'
+              '    idle_timeout: "2s"\n    max_header_bytes: 8192')
+    instance = Detour(tmp_path, provider, extra=routes(upstream, free_port()), server=limits)
+    wait_for(instance.url("/ready"))
+    yield instance
+    instance.stop()
+
+
+def closed_within(connection, seconds):
+    """Whether the peer closes `connection` within `seconds` (bytes it sends first are read and returned)."""
+    connection.settimeout(seconds)
+    received = b""
+    try:
+        while chunk := connection.recv(4096):
+            received += chunk
+        return True, received
+    except socket.timeout:
+        return False, received
+
+
+def test_slowloris_heads_are_cut_off_and_others_are_served_meanwhile(guarded_limits):
+    """Issue 14.7: one client holding half-sent heads starved everyone. Each connection now has header_timeout to
+    send its head whole, so the held ones close and a well-behaved client is served all along."""
+    held = []
+    for _ in range(15):
+        connection = socket.create_connection(("127.0.0.1", guarded_limits.port))
+        connection.sendall(b"GET /echo/public/x HTTP/1.1\r\nHost: localhost\r\nX-Slow: ")
+        held.append(connection)
+    assert requests.get(guarded_limits.url("/echo/public/x"), timeout=2).status_code == 200
+    for connection in held:
+        closed, _ = closed_within(connection, 4)
+        assert closed, "a head that never ends is cut off"
+        connection.close()
+
+
+def test_a_stalled_body_gets_408_and_an_idle_keep_alive_connection_closes(guarded_limits):
+    with socket.create_connection(("127.0.0.1", guarded_limits.port)) as connection:
+        connection.sendall(b"POST /echo/public/x HTTP/1.1\r\nHost: localhost\r\nContent-Length: 10\r\n\r\nab")
+        closed, received = closed_within(connection, 5)
+        assert closed and received.startswith(b"HTTP/1.1 408"), received[:40]
+    with socket.create_connection(("127.0.0.1", guarded_limits.port)) as connection:
+        connection.sendall(b"GET /echo/public/x HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        closed, received = closed_within(connection, 6)
+        assert closed and received.startswith(b"HTTP/1.1 200"), "answered, then closed when idle_timeout passed"
+    with socket.create_connection(("127.0.0.1", guarded_limits.port)) as connection:
+        connection.sendall(b"GET /echo/public/x HTTP/1.1\r\nHost: localhost\r\nX-Big: " + b"a" * 9000 + b"\r\n\r\n")
+        assert connection.recv(4096).startswith(b"HTTP/1.1 431"), "max_header_bytes is the configured 8192"
+
+
+def test_past_max_connections_new_clients_wait_in_the_backlog_and_are_served_later(guarded_limits):
+    held = [socket.create_connection(("127.0.0.1", guarded_limits.port)) for _ in range(20)]
+    try:
+        waiting = socket.create_connection(("127.0.0.1", guarded_limits.port))  # the kernel's backlog takes it
+        waiting.sendall(b"GET /echo/public/x HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        waiting.settimeout(0.5)
+        with pytest.raises(socket.timeout):
+            waiting.recv(4096)
+        # The held connections send nothing: header_timeout closes them, and the waiting client is accepted.
+        waiting.settimeout(5)
+        assert waiting.recv(4096).startswith(b"HTTP/1.1 200")
+        waiting.close()
+        assert guarded_limits.process.poll() is None
+    finally:
+        for connection in held:
+            connection.close()

@@ -96,6 +96,16 @@ let package = Package(
             name: "detour-bench", dependencies: ["DetourRedirect", "DetourPolicy", "DetourSessions"],
             path: "bench/Sources/detour-bench",
             swiftSettings: strictness),
+        // Fuzz targets for the parsers of client and provider input. Built plainly it replays a corpus; built by
+        // scripts/fuzz with -sanitize=fuzzer and -DFUZZING it is a libFuzzer binary (debug only: @testable import).
+        .executableTarget(
+            name: "detour-fuzz",
+            dependencies: [
+                "DetourServer", "DetourConfig", "DetourOIDC", "DetourPolicy", "DetourRedirect", "DetourSessions",
+                .product(name: "Crypto", package: "swift-crypto"), .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"), .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            path: "Fuzz/Sources/detour-fuzz", swiftSettings: strictness),
         .testTarget(name: "DetourCurlTests", dependencies: ["DetourCurl"], swiftSettings: strictness),
         .testTarget(name: "DetourSessionsTests", dependencies: ["DetourSessions"], swiftSettings: strictness),
         .testTarget(
@@ -110,7 +120,10 @@ let package = Package(
             swiftSettings: strictness),
         .testTarget(
             name: "DetourServerTests",
-            dependencies: ["DetourServer", "DetourRedirect", .product(name: "NIOHTTP1", package: "swift-nio")],
+            dependencies: [
+                "DetourServer", "DetourRedirect", .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: strictness),
         .testTarget(name: "DetourCLITests", dependencies: ["detour"], swiftSettings: strictness),
     ]

@@ -1,4 +1,5 @@
 import DetourRedirect
+import Logging
 import NIOHTTP1
 import Testing
 

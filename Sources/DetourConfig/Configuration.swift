@@ -126,7 +126,7 @@ public struct Configuration: Sendable {
     public var engineSettings: PolicyEngine.Settings {
         PolicyEngine.Settings(
             publicURL: baseURL, prefix: server.prefix, redirectHTTPToHTTPS: server.redirectHTTPToHTTPS,
-            preservePost: returnTo.preservePost)
+            preservePost: returnTo.preservePost, returnTargets: signInTargets)
     }
 
     /// The configuration with every default, as if loaded from an empty file.

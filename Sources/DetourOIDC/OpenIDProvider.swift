@@ -44,25 +44,22 @@ public struct ClientRegistration: Sendable {
 }
 
 /// What a refresh-token grant yields (RFC 6749 6): a new access token and, when the provider rotates
-/// them, a new refresh token and ID token.
+/// them, a new refresh token. (An ID token in the answer is validated, and must name the same subject.)
 public struct Refreshed: Sendable {
     public let accessToken: String
     public let accessTokenExpiry: Date?
     public let refreshToken: String?
-    public let idToken: String?
 
-    public init(accessToken: String, accessTokenExpiry: Date?, refreshToken: String?, idToken: String?) {
+    public init(accessToken: String, accessTokenExpiry: Date?, refreshToken: String?) {
         self.accessToken = accessToken
         self.accessTokenExpiry = accessTokenExpiry
         self.refreshToken = refreshToken
-        self.idToken = idToken
     }
 }
 
-/// What a successful sign-in yields.
+/// What a successful sign-in yields: the validated ID token's claims (the token itself is not kept).
 public struct SignedIn: Sendable {
     public let claims: TokenClaims
-    public let idToken: String
     public let accessToken: String?
     public let accessTokenExpiry: Date?
     public let refreshToken: String?
@@ -158,7 +155,7 @@ public final class OpenIDProvider: Sendable {
             throw OIDCError(.badProviderResponse, "the token response has no id_token")
         }
         let claims = try validator.validate(
-            idToken, keys: try await keys.keys(containing: IDTokenValidator.keyID(of: idToken)),
+            idToken, keys: try await keys.keys(containing: IDTokenValidator.keyID(of: idToken), fromProvider: true),
             nonce: loginState.nonce,
             now: now)
         let accessToken = body["access_token"]?.string
@@ -167,7 +164,7 @@ public final class OpenIDProvider: Sendable {
             userinfo = try await fetchUserinfo(endpoint, accessToken: accessToken, subject: claims.subject)
         }
         return SignedIn(
-            claims: claims, idToken: idToken, accessToken: accessToken,
+            claims: claims, accessToken: accessToken,
             accessTokenExpiry: body["expires_in"]?.number.map { now.addingTimeInterval($0) },
             refreshToken: body["refresh_token"]?.string, userinfo: userinfo)
     }
@@ -184,7 +181,8 @@ public final class OpenIDProvider: Sendable {
         let idToken = body["id_token"]?.string
         if let idToken {
             let claims = try validator.validate(
-                idToken, keys: try await keys.keys(containing: IDTokenValidator.keyID(of: idToken)), nonce: nil,
+                idToken, keys: try await keys.keys(containing: IDTokenValidator.keyID(of: idToken), fromProvider: true),
+                nonce: nil,
                 now: now)
             guard claims.subject == subject else {
                 throw OIDCError(.subjectMismatch, "the refreshed ID token names another subject")
@@ -192,7 +190,7 @@ public final class OpenIDProvider: Sendable {
         }
         return Refreshed(
             accessToken: accessToken, accessTokenExpiry: body["expires_in"]?.number.map { now.addingTimeInterval($0) },
-            refreshToken: body["refresh_token"]?.string, idToken: idToken)
+            refreshToken: body["refresh_token"]?.string)
     }
 
     /// A bearer JWT access token, validated against the provider's keys (``AccessTokenValidator``).
@@ -285,10 +283,14 @@ public final class OpenIDProvider: Sendable {
     }
 
     /// RP-initiated logout: the provider's end-session URL, or `nil` when it has none.
-    public func endSessionURL(idToken: String?, postLogoutRedirect: String) -> String? {
+    ///
+    /// It names this client (`client_id`, which RP-Initiated Logout 1.0 section 2 accepts in place of
+    /// `id_token_hint` to check `post_logout_redirect_uri`) and never carries the ID token: a URL is kept by
+    /// browser history, proxies' logs and `Referer` headers, and tokens never appear in URLs Detour builds
+    /// (CONTRACT section 7). A provider may then ask the user to confirm the sign-out.
+    public func endSessionURL(postLogoutRedirect: String) -> String? {
         guard let endpoint = metadata?.endSessionEndpoint else { return nil }
-        var parameters = [("post_logout_redirect_uri", postLogoutRedirect), ("client_id", registration.clientID)]
-        if let idToken { parameters.insert(("id_token_hint", idToken), at: 0) }
+        let parameters = [("client_id", registration.clientID), ("post_logout_redirect_uri", postLogoutRedirect)]
         return endpoint + (endpoint.contains("?") ? "&" : "?") + FormEncoding.encode(parameters)
     }
 

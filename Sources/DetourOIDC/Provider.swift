@@ -49,9 +49,12 @@ extension CurlClient: ProviderTransport {}
 
 /// The provider's signing keys, fetched on demand and cached.
 ///
-/// Guarantees: concurrent requests for keys share one fetch; an unknown `kid` triggers a refetch (key
-/// rotation) at most once per ``minimumRefetchInterval``, so forged `kid`s cannot hammer the provider;
-/// a fetched set replaces the old one whole; a failed fetch keeps the old set.
+/// Guarantees: concurrent requests for keys share one fetch; an unknown `kid` in a token that strangers
+/// present (a bearer token) triggers a refetch (key rotation) at most once per ``minimumRefetchInterval``,
+/// so forged `kid`s cannot hammer the provider; an unknown `kid` in an ID token the token endpoint just
+/// returned refetches at once (a provider that rotates its keys just before signing must not fail the
+/// sign-in: OpenID RP certification); a fetched set replaces the old one whole; a failed fetch keeps the
+/// old set.
 public actor KeyCache {
     private let transport: any ProviderTransport
     private let jwksURI: String
@@ -67,9 +70,14 @@ public actor KeyCache {
     }
 
     /// Keys that contain `keyID` if the provider has it (refetching once if needed), else the current set.
-    public func keys(containing keyID: String?) async throws(OIDCError) -> KeySet {
+    ///
+    /// - Parameter fromProvider: the token came from the provider itself (the token endpoint's answer), so an
+    ///   unknown `kid` is a rotation, refetched at once rather than after ``minimumRefetchInterval``.
+    public func keys(containing keyID: String?, fromProvider: Bool = false) async throws(OIDCError) -> KeySet {
         if let current, keyID.map({ current.keys[$0] != nil }) ?? true { return current }
-        if let current, let lastFetch, ContinuousClock.now - lastFetch < minimumRefetchInterval { return current }
+        if !fromProvider, let current, let lastFetch, ContinuousClock.now - lastFetch < minimumRefetchInterval {
+            return current
+        }
         return try await fetch()
     }
 

@@ -16,11 +16,15 @@ public struct PolicyEngine: Sendable {
         public var preservePost: Bool
         /// The largest form body A2b keeps, in bytes.
         public var preservedFormLimit: Int
+        /// `return_to.allowed_hosts`: besides the hosts routes name, the hosts whose origin Detour builds its own
+        /// absolute URLs on (``PolicyEngine/origin(scheme:host:)``).
+        public var returnTargets: ReturnTargetPolicy?
 
         public init(
             publicURL: BrowserURL, prefix: String = "/oauth2", redirectHTTPToHTTPS: Bool = false,
-            preservePost: Bool = false, preservedFormLimit: Int = 64 * 1024
+            preservePost: Bool = false, preservedFormLimit: Int = 64 * 1024, returnTargets: ReturnTargetPolicy? = nil
         ) {
+            self.returnTargets = returnTargets
             self.publicURL = publicURL
             self.prefix = prefix
             self.redirectHTTPToHTTPS = redirectHTTPToHTTPS
@@ -97,7 +101,9 @@ public struct PolicyEngine: Sendable {
         }
 
         if request.scheme == .http, settings.redirectHTTPToHTTPS,
-            let https = try? BrowserURL(parsing: "https://\(hostName)\(path)")
+            let https = try? BrowserURL(
+                parsing:
+                    "https://\(namesOrAllows(.https, hostName, request.host) ? String(hostName) : publicHost)\(path)")
         {
             return Decision(
                 outcome: .redirect(.permanentRedirect, location: https), reason: "https-redirect", rule: nil)
@@ -121,9 +127,33 @@ public struct PolicyEngine: Sendable {
         return decide(request, route: route, path: path)
     }
 
-    /// The URL the client asked for, as a browser would write it (the return target after sign-in).
+    /// The URL the client asked for, as a browser would write it (the return target after sign-in, the base of a
+    /// redirect rule's `Location`), on ``origin(scheme:host:)``.
     private func requestURL(_ request: Request, _ path: RequestPath) -> BrowserURL? {
-        try? BrowserURL(parsing: "\(request.scheme.rawValue)://\(request.host)\(path)")
+        try? BrowserURL(parsing: path.appended(to: origin(scheme: request.scheme, host: request.host)))
+    }
+
+    /// The origin Detour builds its own absolute URLs for a request on (redirect rules, the return target, an
+    /// upstream's `Location` moved to the public origin): the request's own scheme and `Host` when a route or
+    /// redirect rule names that host or `return_to.allowed_hosts` allows it, else the public URL's origin. A
+    /// `Host` nobody configured never chooses where Detour's redirects point (CONTRACT section 7).
+    public func origin(scheme: BrowserURL.Scheme, host: String) -> String {
+        guard let name = Self.hostName(host), namesOrAllows(scheme, name, host),
+            let url = try? BrowserURL(parsing: "\(scheme.rawValue)://\(host)/")
+        else { return settings.publicURL.origin }
+        return url.origin
+    }
+
+    private func namesOrAllows(_ scheme: BrowserURL.Scheme, _ name: Substring, _ host: String) -> Bool {
+        if routes.names(host: name) || redirects.names(host: name) { return true }
+        guard let targets = settings.returnTargets else { return false }
+        if case .allowed = targets.evaluate("\(scheme.rawValue)://\(host)/") { return true }
+        return false
+    }
+
+    /// The public URL's host (and port), where an unconfigured `Host` is sent instead.
+    private var publicHost: String {
+        settings.publicURL.host.description + (settings.publicURL.port.map { ":\($0)" } ?? "")
     }
 
     private func decide(_ request: Request, route: Compiled<Route>, path: RequestPath) -> Decision {

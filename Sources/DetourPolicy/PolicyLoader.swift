@@ -4,15 +4,18 @@ public import Yams
 
 extension PolicySet {
     static let routeKeys = [
-        "name", "match", "upstream", "allow", "public", "methods", "bearer", "preflight", "pass_access_token",
+        "name", "match", "upstream", "upstream_tls", "allow", "public", "methods", "bearer", "preflight",
+        "pass_access_token",
     ]
+    static let upstreamTLSKeys = ["ca_file", "server_name", "cert_file", "key_file"]
     static let redirectKeys = ["name", "match", "methods", "to", "status"]
     static let matchKeys = ["host", "path"]
     static let allowKeys = ["authenticated", "email", "email_domain", "group", "claim"]
 
     /// Every key a route, redirect rule, `match` or allow item may hold: what the reference documents.
     public static var allKeys: [String] {
-        routeKeys + redirectKeys + matchKeys.map { "match.\($0)" } + allowKeys
+        routeKeys + redirectKeys + matchKeys.map { "match.\($0)" } + upstreamTLSKeys.map { "upstream_tls.\($0)" }
+            + allowKeys
     }
 
     /// Parses a policy file's text (`routes:` and `redirects:`).
@@ -74,11 +77,63 @@ extension PolicySet {
         let preflight =
             entries["preflight"].flatMap { reader.choice($0, "\(path).preflight", as: PreflightMode.self) } ?? .pass
         let passAccessToken = entries["pass_access_token"].flatMap { reader.bool($0, "\(path).pass_access_token") }
+        var tls = UpstreamTLS()
+        if let upstream {
+            tls = readUpstreamTLS(entries["upstream_tls"], for: upstream, node, "\(path).upstream_tls", &reader)
+        }
         guard reader.diagnostics.count == before, let upstream else { return nil }
         return Route(
             name: name, host: host, path: prefix, upstream: upstream, allow: allow, publicPaths: publicPaths,
             methods: methods, bearer: bearer, preflight: preflight, passAccessToken: passAccessToken ?? false,
-            location: location(node, reader))
+            upstreamTLS: tls, location: location(node, reader))
+    }
+
+    /// `upstream_tls`, for `https://` upstreams only. An upstream addressed by IP needs `server_name`: a certificate
+    /// is verified against a name.
+    private static func readUpstreamTLS(
+        _ node: Node?, for upstream: BrowserURL, _ route: Node, _ path: String, _ reader: inout YAMLReader
+    ) -> UpstreamTLS {
+        var tls = UpstreamTLS()
+        if let node {
+            guard upstream.scheme == .https else {
+                reader.report(node, "\(path) applies to https:// upstreams only")
+                return tls
+            }
+            guard let entries = reader.mapping(node, path, keys: upstreamTLSKeys) else { return tls }
+            func file(_ key: String) -> String? {
+                guard let value = entries[key], !reader.isNull(value), let text = reader.string(value, "\(path).\(key)")
+                else { return nil }
+                if text.hasPrefix("/") { return text }
+                let folder = reader.file.split(separator: "/", omittingEmptySubsequences: false).dropLast()
+                return folder.isEmpty ? text : folder.joined(separator: "/") + "/" + text
+            }
+            tls.caFile = file("ca_file")
+            tls.certFile = file("cert_file")
+            tls.keyFile = file("key_file")
+            if (tls.certFile == nil) != (tls.keyFile == nil) {
+                reader.report(
+                    node, "\(path).cert_file and \(path).key_file go together (a client certificate and its key)")
+            }
+            if let value = entries["server_name"], !reader.isNull(value),
+                let text = reader.string(value, "\(path).server_name")
+            {
+                if let url = try? BrowserURL(parsing: "https://\(text)/"), case .domain(let name) = url.host,
+                    url.port == nil, name == text.lowercased()
+                {
+                    tls.serverName = name
+                } else {
+                    reader.report(value, "\(path).server_name must be a host name such as app.internal: \"\(text)\"")
+                }
+            }
+        }
+        let addressedByName = if case .domain = upstream.host { true } else { false }
+        if upstream.scheme == .https, tls.serverName == nil, !addressedByName {
+            reader.report(
+                node ?? route,
+                "\(path).server_name is required for an https:// upstream addressed by IP: the name its certificate is "
+                    + "verified against")
+        }
+        return tls
     }
 
     private static func readRedirect(_ node: Node, _ path: String, _ reader: inout YAMLReader) -> RedirectRule? {

@@ -89,6 +89,26 @@ public enum PreflightMode: String, Sendable, Hashable, CaseIterable {
     case pass, deny
 }
 
+/// `upstream_tls`: how an `https://` upstream is verified and reached. Paths are absolute, resolved against
+/// the folder of the file that declares the route.
+public struct UpstreamTLS: Sendable, Hashable {
+    /// Extra trust anchors (PEM), besides the system's.
+    public var caFile: String?
+    /// The name sent as SNI and verified in the certificate; `nil`: the upstream URL's host.
+    public var serverName: String?
+    /// A client certificate chain (PEM), for upstreams that require mutual TLS; with ``keyFile``.
+    public var certFile: String?
+    /// The client certificate's private key (PEM).
+    public var keyFile: String?
+
+    public init(caFile: String? = nil, serverName: String? = nil, certFile: String? = nil, keyFile: String? = nil) {
+        self.caFile = caFile
+        self.serverName = serverName
+        self.certFile = certFile
+        self.keyFile = keyFile
+    }
+}
+
 /// A protected application: which requests it takes and who may reach it.
 public struct Route: Sendable, Hashable {
     public let name: String
@@ -103,6 +123,8 @@ public struct Route: Sendable, Hashable {
     public let bearer: BearerMode
     public let preflight: PreflightMode
     public let passAccessToken: Bool
+    /// For an `https://` upstream: how it is verified (the system's trust store and the URL's host by default).
+    public let upstreamTLS: UpstreamTLS
     public let location: SourceLocation
     /// `upstream`'s origin, serialised once.
     let upstreamOrigin: String
@@ -110,8 +132,9 @@ public struct Route: Sendable, Hashable {
     init(
         name: String, host: HostPattern, path: PathPrefix, upstream: BrowserURL, allow: [AllowRule],
         publicPaths: [PathPrefix], methods: Set<String>?, bearer: BearerMode, preflight: PreflightMode,
-        passAccessToken: Bool, location: SourceLocation
+        passAccessToken: Bool, upstreamTLS: UpstreamTLS = UpstreamTLS(), location: SourceLocation
     ) {
+        self.upstreamTLS = upstreamTLS
         self.name = name
         self.host = host
         self.path = path

@@ -45,6 +45,19 @@ struct RuleIndex<Rule: Sendable>: Sendable {
         }
     }
 
+    /// Whether a rule names `host` (lower case, no port) exactly or by a wildcard; rules for any host do not count.
+    func names(host: Substring) -> Bool {
+        if exact[host] != nil { return true }
+        guard !wildcard.isEmpty else { return false }
+        let utf8 = host.utf8
+        var index = utf8.startIndex
+        while let dot = utf8[index...].firstIndex(of: UInt8(ascii: ".")) {
+            index = utf8.index(after: dot)
+            if wildcard[host[index...]] != nil { return true }
+        }
+        return false
+    }
+
     /// The most specific rule for `host` (lower case, no port) and the normalised `path` that `accepts`.
     func first(host: Substring, path written: String, where accepts: (Rule) -> Bool = { _ in true }) -> Rule? {
         // Most policies have no redirect rules: no host to hash then.

@@ -293,7 +293,7 @@ public struct Endpoints: Sendable {
             emailVerified: claims["email_verified"]?.bool,
             groups: claims["groups"]?.strings ?? [], preferredUsername: claims["preferred_username"]?.string,
             claims: extra,
-            idToken: signedIn.idToken, accessToken: signedIn.accessToken, accessTokenExpiry: signedIn.accessTokenExpiry,
+            accessToken: signedIn.accessToken, accessTokenExpiry: signedIn.accessTokenExpiry,
             refreshToken: signedIn.refreshToken, signedInAt: now,
             expiry: now.addingTimeInterval(Double(lifetime.components.seconds)))
     }
@@ -307,7 +307,7 @@ public struct Endpoints: Sendable {
         let session = sessions.session(in: request.cookies, now: now)
         let cleared = sessions.policy.delete(name: sessions.policy.sessionName, existing: request.cookies)
         var next = target
-        if let endSession = provider.endSessionURL(idToken: session?.idToken, postLogoutRedirect: target.href),
+        if let endSession = provider.endSessionURL(postLogoutRedirect: target.href),
             let url = try? BrowserURL(parsing: endSession)
         {
             next = url

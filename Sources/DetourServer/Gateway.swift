@@ -28,6 +28,11 @@ struct Gateway: Sendable {
     let upstreamTimeouts: UpstreamTimeouts
     /// Bearer tokens and session refresh; `nil` where no provider is configured (tests of the pure parts).
     let authentication: Authentication?
+    /// How to reach each route's `https://` upstream, by route name.
+    let upstreamTLS: [String: UpstreamTLSClient]
+    /// ``PolicyEngine/origin(scheme:host:)``, captured once: a response's rewriting closure holds one reference to
+    /// it rather than a copy of the engine.
+    private let origin: @Sendable (BrowserURL.Scheme, String) -> String
     private let counters = RequestCounters()
     private let endpointFolder: String
     private let forwardAuthPath: String
@@ -36,9 +41,11 @@ struct Gateway: Sendable {
     init(
         engine: PolicyEngine, endpoints: Endpoints, sessions: SessionCookies, scheme: BrowserURL.Scheme, prefix: String,
         trustedProxies: TrustedProxies, upstreamTimeouts: UpstreamTimeouts = UpstreamTimeouts(),
-        authentication: Authentication? = nil
+        authentication: Authentication? = nil, upstreamTLS: [String: UpstreamTLSClient] = [:]
     ) {
         self.authentication = authentication
+        self.upstreamTLS = upstreamTLS
+        origin = { [engine] scheme, host in engine.origin(scheme: scheme, host: host) }
         self.upstreamTimeouts = upstreamTimeouts
         self.engine = engine
         self.endpoints = endpoints
@@ -159,7 +166,11 @@ struct Gateway: Sendable {
         let label = decision.rule ?? decision.reason
         switch decision.outcome {
         case .proxy(let upstream, let added, let passAccessToken):
-            guard let address = upstreamAddress(upstream, memo: memo) else {
+            // An https upstream is reached with its route's TLS, or not at all (never in plaintext).
+            let tls = upstream.utf8.starts(with: "https:".utf8) ? decision.rule.flatMap { upstreamTLS[$0] } : nil
+            guard let address = upstreamAddress(upstream, memo: memo),
+                tls != nil || !upstream.utf8.starts(with: "https:".utf8)
+            else {
                 return (label, .respond { _ in EndpointResponse(status: 502, body: "bad upstream\n") })
             }
             let head = request.head
@@ -196,7 +207,7 @@ struct Gateway: Sendable {
             }
             var upstreamHead = HTTPRequestHead(version: .http1_1, method: head.method, uri: String(address.target))
             upstreamHead.headers = HTTPHeaders(fields)
-            let (scheme, host, uri) = (request.scheme.rawValue, headers.first(name: "host") ?? "", head.uri)
+            let (scheme, host, uri, origin) = (request.scheme, headers.first(name: "host") ?? "", head.uri, origin)
             return (
                 label,
                 .proxy(
@@ -209,11 +220,11 @@ struct Gateway: Sendable {
                             counters.count(route: label, status: Int(head.status.code), redirect: false)
                             // The public URL is spelt out only when a response carries a Location.
                             var rewritten = ProxyHeaders.forClient(
-                                head, upstreamRequest: upstream, publicRequest: "\(scheme)://\(host)\(uri)")
+                                head, upstreamRequest: upstream, publicRequest: origin(scheme, host) + uri)
                             rewritten.added = setCookies.map { ("Set-Cookie", $0) }
                             return rewritten
                         },
-                        timeouts: upstreamTimeouts))
+                        timeouts: upstreamTimeouts, tls: tls))
             )
         case .endpoint:
             return ("detour", .respond { await endpoints.handle($0) })

@@ -49,7 +49,7 @@ public final class HTTPServer: Sendable {
         host: String, port: Int, limits: Limits = Limits(), logger: Logger, dispatcher: @escaping Dispatcher
     ) async throws -> HTTPServer {
         let group = MultiThreadedEventLoopGroup.singleton
-        let pools = UpstreamPools(group)
+        let pools = UpstreamPools(group, logger: logger)
         let connections = Connections(limit: limits.maximumConnections)
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 256)
@@ -215,9 +215,11 @@ private final class Connections: Sendable {
 private struct UpstreamPools: Sendable {
     private let pools: [ObjectIdentifier: UpstreamPool]
 
-    init(_ group: MultiThreadedEventLoopGroup) {
+    init(_ group: MultiThreadedEventLoopGroup, logger: Logger) {
         var pools: [ObjectIdentifier: UpstreamPool] = [:]
-        for loop in group.makeIterator() { pools[ObjectIdentifier(loop)] = UpstreamPool(eventLoop: loop) }
+        for loop in group.makeIterator() {
+            pools[ObjectIdentifier(loop)] = UpstreamPool(eventLoop: loop, logger: logger)
+        }
         self.pools = pools
     }
 

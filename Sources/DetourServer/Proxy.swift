@@ -1,8 +1,10 @@
 import DetourPolicy
 import DetourSessions
+import Logging
 public import NIOCore
 public import NIOHTTP1
 import NIOPosix
+import NIOSSL
 
 /// Where one request goes: Detour answers it (its endpoints and the matrix's answers, from a body read
 /// whole) or an upstream does (streamed).
@@ -21,6 +23,11 @@ public struct ProxyPlan: Sendable {
     public var head: HTTPRequestHead
     var rewriteResponse: @Sendable (HTTPResponseHead) -> ClientResponseHead
     public var timeouts = UpstreamTimeouts()
+    /// For an `https://` upstream, how to speak TLS to it; `nil` for `http://`.
+    var tls: UpstreamTLSClient?
+
+    /// Which pooled connections can carry this request.
+    var upstream: UpstreamPool.Key { UpstreamPool.Key(host: host, port: port, tls: tls) }
 }
 
 /// How long Detour waits for an upstream: to connect (502 after that), and from the end of the request
@@ -84,6 +91,8 @@ final class UpstreamPool: @unchecked Sendable {
     struct Key: Hashable {
         let host: String
         let port: Int
+        /// `nil` for plain HTTP.
+        let tls: UpstreamTLSClient?
     }
 
     static let maximumIdlePerUpstream = 128
@@ -91,6 +100,7 @@ final class UpstreamPool: @unchecked Sendable {
     let eventLoop: any EventLoop
     /// The loop's end-of-turn flushes, shared by its client and upstream connections.
     let flusher: TickFlusher
+    let logger: Logger
     /// Per upstream, as a reference: taking and giving back change the list in place (changing an array inside a
     /// dictionary goes through an accessor that allocated three times per request).
     private var idle: [Key: IdleConnections] = [:]
@@ -99,8 +109,9 @@ final class UpstreamPool: @unchecked Sendable {
         var connections: [UpstreamHandler] = []
     }
 
-    init(eventLoop: any EventLoop) {
+    init(eventLoop: any EventLoop, logger: Logger) {
         self.eventLoop = eventLoop
+        self.logger = logger
         flusher = TickFlusher(eventLoop: eventLoop)
     }
 
@@ -150,6 +161,7 @@ final class UpstreamPool: @unchecked Sendable {
                     let pipeline = channel.pipeline.syncOperations
                     let writer = UpstreamWriter()
                     let decoder = HTTPResponseDecoder(informationalResponseStrategy: .forward)
+                    if let tls = key.tls { try pipeline.addHandler(try tls.handler()) }
                     try pipeline.addHandler(writer)
                     try pipeline.addHandler(ByteToMessageHandler(decoder))
                     try pipeline.addHandler(UpstreamHandler(key: key, pool: self, writer: writer, decoder: decoder))
@@ -245,7 +257,16 @@ final class UpstreamHandler: ChannelDuplexHandler {
         delegate?.upstreamClosed()
     }
 
-    func errorCaught(context: ChannelHandlerContext, error: any Error) { context.close(promise: nil) }
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if let tls = key.tls, error is NIOSSLError || error is BoringSSLError {
+            pool.logger.warning(
+                "upstream TLS failed; the request gets a 502 and is never sent in plaintext",
+                metadata: [
+                    "upstream": "\(key.host):\(key.port)", "server_name": "\(tls.serverName)", "error": "\(error)",
+                ])
+        }
+        context.close(promise: nil)
+    }
 
     func read(context: ChannelHandlerContext) {
         if readPaused { pendingRead = true } else { context.read() }

@@ -319,7 +319,7 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstr
             }
             let exchange = Exchange(plan: plan, request: head)
             state = .forwarding(exchange)
-            if let upstream = pool.take(UpstreamPool.Key(host: plan.host, port: plan.port)) {
+            if let upstream = pool.take(plan.upstream) {
                 exchange.reusedConnection = true
                 attach(upstream, to: exchange)
             } else {
@@ -425,7 +425,7 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstr
 
     private func connect(_ exchange: Exchange) {
         pauseReading()
-        let key = UpstreamPool.Key(host: exchange.plan.host, port: exchange.plan.port)
+        let key = exchange.plan.upstream
         pool.connect(key, timeout: exchange.plan.timeouts.connect).assumeIsolated().whenComplete { result in
             guard case .forwarding(let current) = self.state, current === exchange else {
                 if case .success(let upstream) = result { upstream.close() }

@@ -85,18 +85,7 @@ public struct DetourService: Sendable {
                 ])
         }
         let policies = try configuration.loadPolicies()
-        // An https upstream would be sent plaintext (tokens included): refused until TLS to upstreams is built.
-        let plaintext = policies.routes.filter { $0.upstream.scheme == .https }
-        guard plaintext.isEmpty else {
-            throw ConfigError(
-                diagnostics: plaintext.map {
-                    Diagnostic(
-                        file: $0.location.file, line: $0.location.line, column: $0.location.column,
-                        message:
-                            "not supported yet: route \"\($0.name)\" has an https:// upstream; Detour does not speak TLS to "
-                            + "upstreams yet and never sends plaintext instead")
-                })
-        }
+        let upstreamTLS = try Self.upstreamTLS(for: policies.routes)
         let trusted: TrustedProxies
         do {
             trusted = try TrustedProxies(configuration.server.trustedProxies)
@@ -124,7 +113,7 @@ public struct DetourService: Sendable {
             upstreamTimeouts: UpstreamTimeouts(
                 connect: TimeAmount(configuration.server.upstreamConnectTimeout),
                 response: TimeAmount(configuration.server.upstreamTimeout)),
-            authentication: authentication)
+            authentication: authentication, upstreamTLS: upstreamTLS)
         var limits = HTTPServer.Limits(maximumRequestBody: configuration.server.maxRequestBody)
         let configured = configuration.server.limits
         limits.maximumConnections = configured.maxConnections
@@ -134,6 +123,26 @@ public struct DetourService: Sendable {
         limits.idleTimeout = TimeAmount(configured.idleTimeout)
         self.limits = limits
         (host, port) = listen
+    }
+
+    /// TLS for every route with an `https://` upstream, made now so that an unreadable `upstream_tls` file stops
+    /// start-up with its route's position rather than failing requests later.
+    static func upstreamTLS(for routes: [Route]) throws(ConfigError) -> [String: UpstreamTLSClient] {
+        var clients: [String: UpstreamTLSClient] = [:]
+        var diagnostics: [Diagnostic] = []
+        for route in routes where route.upstream.scheme == .https && clients[route.name] == nil {
+            do {
+                clients[route.name] = try UpstreamTLSClient(
+                    route.upstreamTLS, upstreamHost: route.upstream.host.description)
+            } catch {
+                diagnostics.append(
+                    Diagnostic(
+                        file: route.location.file, line: route.location.line, column: route.location.column,
+                        message: "route \"\(route.name)\": \(error)"))
+            }
+        }
+        guard diagnostics.isEmpty else { throw ConfigError(diagnostics: diagnostics) }
+        return clients
     }
 
     static func parseListen(_ text: String) -> (String, Int)? {

@@ -47,7 +47,6 @@ struct SessionRefresher: Sendable {
                 renewed.accessToken = tokens.accessToken
                 renewed.accessTokenExpiry = tokens.accessTokenExpiry
                 renewed.refreshToken = tokens.refreshToken ?? refreshToken
-                renewed.idToken = tokens.idToken ?? session.idToken
                 Counter(label: "detour_session_refreshes_total", dimensions: [("result", "success")]).increment()
                 return (renewed, until)
             } catch {

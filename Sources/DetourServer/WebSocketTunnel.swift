@@ -31,6 +31,7 @@ enum WebSocketTunnel {
             .connectTimeout(plan.timeouts.connect)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    if let tls = plan.tls { try channel.pipeline.syncOperations.addHandler(try tls.handler()) }
                     try channel.pipeline.syncOperations.addHandler(UpgradeResponseReader())
                 }
             }

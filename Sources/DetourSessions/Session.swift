@@ -7,10 +7,9 @@ public struct Session: Sendable, Hashable {
     public var emailVerified: Bool?
     public var groups: [String]
     public var preferredUsername: String?
-    /// Other string or string-list claims, for policies.
+    /// Other string or string-list claims, for policies. (The ID token itself is not kept: nothing after
+    /// sign-in needs it, and sign-out never puts it in a URL.)
     public var claims: [String: [String]]
-    /// For `id_token_hint` at sign-out.
-    public var idToken: String?
     public var accessToken: String?
     public var accessTokenExpiry: Date?
     public var refreshToken: String?
@@ -19,8 +18,8 @@ public struct Session: Sendable, Hashable {
 
     public init(
         subject: String, email: String? = nil, emailVerified: Bool? = nil, groups: [String] = [],
-        preferredUsername: String? = nil, claims: [String: [String]] = [:], idToken: String? = nil,
-        accessToken: String? = nil, accessTokenExpiry: Date? = nil, refreshToken: String? = nil, signedInAt: Date,
+        preferredUsername: String? = nil, claims: [String: [String]] = [:], accessToken: String? = nil,
+        accessTokenExpiry: Date? = nil, refreshToken: String? = nil, signedInAt: Date,
         expiry: Date
     ) {
         self.subject = subject
@@ -29,7 +28,6 @@ public struct Session: Sendable, Hashable {
         self.groups = groups
         self.preferredUsername = preferredUsername
         self.claims = claims
-        self.idToken = idToken
         self.accessToken = accessToken
         self.accessTokenExpiry = accessTokenExpiry
         self.refreshToken = refreshToken

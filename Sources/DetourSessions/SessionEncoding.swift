@@ -1,11 +1,11 @@
 import Foundation
 
 /// The session's byte layout inside the sealed cookie: read on every request, so a compact binary form
-/// rather than JSON. Version 1: strings as a 32-bit length and UTF-8, optionals as a presence byte,
+/// rather than JSON. Version 2 (version 1 also held the ID token): strings as a 32-bit length and UTF-8, optionals as a presence byte,
 /// lists as a 32-bit count, dates as 64-bit milliseconds since 1970, all big-endian. Reading checks
 /// every bound and answers `nil` for anything malformed.
 extension Session {
-    private static let encodingVersion: UInt8 = 1
+    private static let encodingVersion: UInt8 = 2
 
     func encoded() -> [UInt8] {
         var writer = ByteWriter()
@@ -19,7 +19,6 @@ extension Session {
             writer.string(claim.key)
             writer.list(claim.value) { $0.string($1) }
         }
-        writer.optional(idToken) { $0.string($1) }
         writer.optional(accessToken) { $0.string($1) }
         writer.optional(accessTokenExpiry) { $0.date($1) }
         writer.optional(refreshToken) { $0.string($1) }
@@ -39,7 +38,7 @@ extension Session {
                 guard let key = reader.string(), let values = reader.list({ $0.string() }) else { return nil }
                 return (key, values)
             }),
-            let idToken = reader.optional({ $0.string() }), let accessToken = reader.optional({ $0.string() }),
+            let accessToken = reader.optional({ $0.string() }),
             let accessTokenExpiry = reader.optional({ $0.date() }), let refreshToken = reader.optional({ $0.string() }),
             let signedInAt = reader.date(), let expiry = reader.date(), reader.isAtEnd
         else { return nil }
@@ -47,7 +46,7 @@ extension Session {
             subject: subject, email: email, emailVerified: emailVerified, groups: groups,
             preferredUsername: preferredUsername,
             claims: Dictionary(claimList, uniquingKeysWith: { first, _ in first }),
-            idToken: idToken, accessToken: accessToken, accessTokenExpiry: accessTokenExpiry,
+            accessToken: accessToken, accessTokenExpiry: accessTokenExpiry,
             refreshToken: refreshToken, signedInAt: signedInAt, expiry: expiry)
     }
 }

@@ -75,6 +75,32 @@ func json(_ status: Int = 200, _ text: String) -> HTTPResponse {
         #expect(transport.count == 2, "a known kid needs no fetch")
     }
 
+    /// Issue 14.12: a provider that rotates its keys just before signing (OpenID RP certification) made sign-in fail
+    /// for 30 s, since the refetch for the new `kid` was rate-limited like a stranger's bearer token.
+    @Test func anIDTokenFromTheTokenEndpointRefetchesAtOnceAndOnlyOnce() async throws {
+        let rotated = Atomic<Bool>(false)
+        let transport = ScriptedTransport { _ in
+            let kid = rotated.load(ordering: .relaxed) ? "rotated" : "rsa-1"
+            return json(200, "{\"keys\":[\(TestSigner.jwk(rsa: TestSigner.rsa, kid: kid))]}")
+        }
+        let cache = KeyCache(
+            transport: transport, jwksURI: "https://idp.example/jwks", minimumRefetchInterval: .seconds(60))
+        _ = try await cache.keys(containing: "rsa-1")
+        rotated.store(true, ordering: .relaxed)
+        #expect(try await cache.keys(containing: "rotated").keys["rotated"] == nil)
+        #expect(transport.count == 1, "a stranger's unknown kid waits for the interval")
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for _ in 0..<10 {
+                group.addTask {
+                    let keys = try await cache.keys(containing: "rotated", fromProvider: true)
+                    #expect(keys.keys["rotated"] != nil)
+                }
+            }
+            try await group.waitForAll()
+        }
+        #expect(transport.count == 2, "the provider's own token refetches at once, ten of them once")
+    }
+
     static func provider(
         authentication: ClientRegistration.Authentication = .clientSecretBasic, userinfoSubject: String = "u-1",
         tokenStatus: Int = 200

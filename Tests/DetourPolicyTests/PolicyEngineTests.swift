@@ -212,4 +212,43 @@ import Testing
                 == "https://auth.example.com/oauth2/start?rd=https%3A%2F%2Fapp.example.com%2Fa%2520b%3Fx%3D1%26y%3D%2Fz%23f"
         )
     }
+
+    /// Issue 14.8: Detour's own redirects took their origin from whatever `Host` a client sent.
+    @Test func absoluteURLsAreBuiltOnlyOnConfiguredHosts() throws {
+        let engine = PolicyEngine(
+            policies: try PolicySet.parse(
+                """
+                routes:
+                  - { name: app, match: { host: "app.example.com" }, upstream: "http://127.0.0.1:1", allow: [{ authenticated: true }] }
+                  - { name: any, match: { path: "/any/" }, upstream: "http://127.0.0.1:1", allow: [{ authenticated: true }] }
+                redirects:
+                  - { name: hop, match: { path: "/v1/" }, to: "/v2/", status: 307 }
+                """, file: "p.yaml", environment: [:]),
+            settings: .init(
+                publicURL: try BrowserURL(parsing: "https://auth.example.com"), redirectHTTPToHTTPS: true,
+                returnTargets: ReturnTargetPolicy(
+                    base: try BrowserURL(parsing: "https://auth.example.com"),
+                    allowedHosts: [try AllowedHost(parsing: "*.corp.example")])))
+        #expect(engine.origin(scheme: .https, host: "app.example.com") == "https://app.example.com")
+        #expect(engine.origin(scheme: .https, host: "APP.example.com.:443") == "https://app.example.com")
+        #expect(engine.origin(scheme: .https, host: "wiki.corp.example") == "https://wiki.corp.example")
+        for forged in ["evil.example", "app.example.com.evil.example", "", "a b", "evil.example:8443"] {
+            #expect(engine.origin(scheme: .https, host: forged) == "https://auth.example.com", "\(forged)")
+        }
+        func location(_ url: String, method: String = "GET") -> String? {
+            if case .redirect(_, let location) = Self.decide(engine, url, method: method).outcome {
+                return location.href
+            }
+            return nil
+        }
+        #expect(location("https://evil.example/v1/x?y") == "https://auth.example.com/v2/x?y")
+        #expect(location("https://app.example.com/v1/x") == "https://app.example.com/v2/x")
+        #expect(location("http://evil.example/x") == "https://auth.example.com/x", "H1")
+        #expect(location("http://app.example.com/x") == "https://app.example.com/x", "H1")
+        if case .signIn(_, let returnTo, _) = Self.decide(engine, "https://evil.example/any/x").outcome {
+            #expect(returnTo.href == "https://auth.example.com/any/x")
+        } else {
+            Issue.record("anonymous requests sign in")
+        }
+    }
 }

@@ -35,8 +35,7 @@ import Testing
             grants.add(1, ordering: .relaxed)
             try? await Task.sleep(for: .milliseconds(50))
             return Refreshed(
-                accessToken: "at-2", accessTokenExpiry: now.addingTimeInterval(600), refreshToken: token + "-next",
-                idToken: nil)
+                accessToken: "at-2", accessTokenExpiry: now.addingTimeInterval(600), refreshToken: token + "-next")
         }
         let session = Self.session(expiresIn: 10)
         let renewed = await withTaskGroup(of: Session?.self) { group in

@@ -86,7 +86,7 @@ import Testing
     }
 
     static let session = Session(
-        subject: "u-1", email: "ann@example.com", groups: ["admins"], idToken: "eyJ.id.token", accessToken: "at",
+        subject: "u-1", email: "ann@example.com", groups: ["admins"], accessToken: "at",
         signedInAt: now, expiry: now.addingTimeInterval(8 * 3600))
 
     @Test func aSessionCookieHasTheContractsAttributes() throws {
@@ -264,7 +264,7 @@ import Testing
 @Suite struct SessionEncodingTests {
     static let full = Session(
         subject: "u-1", email: "ann@example.com", emailVerified: true, groups: ["a", "b"], preferredUsername: "ann",
-        claims: ["department": ["eng"], "roles": ["x", "y"]], idToken: "id", accessToken: "at",
+        claims: ["department": ["eng"], "roles": ["x", "y"]], accessToken: "at",
         accessTokenExpiry: Date(timeIntervalSince1970: 1_800_000_123.456), refreshToken: "rt",
         signedInAt: Date(timeIntervalSince1970: 1_800_000_000), expiry: Date(timeIntervalSince1970: 1_800_028_800))
 

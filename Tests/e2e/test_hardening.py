@@ -19,6 +19,11 @@ routes:
     upstream: "{upstream}"
     allow: [{{ authenticated: true }}]
     public: ["/echo/static/"]
+redirects:
+  - name: hop
+    match: {{ path: "/v1/" }}
+    to: "/echo/v2/"
+    status: 307
 """
 
 
@@ -261,3 +266,23 @@ def test_nothing_a_client_or_provider_sends_forges_a_log_line(guarded, provider)
     assert not any(line.startswith("INFO detour : signed in sub=root") for line in log.splitlines()), log
     assert "x\\r\\nINFO detour : signed in sub=root\\nalso" not in log
     assert "\\r\\nINFO detour : signed in sub=root\\n\\u{2028}also" in log
+
+
+def test_a_forged_host_never_chooses_where_detours_redirects_point(guarded):
+    """Issue 14.8: a redirect rule for any host built its Location on whatever Host the client sent, so one forged
+    request (or a cache in front keyed without Host) sent people to another site. Only a Host a route names or the
+    allowlist allows is used; any other gets the public URL's origin."""
+    def location(host):
+        with socket.create_connection(("127.0.0.1", guarded.port), timeout=5) as client:
+            client.sendall(b"GET /v1/orders?x=1 HTTP/1.1\r\nHost: " + host + b"\r\nConnection: close\r\n\r\n")
+            reply = b""
+            while chunk := client.recv(65536):
+                reply += chunk
+        assert reply.startswith(b"HTTP/1.1 307"), reply[:60]
+        return [line.split(b": ", 1)[1] for line in reply.split(b"\r\n") if line.lower().startswith(b"location:")][0]
+
+    public = guarded.url("/echo/v2/orders?x=1").encode()
+    assert location(b"evil.example") == public
+    assert location(b"localhost.evil.example:1") == public
+    assert location(b"app.example.com") == public, "allow-listed for https only: plain http gets the public origin"
+    assert location(b"localhost:" + str(guarded.port).encode()) == public

@@ -13,7 +13,7 @@ enum SessionBenchmark {
         let token = String(repeating: "x", count: 900)
         for (label, groups) in [("typical", 5), ("large, chunked", 300)] {
             let session = Session(
-                subject: "u-1", email: "ann@example.com", groups: (0..<groups).map { "group-\($0)" }, idToken: token,
+                subject: "u-1", email: "ann@example.com", groups: (0..<groups).map { "group-\($0)" },
                 accessToken: token, signedInAt: now, expiry: now.addingTimeInterval(28_800))
             let setCookies = try cookies.store(session, existing: RequestCookies(headers: []), now: now)
             let header = setCookies.map { "\($0.name)=\($0.value)" }.joined(separator: "; ") + "; other=1"

@@ -51,7 +51,7 @@ import Testing
         ),
         (
             "routes:\n  - { name: app, upstream: \"http://10.0.0.5:80\", allow: [{ authenticated: true }] }",
-            "routes:\n  - { name: app, upstream: \"https://10.0.0.5\", allow: [{ authenticated: true }] }",
+            "routes:\n  - { name: app, upstream: \"https://10.0.0.5\", upstream_tls: { server_name: app.internal }, allow: [{ authenticated: true }] }",
             "warning: route \"app\" sends identities and tokens to http://10.0.0.5 over plain http"
         ),
         (

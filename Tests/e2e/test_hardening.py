@@ -286,3 +286,73 @@ def test_a_forged_host_never_chooses_where_detours_redirects_point(guarded):
     assert location(b"localhost.evil.example:1") == public
     assert location(b"app.example.com") == public, "allow-listed for https only: plain http gets the public origin"
     assert location(b"localhost:" + str(guarded.port).encode()) == public
+
+
+def rss_mib(pid):
+    status = open(f"/proc/{pid}/status").read()
+    return int(status.split("VmRSS:")[1].split()[0]) / 1024
+
+
+def malformed_requests(count, seed):
+    """`count` hostile request heads: random bytes, giant headers and cookies, bad percent-encoding, invalid UTF-8,
+    forged and truncated session cookies, broken framing."""
+    import random
+    rng = random.Random(seed)
+    cookie_names = [b"_detour", b"_detour_0", b"_detour_1", b"_detour_3", b"_detour_7", b"_detour_state", b"x"]
+    for index in range(count):
+        kind = index % 8
+        if kind == 0:
+            yield bytes(rng.getrandbits(8) for _ in range(rng.randint(1, 600)))
+        elif kind == 1:
+            yield b"GET /echo/x HTTP/1.1\r\nHost: localhost\r\nX-Big: " + b"a" * rng.randint(30000, 70000) + b"\r\n\r\n"
+        elif kind == 2:
+            cookies = b"; ".join(rng.choice(cookie_names) + b"=" + bytes(rng.choice(b"AQab09-_%=;\xff")
+                                 for _ in range(rng.randint(0, 4000))) for _ in range(rng.randint(1, 8)))
+            yield b"GET /echo/x HTTP/1.1\r\nHost: localhost\r\nAccept: application/json\r\nCookie: " + cookies + b"\r\n\r\n"
+        elif kind == 3:
+            path = b"/echo/" + bytes(rng.choice(b"%2eE5cfF0;#?/\\.az") for _ in range(rng.randint(1, 200)))
+            yield b"GET " + path + b" HTTP/1.1\r\nHost: localhost\r\n\r\n"
+        elif kind == 4:
+            yield (b"GET /echo/\xc3\x28\xff\xfe HTTP/1.1\r\nHost: local\xffhost\r\nX-U: \xed\xa0\x80\xf4\x90\x80\x80\r\n"
+                   b"Authorization: Bearer " + bytes(rng.getrandbits(8) % 94 + 33 for _ in range(300)) + b"\r\n\r\n")
+        elif kind == 5:
+            yield (b"POST /echo/public/x HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n"
+                   + bytes(rng.choice(b"0123456789abcdefxz\r\n;") for _ in range(rng.randint(1, 300))))
+        elif kind == 6:
+            yield (b"GET /oauth2/callback?state=" + bytes(rng.choice(b"abc%\xff&=") for _ in range(200)) +
+                   b"&code=x HTTP/1.1\r\nHost: localhost\r\nCookie: _detour_state=" +
+                   bytes(rng.choice(b"AQab09-_") for _ in range(rng.randint(0, 3000))) + b"\r\n\r\n")
+        else:
+            method = bytes(rng.choice(b"GETPOS\x00 /") for _ in range(rng.randint(1, 12)))
+            yield method + b" /" + bytes(rng.getrandbits(8) for _ in range(40)) + b" HTTP/1." + \
+                bytes([rng.getrandbits(8)]) + b"\r\n\r\n"
+
+
+def test_ten_thousand_malformed_requests_leave_detour_serving_with_flat_memory(guarded):
+    """Issue 14: random bytes, giant headers and cookies, bad percent-encoding and invalid UTF-8, from four clients
+    at once. Detour must answer or close each, stay alive and serving, and end with the memory it started with."""
+    import concurrent.futures
+
+    def send(request):
+        try:
+            with socket.create_connection(("127.0.0.1", guarded.port), timeout=5) as client:
+                client.sendall(request)
+                client.shutdown(socket.SHUT_WR)
+                while client.recv(65536):
+                    pass
+        except OSError:
+            pass  # closed while the rest was still being sent (reset, broken pipe): an answer too
+
+    def run(count, seed):
+        with concurrent.futures.ThreadPoolExecutor(4) as pool:
+            list(pool.map(send, malformed_requests(count, seed)))
+
+    run(2000, seed=1)  # warm up: pools, caches and allocator arenas reach their working size
+    before = rss_mib(guarded.process.pid)
+    run(10000, seed=2)
+    after = rss_mib(guarded.process.pid)
+    assert guarded.process.poll() is None, "Detour is alive"
+    assert requests.get(guarded.url("/ping")).status_code == 200
+    assert signed_in(guarded).get(guarded.url("/echo/x")).status_code == 200, "and still serving"
+    print(f"malformed-input run: RSS {before:.1f} MiB before, {after:.1f} MiB after 10,000 requests")
+    assert after - before < 16, f"memory grew from {before:.1f} to {after:.1f} MiB"

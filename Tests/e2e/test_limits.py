@@ -1,6 +1,7 @@
 """The proxy's limits and timeouts end to end: 431, 413, 504, an upstream answering before the upload ends,
 and keep-alive connections to the upstream reused from the pool."""
 import socket
+import time
 
 import pytest
 import requests
@@ -147,6 +148,9 @@ def test_a_stalled_body_gets_408_and_an_idle_keep_alive_connection_closes(guarde
 def test_past_max_connections_new_clients_wait_in_the_backlog_and_are_served_later(guarded_limits):
     held = [socket.create_connection(("127.0.0.1", guarded_limits.port)) for _ in range(20)]
     try:
+        # Accepting pauses once the twentieth is open; connections the listener took in the same accept batch are
+        # served (the limit holds to within one batch), so the next one arrives after that.
+        time.sleep(0.3)
         waiting = socket.create_connection(("127.0.0.1", guarded_limits.port))  # the kernel's backlog takes it
         waiting.sendall(b"GET /echo/public/x HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
         waiting.settimeout(0.5)

@@ -122,8 +122,8 @@ let package = Package(
         .testTarget(
             name: "DetourServerTests",
             dependencies: [
-                "DetourServer", "DetourRedirect", .product(name: "NIOHTTP1", package: "swift-nio"),
-                .product(name: "Logging", package: "swift-log"),
+                "DetourServer", "DetourRedirect", "DetourConfig", "DetourOIDC", "DetourCurl", "DetourSessions",
+                .product(name: "NIOHTTP1", package: "swift-nio"), .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strictness),
         .testTarget(name: "DetourCLITests", dependencies: ["detour"], swiftSettings: strictness),

@@ -75,7 +75,9 @@ public actor KeyCache {
     ///   unknown `kid` is a rotation, refetched at once rather than after ``minimumRefetchInterval``.
     public func keys(containing keyID: String?, fromProvider: Bool = false) async throws(OIDCError) -> KeySet {
         if let current, keyID.map({ current.keys[$0] != nil }) ?? true { return current }
-        if !fromProvider, let current, let lastFetch, ContinuousClock.now - lastFetch < minimumRefetchInterval {
+        // Strangers' tokens refetch at most once per interval, also while no set has loaded yet.
+        if !fromProvider, let lastFetch, ContinuousClock.now - lastFetch < minimumRefetchInterval {
+            guard let current else { throw OIDCError(.providerUnavailable, "the key set has not loaded yet") }
             return current
         }
         return try await fetch()
@@ -100,7 +102,8 @@ public actor KeyCache {
             }
             inFlight = task
         }
-        defer { inFlight = nil }
+        // Cleared by the fetch that set it: one started after it finished must not be forgotten while it runs.
+        defer { if inFlight == task { inFlight = nil } }
         do {
             let keys = try await task.value
             current = keys

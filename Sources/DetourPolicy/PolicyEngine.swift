@@ -44,13 +44,17 @@ public struct PolicyEngine: Sendable {
         public var target: String
         /// `nil` when not signed in.
         public var identity: Identity?
+        /// Asked about by a proxy in front (forward-auth): the request is the application's own, so a path under
+        /// Detour's endpoints is judged by the routes like any other.
+        public var forwarded: Bool
         /// A header's value by lower-case name.
         public var header: (String) -> String?
 
         public init(
             method: String, scheme: BrowserURL.Scheme, host: String, target: String, identity: Identity?,
-            header: @escaping (String) -> String?
+            forwarded: Bool = false, header: @escaping (String) -> String?
         ) {
+            self.forwarded = forwarded
             self.method = method
             self.scheme = scheme
             self.host = host
@@ -72,7 +76,7 @@ public struct PolicyEngine: Sendable {
         self.settings = settings
         self.policies = policies
         routes = RuleIndex(
-            policies.routes.map(Compiled.init), host: \.rule.host, path: \.rule.path, foldingCase: true)
+            policies.routes.map(Compiled.init), host: \.rule.host, path: \.rule.path, foldingSpellings: true)
         redirects = RuleIndex(policies.redirects.map(Compiled.init), host: \.rule.host, path: \.rule.path)
         endpointPrefix = settings.prefix + "/"
         bearerRoutes = Dictionary(
@@ -108,7 +112,9 @@ public struct PolicyEngine: Sendable {
             return Decision(
                 outcome: .redirect(.permanentRedirect, location: https), reason: "https-redirect", rule: nil)
         }
-        if path.path == settings.prefix || path.path.hasPrefix(endpointPrefix) || Self.rootEndpoints.contains(path.path)
+        if !request.forwarded,
+            path.path == settings.prefix || path.path.hasPrefix(endpointPrefix)
+                || Self.rootEndpoints.contains(path.path)
         {
             return Decision(outcome: .endpoint, reason: "detour-endpoint", rule: nil)
         }
@@ -236,7 +242,9 @@ public struct PolicyEngine: Sendable {
 
     /// `Host` without its port, lower case, and without one trailing dot (`app.example.com.` names the same
     /// site to browsers and nginx, so it must meet the same routes); `nil` when it is not a host a browser
-    /// could have sent.
+    /// could have sent, or not in the one spelling browsers send (CONTRACT section 5.1: hosts compare after
+    /// ASCII lower-casing only). `app%2Eexample.com`, `0x7f.1` or a full-width name would be read as another
+    /// host by a URL parser than by the upstream or nginx, which pick a server by the name as written.
     static func hostName(_ header: String) -> Substring? {
         var name = header.utf8[...]
         if let colon = name.lastIndex(of: UInt8(ascii: ":")),
@@ -246,7 +254,10 @@ public struct PolicyEngine: Sendable {
         }
         if isPlainDomain(name) { return Substring(name) }
         guard let parsed = parsedHostName(header) else { return nil }
-        return parsed.utf8.last == UInt8(ascii: ".") ? parsed.dropLast() : parsed
+        let host = parsed.utf8.last == UInt8(ascii: ".") ? parsed.dropLast() : parsed
+        let written = name.last == UInt8(ascii: ".") ? name.dropLast() : name
+        let canonical = written.elementsEqual(host.utf8) { ($0 &- UInt8(ascii: "A") < 26 ? $0 | 0x20 : $0) == $1 }
+        return canonical ? host : nil
     }
 
     /// The WHATWG host parser's reading of a `Host` header, which the fast path must agree with.

@@ -4,8 +4,10 @@
 /// Specificity (CONTRACT 5.1): an exact host before a wildcard host (longer suffix first) before no
 /// host; within a host, the longest matching path prefix. Rules with the same host and prefix keep
 /// their written order, so the first one wins and the others are shadowed (`policy check` says so).
-/// With `foldingCase`, prefixes compare ASCII case-insensitively (routes: `/ADMIN/x` falls under the
-/// route for `/admin/`, since common upstreams serve both spellings alike).
+/// With `foldingSpellings` (routes), a path meets the rules of every spelling an upstream may serve as
+/// it: prefixes compare in ``routingKey(_:)``'s form (ASCII lower case, segments without trailing dots or
+/// spaces), and a prefix ending in `/` also takes the path without that slash (`/admin` is Express's and
+/// Spring's `/admin/`).
 struct RuleIndex<Rule: Sendable>: Sendable {
     /// Rules by exact prefix, each list in written order, and the prefix lengths present, so that a
     /// candidate of another length costs no hashing.
@@ -30,13 +32,15 @@ struct RuleIndex<Rule: Sendable>: Sendable {
     private var exact: [Substring: PathTable] = [:]
     private var wildcard: [Substring: PathTable] = [:]
     private var anyHost = PathTable()
-    private let foldsCase: Bool
+    private let foldsSpellings: Bool
 
-    init(_ rules: [Rule], host: (Rule) -> HostPattern, path: (Rule) -> PathPrefix, foldingCase: Bool = false) {
-        foldsCase = foldingCase
+    init(
+        _ rules: [Rule], host: (Rule) -> HostPattern, path: (Rule) -> PathPrefix, foldingSpellings: Bool = false
+    ) {
+        foldsSpellings = foldingSpellings
         for rule in rules {
             let written = path(rule).value
-            let prefix = Substring(foldingCase ? Self.asciiLowercased(written) : written)
+            let prefix = Substring(foldingSpellings ? Self.routingKey(written) : written)
             switch host(rule) {
             case .exactly(let name): exact[Substring(name), default: PathTable()].add(rule, prefix: prefix)
             case .subdomains(let suffix): wildcard[Substring(suffix), default: PathTable()].add(rule, prefix: prefix)
@@ -62,27 +66,32 @@ struct RuleIndex<Rule: Sendable>: Sendable {
     func first(host: Substring, path written: String, where accepts: (Rule) -> Bool = { _ in true }) -> Rule? {
         // Most policies have no redirect rules: no host to hash then.
         if exact.isEmpty, wildcard.isEmpty, anyHost.isEmpty { return nil }
-        let path = foldsCase ? Self.asciiLowercased(written) : written
-        if let table = exact[host], let rule = Self.longestPrefix(in: table, path: path, accepts) { return rule }
+        let path = foldsSpellings ? Self.routingKey(written) : written
+        if let table = exact[host], let rule = longestPrefix(in: table, path: path, accepts) { return rule }
         if !wildcard.isEmpty {
             // Suffixes of the host at label boundaries, longest first: a.b.example.com -> b.example.com -> ...
             let utf8 = host.utf8
             var index = utf8.startIndex
             while let dot = utf8[index...].firstIndex(of: UInt8(ascii: ".")) {
                 index = utf8.index(after: dot)
-                if let table = wildcard[host[index...]], let rule = Self.longestPrefix(in: table, path: path, accepts) {
+                if let table = wildcard[host[index...]], let rule = longestPrefix(in: table, path: path, accepts) {
                     return rule
                 }
             }
         }
-        return Self.longestPrefix(in: anyHost, path: path, accepts)
+        return longestPrefix(in: anyHost, path: path, accepts)
     }
 
     /// Tries the prefixes that can match `path`, longest first: the path itself, then at each `/`
     /// from the right the prefix with and without that slash (`/a/b` -> `/a/`, `/a`, `/`).
-    private static func longestPrefix(in table: PathTable, path: String, _ accepts: (Rule) -> Bool) -> Rule? {
+    private func longestPrefix(in table: PathTable, path: String, _ accepts: (Rule) -> Bool) -> Rule? {
         guard !table.isEmpty else { return nil }
         if let rule = table.first(path[...], where: accepts) { return rule }
+        if foldsSpellings, !path.hasSuffix("/"), table.lengths.contains(path.utf8.count + 1),
+            let rule = table.first(Substring(path + "/"), where: accepts)
+        {
+            return rule
+        }
         let utf8 = path.utf8
         var end = utf8.endIndex
         while let slash = utf8[..<end].lastIndex(of: UInt8(ascii: "/")) {
@@ -98,9 +107,24 @@ struct RuleIndex<Rule: Sendable>: Sendable {
         return nil
     }
 
-    /// `text` with ASCII capitals in lower case; the same string, not a copy, when it has none.
-    static func asciiLowercased(_ text: String) -> String {
-        guard text.utf8.contains(where: { $0 &- UInt8(ascii: "A") < 26 }) else { return text }
-        return String(decoding: text.utf8.map { $0 &- UInt8(ascii: "A") < 26 ? $0 | 0x20 : $0 }, as: UTF8.self)
+    /// The form route prefixes and paths compare in: ASCII lower case, and every segment without its trailing dots
+    /// and encoded spaces (Windows servers serve `/ADMIN./` and `/admin%20/` as `/admin/`). The same string, not a
+    /// copy, for the usual path that has none of these.
+    static func routingKey(_ path: String) -> String {
+        var previous: UInt8 = 0
+        let usual = path.utf8.allSatisfy { byte in
+            defer { previous = byte }
+            return byte &- UInt8(ascii: "A") >= 26 && byte != UInt8(ascii: "%")
+                && !(byte == UInt8(ascii: "/") && previous == UInt8(ascii: "."))
+        }
+        guard !usual || previous == UInt8(ascii: ".") else { return path }
+        let lowered = String(decoding: path.utf8.map { $0 &- UInt8(ascii: "A") < 26 ? $0 | 0x20 : $0 }, as: UTF8.self)
+        return lowered.split(separator: "/", omittingEmptySubsequences: false).map { segment in
+            var segment = segment
+            while segment.hasSuffix(".") || segment.hasSuffix("%20") {
+                segment = segment.dropLast(segment.hasSuffix(".") ? 1 : 3)
+            }
+            return segment
+        }.joined(separator: "/")
     }
 }

@@ -1,3 +1,4 @@
+import Foundation
 public import Logging
 
 /// A log handler that writes through another with every control character escaped, so that nothing a
@@ -5,8 +6,10 @@ public import Logging
 /// the next one (CONTRACT section 7).
 ///
 /// Guarantees: in the message and in every metadata value (nested ones included), CR, LF and tab become
-/// `\r`, `\n` and `\t`, every other C0 or C1 control, DEL and the Unicode line and paragraph separators
-/// become `\u{XX}`, and a backslash becomes `\\`, so each escaped line reads back to one original.
+/// `\r`, `\n` and `\t`, every other C0 or C1 control, DEL, the Unicode line and paragraph separators and the
+/// bidirectional overrides (which reorder what a reader sees) become `\u{XX}`, and a backslash becomes `\\`,
+/// so each escaped line reads back to one original. A metadata value holding a space, `=` or `"` is written
+/// in double quotes (its quotes escaped), so no value can pass for a `key=value` field of its own.
 public struct EscapingLogHandler: LogHandler {
     private var wrapped: any LogHandler
 
@@ -41,8 +44,8 @@ public struct EscapingLogHandler: LogHandler {
 
     static func escape(_ value: Logger.Metadata.Value) -> Logger.Metadata.Value {
         switch value {
-        case .string(let text): .string(escape(text))
-        case .stringConvertible(let convertible): .string(escape(convertible.description))
+        case .string(let text): .string(quoted(escape(text)))
+        case .stringConvertible(let convertible): .string(quoted(escape(convertible.description)))
         case .array(let values): .array(values.map(escape))
         case .dictionary(let values): .dictionary(values.mapValues(escape))
         }
@@ -68,8 +71,16 @@ public struct EscapingLogHandler: LogHandler {
 
     private static func needsEscape(_ scalar: Unicode.Scalar) -> Bool {
         switch scalar.value {
-        case 0..<0x20, 0x5C, 0x7F...0x9F, 0x2028, 0x2029: true
+        case 0..<0x20, 0x5C, 0x7F...0x9F, 0x200E, 0x200F, 0x2028...0x202E, 0x2066...0x2069: true
         default: false
         }
+    }
+
+    /// `text` in double quotes when it holds a space, `=` or `"` (escaped `\"`); as it is otherwise.
+    static func quoted(_ text: String) -> String {
+        guard text.utf8.contains(where: { $0 == 0x20 || $0 == UInt8(ascii: "=") || $0 == UInt8(ascii: "\"") }) else {
+            return text
+        }
+        return "\"" + text.replacingOccurrences(of: "\"", with: "\\\"") + "\""
     }
 }

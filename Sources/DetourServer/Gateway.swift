@@ -398,12 +398,23 @@ struct Gateway: Sendable {
                 ErrorPage.response(400, "Forwarded request URLs are believed from trusted proxies only.")
             }
         }
-        func forwarded(_ names: String...) -> String? {
-            trusted ? names.lazy.compactMap { headers.first(name: $0) }.first : nil
+        // What the trusted proxy forwarded under any of `names`. Proxies pass their client's own headers along too,
+        // so two values that disagree (a client's `X-Forwarded-Uri` beside ingress-nginx's `X-Original-URL`) are a
+        // request Detour cannot tell apart from a forgery: 400, never a guess.
+        var disagreeing = false
+        func forwarded(_ names: String..., as key: (String) -> String = { $0 }) -> String? {
+            guard trusted else { return nil }
+            let values = names.flatMap { headers[$0] }
+            if let first = values.first, values.contains(where: { key($0) != key(first) }) { disagreeing = true }
+            return values.first
         }
-        let method = forwarded("x-forwarded-method", "x-original-method")
-        var uri = forwarded("x-forwarded-uri", "x-original-url")
+        let method = forwarded("x-forwarded-method", "x-original-method", as: { $0.uppercased() })
+        var uri = forwarded("x-forwarded-uri", "x-original-url", as: { Self.splitAbsoluteURL($0)?.target ?? $0 })
         var host = forwarded("x-forwarded-host") ?? headers.first(name: "host") ?? ""
+        let forwardedScheme = forwarded("x-forwarded-proto", as: { $0.lowercased() })
+        guard !disagreeing else {
+            return .respond { _ in ErrorPage.response(400, "The proxy in front forwarded two different requests.") }
+        }
         if let original = uri, !original.hasPrefix("/") {
             // An absolute URL: its target is taken as written, to meet the same checks as a direct request's (a URL
             // parser would resolve `%2e%2e` first, and the decision would be made on another path).
@@ -413,7 +424,7 @@ struct Gateway: Sendable {
             uri = target
             if forwarded("x-forwarded-host") == nil { host = authority }
         }
-        let requestScheme = forwarded("x-forwarded-proto").flatMap(BrowserURL.Scheme.init) ?? scheme
+        let requestScheme = forwardedScheme.flatMap(BrowserURL.Scheme.init) ?? scheme
         let authenticationOnly: Dispatch =
             identity.map { Self.accepted($0, accessToken: nil) } ?? Self.unauthorized(row: .f2, endpoints)
         guard let uri else { return authenticationOnly }
@@ -463,10 +474,11 @@ struct Gateway: Sendable {
 
     private func decide(_ request: ForwardedRequest, identity: Identity?) -> Decision {
         let headers = request.headers
+        // Forwarded: the request is the application's, so Detour's own endpoint paths are judged by the routes too.
         return engine.decide(
             PolicyEngine.Request(
                 method: request.method ?? "GET", scheme: request.scheme, host: request.host, target: request.target,
-                identity: identity, header: { headers.first(name: $0) }))
+                identity: identity, forwarded: true, header: { headers.first(name: $0) }))
     }
 
     private func forwardAuthWithToken(
@@ -494,8 +506,6 @@ struct Gateway: Sendable {
         case .proxy(_, _, let passAccessToken):
             guard let identity else { return .respond { _ in EndpointResponse(status: 202) } }
             return Self.accepted(identity, accessToken: passAccessToken ? accessToken : nil)
-        case .endpoint:
-            return authenticationOnly
         case .notFound where engine.policies.routes.isEmpty:
             return authenticationOnly
         case .notFound, .badRequest, .methodNotAllowed:

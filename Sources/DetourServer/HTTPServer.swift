@@ -125,7 +125,6 @@ private final class Connections: Sendable {
         var shuttingDown = false
         var waiting: [CheckedContinuation<Void, Never>] = []
         var listener: (any Channel)?
-        var accepting = true
         var done: Bool { shuttingDown && open.isEmpty }
     }
 
@@ -136,24 +135,19 @@ private final class Connections: Sendable {
 
     /// The listening channel, whose accepting is paused at the limit.
     func listening(on channel: any Channel) {
-        let full = state.withLock { state in
-            state.listener = channel
-            return !state.accepting
+        state.withLock { $0.listener = channel }
+        adjustAccepting()
+    }
+
+    /// Pauses or resumes accepting to match the count now. Run on the listener's event loop, one adjustment at a
+    /// time, each reading the count afresh: adjustments computed elsewhere and applied out of order could leave the
+    /// listener paused for good.
+    private func adjustAccepting() {
+        guard let listener = state.withLock({ $0.listener }) else { return }
+        listener.eventLoop.execute {
+            let accepting = self.state.withLock { $0.open.count < self.limit }
+            listener.setOption(.autoRead, value: accepting).whenSuccess { if accepting { listener.read() } }
         }
-        if full { channel.setOption(.autoRead, value: false).whenComplete { _ in } }
-    }
-
-    /// Pauses or resumes accepting when the count crosses the limit.
-    private func adjustAccepting(_ state: inout State) -> (any Channel, Bool)? {
-        let shouldAccept = state.open.count < limit
-        guard shouldAccept != state.accepting else { return nil }
-        state.accepting = shouldAccept
-        return state.listener.map { ($0, shouldAccept) }
-    }
-
-    private static func apply(_ change: (any Channel, Bool)?) {
-        guard let (listener, accepting) = change else { return }
-        listener.setOption(.autoRead, value: accepting).whenSuccess { if accepting { listener.read() } }
     }
 
     /// Returns once shutdown has begun and every connection has closed.
@@ -170,20 +164,20 @@ private final class Connections: Sendable {
     /// Records a new connection; false once shutting down.
     func open(_ channel: any Channel) -> Bool {
         let id = ObjectIdentifier(channel)
-        let (accepted, change) = state.withLock { state -> (Bool, (any Channel, Bool)?) in
-            guard !state.shuttingDown else { return (false, nil) }
+        let (accepted, count) = state.withLock { state -> (Bool, Int) in
+            guard !state.shuttingDown else { return (false, state.open.count) }
             state.open[id] = channel
-            return (true, adjustAccepting(&state))
+            return (true, state.open.count)
         }
-        Self.apply(change)
+        if count >= limit { adjustAccepting() }
         if accepted {
             channel.closeFuture.whenComplete { _ in
-                var change: (any Channel, Bool)?
+                var count = 0
                 self.release { state in
                     state.open.removeValue(forKey: id)
-                    change = self.adjustAccepting(&state)
+                    count = state.open.count
                 }
-                Self.apply(change)
+                if count == self.limit - 1 { self.adjustAccepting() }
             }
         }
         return accepted

@@ -30,10 +30,15 @@ enum ProxyHeaders {
     ]
 
     /// Headers only Detour may send upstream, in their normalised spelling (CONTRACT section 7): besides the
-    /// identity headers (all of them start with a prefix below), who the client is (`Forwarded`, `X-Real-IP`)
-    /// and the URL overrides some frameworks obey (`X-Original-URL`, `X-Rewrite-URL`). A client's are removed,
-    /// whoever it is; Detour sends its own `X-Forwarded-For` (the chain, from trusted proxies), `-Proto` and `-Host`.
-    static let identity = ["forwarded", "x-real-ip", "x-original-url", "x-rewrite-url"]
+    /// identity headers (all of them start with a prefix below), who the client is (`Forwarded`, `X-Real-IP`),
+    /// and the URL and method overrides some frameworks obey (`X-Original-URL`, `X-Rewrite-URL`; Express's,
+    /// Symfony's and ASP.NET's `X-HTTP-Method-Override` and kin, which would get around a route's `methods`). A
+    /// client's are removed, whoever it is; Detour sends its own `X-Forwarded-For` (the chain, from trusted
+    /// proxies), `-Proto` and `-Host`.
+    static let identity = [
+        "forwarded", "x-real-ip", "x-original-url", "x-rewrite-url", "x-http-method-override", "x-http-method",
+        "x-method-override",
+    ]
     /// `X-Auth-Request-*` (forward-auth's identity headers) and every `X-Forwarded-*`.
     static let identityPrefixes = ["x-auth-request-", "x-forwarded-"]
 

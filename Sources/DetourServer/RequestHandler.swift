@@ -104,6 +104,8 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstr
     /// When the client must have sent what it owes, the rest of a request head or the next piece of a body
     /// (`server.limits`); `nil` while Detour owes the next step. Watched by ``readTimer`` (see ``expectRead(within:)``).
     private var readDeadline: NIODeadline?
+    /// When a client that stopped reading what Detour writes is closed; `nil` while it reads.
+    private var stalledDeadline: NIODeadline?
     private var readTimer: NIOScheduledCallback?
 
     init(dispatcher: @escaping HTTPServer.Dispatcher, pool: UpstreamPool, limits: HTTPServer.Limits, logger: Logger) {
@@ -151,6 +153,7 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstr
         switch state {
         case .resolving: false
         case .forwarding(let exchange): exchange.upstream?.isWritable ?? false
+        case .idle: context?.channel.isWritable ?? true
         default: true
         }
     }
@@ -166,7 +169,7 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstr
 
     /// Serves pipelined requests that waited, until one is again waiting for its response.
     private func servePipelined(_ context: ChannelHandlerContext) {
-        while let part = pipelined.first, !(isHead(part) && isBusy), !isResolving {
+        while let part = pipelined.first, !(isHead(part) && (isBusy || !context.channel.isWritable)), !isResolving {
             pipelined.removeFirst()
             handle(part, context)
         }
@@ -232,7 +235,12 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstr
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
-        if case .forwarding(let exchange) = state { exchange.upstream?.readPaused = !context.channel.isWritable }
+        let writable = context.channel.isWritable
+        clientWritabilityChanged(writable: writable)
+        if case .forwarding(let exchange) = state { exchange.upstream?.readPaused = !writable }
+        // Between requests, the next one is read only once the client reads what it was sent (pipelined requests
+        // answered by Detour itself would otherwise pile up their answers in memory).
+        if writable, case .idle = state { servePipelined(context) }
         context.fireChannelWritabilityChanged()
     }
 
@@ -417,7 +425,7 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstr
             pool.flusher.flushSoon(context)
             state = .idle
             expectRead(within: limits.idleTimeout)
-            if pipelined.isEmpty { resumeReading() } else { servePipelined(context) }
+            servePipelined(context)
         }
     }
 
@@ -500,37 +508,50 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstr
 
     // MARK: Client timeouts
 
-    /// Gives the client `amount` from now to send what it owes. One timer per connection watches the deadline: it
-    /// fires at the deadline or after the shortest of the limits, whichever is sooner, and re-arms itself while the
-    /// deadline lies ahead, so a request costs no timer of its own; a deadline is noticed at most that late.
+    /// Gives the client `amount` from now to send what it owes. One timer per connection watches this deadline and
+    /// ``stalledDeadline``: it fires at the sooner of them or after the shortest of the limits, and re-arms itself
+    /// while they lie ahead, so a request costs no timer of its own; a deadline is noticed at most that late.
     private func expectRead(within amount: TimeAmount) {
-        let deadline = NIODeadline.now() + amount
-        readDeadline = deadline
-        guard readTimer == nil else { return }
-        armReadTimer(deadline)
+        readDeadline = NIODeadline.now() + amount
+        armClientTimer()
     }
 
-    private func armReadTimer(_ deadline: NIODeadline) {
+    private func armClientTimer() {
+        guard readTimer == nil, let deadline = [readDeadline, stalledDeadline].compactMap({ $0 }).min() else { return }
         let step = min(limits.headerTimeout, limits.bodyTimeout, limits.idleTimeout)
         readTimer = try? context?.eventLoop.assumeIsolated().scheduleCallback(
-            at: min(deadline, .now() + step), handler: ReadTimer(handler: self))
+            at: min(deadline, .now() + step), handler: ClientTimer(handler: self))
     }
 
-    private func readTimerFired() {
+    private func clientTimerFired() {
         readTimer = nil
-        guard let deadline = readDeadline else { return }
-        // Reading paused is Detour waiting (on an upstream, a decision, a response): the client is not late.
-        if readPaused { readDeadline = .now() + limits.bodyTimeout }
-        if let later = readDeadline, later > .now() || readPaused {
-            armReadTimer(later)
+        let now = NIODeadline.now()
+        if let stalled = stalledDeadline, stalled <= now {
+            // The client has read nothing of what it was sent for a whole body_timeout: it holds this connection
+            // (and an upstream one) for nothing.
+            logger.debug("client stopped reading; closing")
+            context?.close(promise: nil)
             return
         }
-        readTimedOut(since: deadline)
+        // Reading paused is Detour waiting (on an upstream, a decision, a response): the client is not late.
+        if readPaused, readDeadline != nil { readDeadline = now + limits.bodyTimeout }
+        if let deadline = readDeadline, deadline <= now {
+            readTimedOut()
+        } else {
+            armClientTimer()
+        }
+    }
+
+    /// The client stopped reading (`stalled`) or started again: a client that reads nothing for a whole
+    /// `body_timeout` is closed.
+    private func clientWritabilityChanged(writable: Bool) {
+        stalledDeadline = writable ? nil : .now() + limits.bodyTimeout
+        armClientTimer()
     }
 
     /// The client did not send in time: a connection between requests just closes; a request whose body stopped
     /// gets a 408 (RFC 9110 15.5.9) when no response has started, then the connection closes.
-    private func readTimedOut(since deadline: NIODeadline) {
+    private func readTimedOut() {
         guard let context else { return }
         readDeadline = nil
         logger.debug("client too slow; closing", metadata: ["state": "\(state)"])
@@ -550,10 +571,10 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstr
         write(ErrorPage.response(408, "The request took too long to arrive."), for: head, closing: true)
     }
 
-    private struct ReadTimer: NIOScheduledCallbackHandler {
+    private struct ClientTimer: NIOScheduledCallbackHandler {
         let handler: RequestHandler
 
-        func handleScheduledCallback(eventLoop: some EventLoop) { handler.readTimerFired() }
+        func handleScheduledCallback(eventLoop: some EventLoop) { handler.clientTimerFired() }
     }
 
     /// Gives the exchange its response deadline. One timer per connection watches the deadlines: armed when a

@@ -130,7 +130,15 @@ public struct DetourService: Sendable {
     static func upstreamTLS(for routes: [Route]) throws(ConfigError) -> [String: UpstreamTLSClient] {
         var clients: [String: UpstreamTLSClient] = [:]
         var diagnostics: [Diagnostic] = []
-        for route in routes where route.upstream.scheme == .https && clients[route.name] == nil {
+        for route in routes where route.upstream.scheme == .https {
+            // The gateway finds a route's TLS by its name: two routes of one name would share the first's.
+            guard clients[route.name] == nil else {
+                diagnostics.append(
+                    Diagnostic(
+                        file: route.location.file, line: route.location.line, column: route.location.column,
+                        message: "route name \"\(route.name)\" is used twice (policy check reports it too)"))
+                continue
+            }
             do {
                 clients[route.name] = try UpstreamTLSClient(
                     route.upstreamTLS, upstreamHost: route.upstream.host.description)

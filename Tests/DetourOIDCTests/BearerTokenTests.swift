@@ -160,7 +160,12 @@ import Testing
         }
         #expect(try await code(json(200, "{\"active\":true,\"sub\":\"a\",\"typ\":\"ID\"}")) == .wrongType)
         #expect(try await code(json(200, "{\"active\":true,\"sub\":\"a\",\"nonce\":\"n\"}")) == .wrongType)
-        #expect(try await code(json(200, "{\"active\":true,\"sub\":\"a\",\"token_type\":\"Bearer\"}")) == nil)
+        #expect(
+            try await code(json(200, "{\"active\":true,\"sub\":\"a\",\"token_type\":\"Bearer\",\"exp\":\(Self.later)}"))
+                == nil)
+        #expect(
+            try await code(json(200, "{\"active\":true,\"sub\":\"a\"}")) == .badProviderResponse,
+            "an active answer without exp would be believed for as long as it is cached")
         #expect(try await code(json(401, "{\"error\":\"invalid_client\"}")) == .tokenRequestRefused)
         #expect(
             try await code(HTTPResponse(status: 200, headers: [], body: Array("<html>".utf8))) == .badProviderResponse)

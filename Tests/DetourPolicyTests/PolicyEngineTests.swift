@@ -190,10 +190,20 @@ import Testing
 
     @Test(arguments: [
         ("APP.Example.COM", "app.example.com"), ("app.example.com:8443", "app.example.com"),
-        ("0x7f.1", "127.0.0.1"), ("xn--mnchen-3ya.de", "xn--mnchen-3ya.de"), ("[::1]:80", "[::1]"),
+        ("127.0.0.1", "127.0.0.1"), ("xn--mnchen-3ya.de", "xn--mnchen-3ya.de"), ("[::1]:80", "[::1]"),
+        ("App.Example.com.:443", "app.example.com"),
     ])
     func hostHeadersAreNormalised(header: String, host: String) {
         #expect(PolicyEngine.hostName(header).map(String.init) == host)
+    }
+
+    /// Review of issue 14: a URL parser reads these as a configured host, while the upstream or nginx picks a server
+    /// by the name as written. Only the spelling browsers send is routed.
+    @Test(arguments: [
+        "0x7f.1", "127.1", "app%2Eexample.com", "\u{FF41}pp.example.com", "München.de", "[0:0::1]", "a..b",
+    ])
+    func hostsInAnotherSpellingAreRefused(header: String) {
+        #expect(PolicyEngine.hostName(header) == nil)
     }
 
     @Test(arguments: [

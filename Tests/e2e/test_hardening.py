@@ -241,11 +241,12 @@ def test_smuggling_shapes_and_client_overrides_never_reach_the_upstream(tmp_path
 
         overrides = (b"Forwarded: for=1.2.3.4;host=evil.example;proto=https\r\nX-Real-IP: 1.2.3.4\r\n"
                      b"X-Original-URL: /admin\r\nX-Rewrite-URL: /admin\r\nX-Forwarded-Port: 1\r\n"
-                     b"X-Forwarded-Prefix: /evil\r\nX_Forwarded_Server: evil\r\nX-Forwarded-Proto: https\r\n")
+                     b"X-Forwarded-Prefix: /evil\r\nX_Forwarded_Server: evil\r\nX-Forwarded-Proto: https\r\n"
+                     b"X-HTTP-Method-Override: DELETE\r\nX-HTTP-Method: DELETE\r\nX-Method-Override: DELETE\r\n")
         assert reply(b"GET /x HTTP/1.1\r\nHost: localhost\r\n" + overrides + b"\r\n").startswith(b"HTTP/1.1 200")
         head = received[0].lower()
         for name in (b"forwarded:", b"x-real-ip", b"x-original-url", b"x-rewrite-url", b"x-forwarded-port",
-                     b"x-forwarded-prefix", b"x_forwarded_server", b"evil", b"1.2.3.4"):
+                     b"x-forwarded-prefix", b"x_forwarded_server", b"evil", b"1.2.3.4", b"method", b"delete"):
             assert name not in head, (name, head)
         assert b"x-forwarded-proto: http\r\n" in head, "Detour's own, from the connection: the peer is not trusted"
 
@@ -356,3 +357,35 @@ def test_ten_thousand_malformed_requests_leave_detour_serving_with_flat_memory(g
     assert signed_in(guarded).get(guarded.url("/echo/x")).status_code == 200, "and still serving"
     print(f"malformed-input run: RSS {before:.1f} MiB before, {after:.1f} MiB after 10,000 requests")
     assert after - before < 16, f"memory grew from {before:.1f} to {after:.1f} MiB"
+
+
+def test_forwarded_headers_that_disagree_are_400_and_endpoint_paths_meet_the_routes(guarded):
+    """Review of issue 14: a proxy passes its client's headers along with its own, so two forwarded URLs (or
+    methods) that disagree cannot be told apart from a forgery; and a forwarded `/metrics` or `/oauth2/x` is the
+    application's path, judged by its routes, never "signed in is enough"."""
+    bob = cookie_header(signed_in(guarded, subject="bob"))
+    disagreeing = (b"GET /oauth2/auth HTTP/1.1\r\nHost: localhost\r\nX-Forwarded-Uri: /echo/admin/x\r\n"
+                   b"X-Original-URL: /echo/public/x\r\nCookie: " + bob + b"\r\nConnection: close\r\n\r\n")
+    assert status_of(guarded, disagreeing) == 400
+    two_methods = (b"GET /oauth2/auth HTTP/1.1\r\nHost: localhost\r\nX-Forwarded-Uri: /echo/x\r\n"
+                   b"X-Forwarded-Method: GET\r\nX-Original-Method: OPTIONS\r\nCookie: " + bob +
+                   b"\r\nConnection: close\r\n\r\n")
+    assert status_of(guarded, two_methods) == 400
+    agreeing = (b"GET /oauth2/auth HTTP/1.1\r\nHost: localhost\r\nX-Forwarded-Uri: /echo/admin/x\r\n"
+                b"X-Original-URL: http://localhost/echo/admin/x\r\nCookie: " + bob + b"\r\nConnection: close\r\n\r\n")
+    assert status_of(guarded, agreeing) == 403
+    anonymous = b""
+    for path in (b"/metrics", b"/ping", b"/oauth2/userinfo"):
+        assert asked(guarded, path, anonymous) == 401, path  # the catch-all route wants a signed-in user
+        assert asked(guarded, path, bob) == 202, path
+
+
+def test_a_route_for_admin_slash_also_covers_admin_and_windows_spellings(guarded):
+    """Review of issue 14: Express and Spring serve a router mounted at /admin at /admin too, and Windows servers
+    drop trailing dots and spaces from segments; each of these is judged by the admin route."""
+    bob = cookie_header(signed_in(guarded, subject="bob"))
+    for target in (b"/echo/admin", b"/echo/ADMIN", b"/echo/admin?x=1", b"/echo/admin./users", b"/echo/admin%20/users",
+                   b"/echo/admin.%20./users", b"/echo/ADMIN../"):
+        assert proxied(guarded, target, bob) == 403, target
+        assert asked(guarded, target, bob) == 403, target
+    assert proxied(guarded, b"/echo/adminx", bob) == 200, "segment boundaries still hold"

@@ -30,6 +30,11 @@ http {{
       proxy_set_header Content-Length "";
       proxy_set_header Host $http_host;
       proxy_set_header X-Forwarded-Uri $request_uri;
+      proxy_set_header X-Forwarded-Host $http_host;
+      proxy_set_header X-Forwarded-Proto $scheme;
+      proxy_set_header X-Forwarded-Method "";
+      proxy_set_header X-Original-URL "";
+      proxy_set_header X-Original-Method "";
     }}
 
     location @sign_in {{
@@ -102,3 +107,15 @@ def test_the_whole_flow_through_nginx_returns_to_the_page(nginx, proxy):
     done = session.get(sign_in_at_provider(session, start.headers["Location"]), allow_redirects=False)
     assert (done.status_code, done.headers["Location"]) == (303, f"{nginx}/echo/page")
     assert session.get(nginx + "/echo/page").json()["headers"]["x-forwarded-user"] == "alice"
+
+
+def test_a_client_cannot_choose_what_nginx_asks_detour_about(nginx, proxy):
+    """nginx passes its client's headers on to the auth subrequest: Detour believes forwarded headers from nginx, so
+    the recipe sets or clears every one it reads. An anonymous client posing as a CORS preflight of a public path
+    (which would be a 202 with no identity) still goes to sign in, and bob still gets his 403."""
+    forged = {"X-Forwarded-Method": "OPTIONS", "Origin": "https://x.example", "Access-Control-Request-Method": "GET",
+              "X-Original-URL": "/echo/public/x", "X-Original-Method": "OPTIONS", "X-Forwarded-Host": "other.example"}
+    response = requests.get(nginx + "/echo/x", headers=forged, allow_redirects=False)
+    assert response.status_code == 302 and "/oauth2/start" in response.headers["Location"]
+    bob = signed_in(proxy, subject="bob")
+    assert bob.get(nginx + "/echo/x", headers=forged, allow_redirects=False).status_code == 403

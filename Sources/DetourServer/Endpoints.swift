@@ -89,16 +89,17 @@ public struct Endpoints: Sendable {
     static let loopLimit = 5
     static let loopWindow: TimeInterval = 120
 
+    /// - Parameter replayGuard: the single-use table for sign-in states (tests pass a small one).
     public init(
         configuration: Configuration, provider: OpenIDProvider, sessions: SessionCookies, logger: Logger,
-        metrics: PrometheusCollectorRegistry? = nil
+        metrics: PrometheusCollectorRegistry? = nil, replayGuard: ReplayGuard = ReplayGuard()
     ) throws {
         self.metrics = metrics
         self.configuration = configuration
         self.provider = provider
         self.sessions = sessions
         self.logger = logger
-        replayGuard = ReplayGuard()
+        self.replayGuard = replayGuard
         defaultTarget = try BrowserURL(parsing: configuration.returnTo.defaultTarget, against: configuration.baseURL)
     }
 

@@ -206,7 +206,7 @@ public final class OpenIDProvider: Sendable {
     /// provider says it is not active, or its `exp` has passed.
     ///
     /// An `iss` other than the issuer or an `aud` without an accepted audience is refused; both are
-    /// optional in RFC 7662, so their absence is not; an answer without `exp` is. A `token_type` other than an
+    /// optional in RFC 7662, so their absence is not; an answer without `exp` is not signed in. A `token_type` other than an
     /// access token's, or the claims of an ID token (``AccessTokenValidator/refuseIDTokens(_:)``), are refused
     /// too. The subject is `sub`, else `username`.
     public func introspect(_ token: String, now: Date) async throws(OIDCError) -> TokenClaims? {
@@ -234,8 +234,9 @@ public final class OpenIDProvider: Sendable {
         guard case .object(let claims) = body,
             let subject = body["sub"]?.string ?? body["username"]?.string, !subject.isEmpty
         else { throw OIDCError(.missingSubject, "the introspection answer names no sub or username") }
-        // Without an expiry an answer would be believed for as long as it is cached: CONTRACT section 7 wants `exp`.
-        guard let expiry else { throw OIDCError(.badProviderResponse, "the introspection answer has no exp") }
+        // Without an expiry an answer would be believed for as long as it is cached (CONTRACT section 7 wants `exp`):
+        // not signed in, an answer the cache keeps briefly, so such a token does not cost a call per request.
+        guard let expiry else { return nil }
         return TokenClaims(subject: subject, expiry: expiry, all: claims)
     }
 

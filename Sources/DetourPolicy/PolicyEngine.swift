@@ -67,6 +67,9 @@ public struct PolicyEngine: Sendable {
     public let settings: Settings
     public let policies: PolicySet
     private let routes: RuleIndex<Compiled<Route>>
+    /// The same routes matched on the path as spelt: a case-sensitive upstream serves `/PUBLIC/x` under `/`, not
+    /// under `/public/`, so a folded spelling never gets less protection than its written one (CONTRACT 5.1).
+    private let routesAsWritten: RuleIndex<Compiled<Route>>
     private let redirects: RuleIndex<Compiled<RedirectRule>>
     private let endpointPrefix: String
     private let bearerRoutes: [String: BearerMode]
@@ -75,8 +78,9 @@ public struct PolicyEngine: Sendable {
     public init(policies: PolicySet, settings: Settings) {
         self.settings = settings
         self.policies = policies
-        routes = RuleIndex(
-            policies.routes.map(Compiled.init), host: \.rule.host, path: \.rule.path, foldingSpellings: true)
+        let compiled = policies.routes.map(Compiled.init)
+        routes = RuleIndex(compiled, host: \.rule.host, path: \.rule.path, foldingSpellings: true)
+        routesAsWritten = RuleIndex(compiled, host: \.rule.host, path: \.rule.path)
         redirects = RuleIndex(policies.redirects.map(Compiled.init), host: \.rule.host, path: \.rule.path)
         endpointPrefix = settings.prefix + "/"
         bearerRoutes = Dictionary(
@@ -130,7 +134,15 @@ public struct PolicyEngine: Sendable {
         guard let route = routes.first(host: hostName, path: path.path) else {
             return Decision(outcome: .notFound, reason: "no-route", rule: nil)
         }
-        return decide(request, route: route, path: path)
+        let decision = decide(request, route: route, path: path)
+        // A spelling that folds onto another route than it names as written gets the stricter of the two answers:
+        // proxied only when both would proxy it.
+        guard case .proxy = decision.outcome, RuleIndex<Compiled<Route>>.routingKey(path.path) != path.path,
+            let written = routesAsWritten.first(host: hostName, path: path.path), written !== route
+        else { return decision }
+        let asWritten = decide(request, route: written, path: path)
+        if case .proxy = asWritten.outcome { return decision }
+        return asWritten
     }
 
     /// The URL the client asked for, as a browser would write it (the return target after sign-in, the base of a
@@ -255,6 +267,8 @@ public struct PolicyEngine: Sendable {
         if isPlainDomain(name) { return Substring(name) }
         guard let parsed = parsedHostName(header) else { return nil }
         let host = parsed.utf8.last == UInt8(ascii: ".") ? parsed.dropLast() : parsed
+        // IPv6 literals are written many ways (`[2001:0db8::1]`) and never name a route's host (those are names).
+        if name.first == UInt8(ascii: "[") { return host }
         let written = name.last == UInt8(ascii: ".") ? name.dropLast() : name
         let canonical = written.elementsEqual(host.utf8) { ($0 &- UInt8(ascii: "A") < 26 ? $0 | 0x20 : $0) == $1 }
         return canonical ? host : nil

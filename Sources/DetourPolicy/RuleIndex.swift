@@ -118,13 +118,25 @@ struct RuleIndex<Rule: Sendable>: Sendable {
                 && !(byte == UInt8(ascii: "/") && previous == UInt8(ascii: "."))
         }
         guard !usual || previous == UInt8(ascii: ".") else { return path }
-        let lowered = String(decoding: path.utf8.map { $0 &- UInt8(ascii: "A") < 26 ? $0 | 0x20 : $0 }, as: UTF8.self)
-        return lowered.split(separator: "/", omittingEmptySubsequences: false).map { segment in
-            var segment = segment
-            while segment.hasSuffix(".") || segment.hasSuffix("%20") {
-                segment = segment.dropLast(segment.hasSuffix(".") ? 1 : 3)
+        var key: [UInt8] = []
+        key.reserveCapacity(path.utf8.count)
+        /// Drops the trailing dots and `%20`s of the segment `key` ends with.
+        func trimSegment() {
+            while let last = key.last, last != UInt8(ascii: "/") {
+                if last == UInt8(ascii: ".") {
+                    key.removeLast()
+                } else if key.count >= 3, key.suffix(3).elementsEqual("%20".utf8) {
+                    key.removeLast(3)
+                } else {
+                    return
+                }
             }
-            return segment
-        }.joined(separator: "/")
+        }
+        for byte in path.utf8 {
+            if byte == UInt8(ascii: "/") { trimSegment() }
+            key.append(byte &- UInt8(ascii: "A") < 26 ? byte | 0x20 : byte)
+        }
+        trimSegment()
+        return String(decoding: key, as: UTF8.self)
     }
 }

@@ -167,10 +167,9 @@ struct Gateway: Sendable {
         switch decision.outcome {
         case .proxy(let upstream, let added, let passAccessToken):
             // An https upstream is reached with its route's TLS, or not at all (never in plaintext).
-            let tls = upstream.utf8.starts(with: "https:".utf8) ? decision.rule.flatMap { upstreamTLS[$0] } : nil
-            guard let address = upstreamAddress(upstream, memo: memo),
-                tls != nil || !upstream.utf8.starts(with: "https:".utf8)
-            else {
+            let isHTTPS = upstream.utf8.starts(with: "https:".utf8)
+            let tls = isHTTPS ? decision.rule.flatMap { upstreamTLS[$0] } : nil
+            guard let address = upstreamAddress(upstream, memo: memo), tls != nil || !isHTTPS else {
                 return (label, .respond { _ in EndpointResponse(status: 502, body: "bad upstream\n") })
             }
             let head = request.head
@@ -271,7 +270,9 @@ struct Gateway: Sendable {
     private func refusal(_ error: OIDCError?, _ authentication: Authentication) -> Dispatch {
         let reason = error?.code.rawValue ?? "inactive"
         authentication.logger.info("bearer token refused", metadata: ["reason": "\(reason)"])
-        if error?.code == .providerUnavailable { return .respond { _ in Self.bearerProviderUnavailable } }
+        if error?.code == .providerUnavailable || error?.code == .providerTimedOut {
+            return .respond { _ in Self.bearerProviderUnavailable }
+        }
         return .respond { _ in Self.invalidToken(reason) }
     }
 
@@ -410,8 +411,20 @@ struct Gateway: Sendable {
         }
         let method = forwarded("x-forwarded-method", "x-original-method", as: { $0.uppercased() })
         var uri = forwarded("x-forwarded-uri", "x-original-url", as: { Self.splitAbsoluteURL($0)?.target ?? $0 })
-        var host = forwarded("x-forwarded-host") ?? headers.first(name: "host") ?? ""
+        let forwardedHost = forwarded("x-forwarded-host", as: Self.hostKey)
+        var host = forwardedHost ?? headers.first(name: "host") ?? ""
         let forwardedScheme = forwarded("x-forwarded-proto", as: { $0.lowercased() })
+        // An absolute URL (ingress-nginx's `X-Original-URL`) names the host too: every host forwarded must be it.
+        let authorities = (trusted ? headers["x-forwarded-uri"] + headers["x-original-url"] : []).compactMap {
+            Self.splitAbsoluteURL($0).map { Self.hostKey($0.authority) }
+        }
+        if let authority = authorities.first,
+            authorities.contains(where: { $0 != authority })
+                || forwardedHost.map(Self.hostKey).map({ $0 != authority })
+                    ?? false
+        {
+            disagreeing = true
+        }
         guard !disagreeing else {
             return .respond { _ in ErrorPage.response(400, "The proxy in front forwarded two different requests.") }
         }
@@ -422,7 +435,10 @@ struct Gateway: Sendable {
                 return .respond { _ in ErrorPage.response(400, "The forwarded request URL is not a URL.") }
             }
             uri = target
-            if forwarded("x-forwarded-host") == nil { host = authority }
+            host = authority
+        } else if let absolute = (trusted ? headers["x-original-url"] : []).first.flatMap(Self.splitAbsoluteURL) {
+            // A relative X-Forwarded-Uri came first; the absolute URL beside it (which agrees) still names the host.
+            host = absolute.authority
         }
         let requestScheme = forwardedScheme.flatMap(BrowserURL.Scheme.init) ?? scheme
         let authenticationOnly: Dispatch =
@@ -447,6 +463,17 @@ struct Gateway: Sendable {
         return forwardAuthAnswer(
             decision, identity: identity, accessToken: session?.accessToken, forwardedMethod: method,
             authenticationOnly: authenticationOnly)
+    }
+
+    /// A forwarded host as compared with another: lower case, without its port and one trailing dot.
+    static func hostKey(_ host: String) -> String {
+        var name = host.lowercased()[...]
+        if let colon = name.lastIndex(of: ":"), !name.hasSuffix("]"),
+            name[name.index(after: colon)...].allSatisfy(\.isNumber)
+        {
+            name = name[..<colon]
+        }
+        return String(name.hasSuffix(".") ? name.dropLast() : name)
     }
 
     /// `https://host:port/path?query` as its authority and its target (`/` when it has none), both as written;

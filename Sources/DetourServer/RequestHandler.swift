@@ -102,11 +102,11 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstr
     private var responseTimer: NIOScheduledCallback?
     private var responseTimerDeadline: NIODeadline?
     /// When the client must have sent what it owes, the rest of a request head or the next piece of a body
-    /// (`server.limits`); `nil` while Detour owes the next step. Watched by ``readTimer`` (see ``expectRead(within:)``).
+    /// (`server.limits`); `nil` while Detour owes the next step. Watched by ``clientTimer`` (see ``expectRead(within:)``).
     private var readDeadline: NIODeadline?
     /// When a client that stopped reading what Detour writes is closed; `nil` while it reads.
     private var stalledDeadline: NIODeadline?
-    private var readTimer: NIOScheduledCallback?
+    private var clientTimer: NIOScheduledCallback?
 
     init(dispatcher: @escaping HTTPServer.Dispatcher, pool: UpstreamPool, limits: HTTPServer.Limits, logger: Logger) {
         self.dispatcher = dispatcher
@@ -124,8 +124,8 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstr
 
     func handlerRemoved(context: ChannelHandlerContext) {
         stopResponseTimer()
-        readTimer?.cancel()
-        readTimer = nil
+        clientTimer?.cancel()
+        clientTimer = nil
         self.context = nil
     }
 
@@ -135,7 +135,7 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstr
         let part = unwrapInboundIn(data)
         // A pipelined request (RFC 9112 9.3.2) waits, with reading paused, until the response before it is
         // done; so does the body of a request whose decision is being made off the loop.
-        if !pipelined.isEmpty || (isHead(part) && isBusy) || isResolving {
+        if !pipelined.isEmpty || (isHead(part) && (isBusy || !context.channel.isWritable)) || isResolving {
             pipelined.append(part)
             pauseReading()
             return
@@ -517,14 +517,16 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstr
     }
 
     private func armClientTimer() {
-        guard readTimer == nil, let deadline = [readDeadline, stalledDeadline].compactMap({ $0 }).min() else { return }
+        guard clientTimer == nil, let deadline = [readDeadline, stalledDeadline].compactMap({ $0 }).min() else {
+            return
+        }
         let step = min(limits.headerTimeout, limits.bodyTimeout, limits.idleTimeout)
-        readTimer = try? context?.eventLoop.assumeIsolated().scheduleCallback(
+        clientTimer = try? context?.eventLoop.assumeIsolated().scheduleCallback(
             at: min(deadline, .now() + step), handler: ClientTimer(handler: self))
     }
 
     private func clientTimerFired() {
-        readTimer = nil
+        clientTimer = nil
         let now = NIODeadline.now()
         if let stalled = stalledDeadline, stalled <= now {
             // The client has read nothing of what it was sent for a whole body_timeout: it holds this connection

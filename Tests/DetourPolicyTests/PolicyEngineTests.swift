@@ -201,7 +201,7 @@ import Testing
     /// Review of issue 14: a URL parser reads these as a configured host, while the upstream or nginx picks a server
     /// by the name as written. Only the spelling browsers send is routed.
     @Test(arguments: [
-        "0x7f.1", "127.1", "app%2Eexample.com", "\u{FF41}pp.example.com", "München.de", "[0:0::1]",
+        "0x7f.1", "127.1", "app%2Eexample.com", "\u{FF41}pp.example.com", "München.de",
     ])
     func hostsInAnotherSpellingAreRefused(header: String) {
         #expect(PolicyEngine.hostName(header) == nil)
@@ -264,5 +264,38 @@ import Testing
         } else {
             Issue.record("anonymous requests sign in")
         }
+    }
+
+    /// Second review of issue 14: folding a spelling must never move a request to a weaker route. A case-sensitive
+    /// upstream serves `/PUBLIC/x` under `/`, so it is proxied only if both `/` and `/public/` would proxy it.
+    @Test func aFoldedSpellingNeverGetsLessThanItsWrittenOne() throws {
+        let engine = try Self.engine(
+            """
+            routes:
+              - { name: app, match: { host: "app.example.com" }, upstream: "http://127.0.0.1:1", allow: [{ group: [admins] }] }
+              - { name: docs, match: { host: "app.example.com", path: "/public/" }, upstream: "http://127.0.0.1:2", public: ["/"] }
+              - { name: admin, match: { host: "app.example.com", path: "/admin/" }, upstream: "http://127.0.0.1:3", allow: [{ group: [root] }] }
+            """)
+        let admin = Identity(subject: "a", groups: ["admins"])
+        let json = ["accept": "application/json"]
+        #expect(Self.decide(engine, "https://app.example.com/public/x", headers: json).reason == "proxy-public-path")
+        for spelling in ["/PUBLIC/x", "/public./x", "/Public%20/x"] {
+            #expect(
+                Self.decide(engine, "https://app.example.com\(spelling)", headers: json).status == 401, "\(spelling)")
+            #expect(
+                Self.decide(engine, "https://app.example.com\(spelling)", user: admin).rule == "docs", "\(spelling)")
+        }
+        for spelling in ["/ADMIN/x", "/admin./x", "/admin", "/Admin"] {
+            #expect(Self.decide(engine, "https://app.example.com\(spelling)", user: admin).status == 403, "\(spelling)")
+        }
+    }
+
+    @Test(arguments: [
+        ("/admin/x", "/admin/x"), ("/ADMIN/X", "/admin/x"), ("/admin./x", "/admin/x"), ("/admin%20/x", "/admin/x"),
+        ("/a.%20.%20/b.", "/a/b"), ("/v1.2/x", "/v1.2/x"), ("/%C3%BC", "/%c3%bc"), ("/", "/"),
+    ])
+    func routingKeysFoldOnlyWhatServersFold(path: String, key: String) {
+        #expect(RuleIndex<Int>.routingKey(path) == key)
+        #expect(RuleIndex<Int>.routingKey(key) == key, "idempotent")
     }
 }

@@ -374,6 +374,12 @@ def test_forwarded_headers_that_disagree_are_400_and_endpoint_paths_meet_the_rou
     agreeing = (b"GET /oauth2/auth HTTP/1.1\r\nHost: localhost\r\nX-Forwarded-Uri: /echo/admin/x\r\n"
                 b"X-Original-URL: http://localhost/echo/admin/x\r\nCookie: " + bob + b"\r\nConnection: close\r\n\r\n")
     assert status_of(guarded, agreeing) == 403
+    # ingress-nginx: an absolute X-Original-URL names the host; a client's X-Forwarded-Host or absolute
+    # X-Forwarded-Uri for another host cannot move the decision there.
+    for extra in (b"X-Forwarded-Host: other.example\r\n", b"X-Forwarded-Uri: http://other.example/echo/admin/x\r\n"):
+        moved = (b"GET /oauth2/auth HTTP/1.1\r\nHost: localhost\r\nX-Original-URL: http://localhost/echo/admin/x\r\n"
+                 + extra + b"Cookie: " + bob + b"\r\nConnection: close\r\n\r\n")
+        assert status_of(guarded, moved) == 400, extra
     anonymous = b""
     for path in (b"/metrics", b"/ping", b"/oauth2/userinfo"):
         assert asked(guarded, path, anonymous) == 401, path  # the catch-all route wants a signed-in user

@@ -192,25 +192,10 @@ def test_smuggling_shapes_and_client_overrides_never_reach_the_upstream(tmp_path
     """Issue 14.8: trailers reached the upstream, a second Host was accepted, `Transfer-Encoding: gzip, chunked` was
     taken as chunked, and Forwarded, X-Real-IP, X-Original-URL, X-Rewrite-URL and any X-Forwarded-* passed through
     from anyone. Each is tried here on the wire, against a raw upstream that records what it receives."""
-    from test_proxy import in_front_of_a_raw_upstream
+    from test_proxy import in_front_of_a_raw_upstream, recording
 
     received = []
-
-    def answer(connection):
-        data = b""
-        connection.settimeout(1)
-        try:
-            while chunk := connection.recv(65536):
-                data += chunk
-                if data.endswith(b"\r\n\r\n") and (b"chunked" not in data.lower() or data.endswith(b"0\r\n\r\n")
-                                                   or b"\r\n0\r\n" in data):
-                    break
-        except socket.timeout:
-            pass
-        received.append(data)
-        connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
-
-    with in_front_of_a_raw_upstream(tmp_path, provider, answer) as detour:
+    with in_front_of_a_raw_upstream(tmp_path, provider, recording(received)) as detour:
         def reply(request):
             received.clear()
             with socket.create_connection(("127.0.0.1", detour.port), timeout=5) as client:

@@ -352,22 +352,7 @@ def test_every_request_body_reaches_the_upstream_framed(tmp_path, provider):
     may carry one); a Transfer_Encoding spelling frames nothing; and no client can make Content-Length
     hop-by-hop by naming it in Connection."""
     received = []
-
-    def answer(connection):
-        data = b""
-        connection.settimeout(1)
-        try:
-            while chunk := connection.recv(65536):
-                data += chunk
-                head, _, body = data.partition(b"\r\n\r\n")
-                length = [line.split(b":")[1] for line in head.lower().split(b"\r\n") if line.startswith(b"content-length:")]
-                if data.endswith(b"0\r\n\r\n") or (length and len(body) >= int(length[0])):
-                    break
-        except socket.timeout:
-            pass
-        received.append(data)
-        connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
-
+    answer = recording(received)
     smuggled = b"GET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n"
     with in_front_of_a_raw_upstream(tmp_path, provider, answer) as detour:
 
@@ -435,6 +420,32 @@ def test_a_body_of_unknown_length_reaches_every_client_with_an_end_it_can_find(t
                 assert (response.status_code, response.text) == (200, "hello world"), path
                 assert response.headers["Transfer-Encoding"] == "chunked", path
                 assert "close" not in response.headers.get("Connection", ""), path
+
+
+def recording(received):
+    """A raw upstream's answer that reads each whole request (its head, and a body framed by Content-Length or
+    chunked, trailers included), appends its bytes to `received`, and answers a small 200."""
+    def whole(data):
+        head, separator, body = data.partition(b"\r\n\r\n")
+        fields = head.lower().split(b"\r\n")
+        if not separator:
+            return False
+        if any(field.startswith(b"transfer-encoding:") and b"chunked" in field for field in fields):
+            return body.endswith(b"\r\n\r\n") and (body.startswith(b"0\r\n") or b"\r\n0\r\n" in body)
+        lengths = [int(field.split(b":")[1]) for field in fields if field.startswith(b"content-length:")]
+        return len(body) >= (lengths[0] if lengths else 0)
+
+    def answer(connection):
+        data = b""
+        connection.settimeout(1)
+        try:
+            while not whole(data) and (chunk := connection.recv(65536)):
+                data += chunk
+        except socket.timeout:
+            pass
+        received.append(data)
+        connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+    return answer
 
 
 def answering(response):

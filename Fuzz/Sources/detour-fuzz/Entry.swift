@@ -2,8 +2,8 @@ import Foundation
 
 /// libFuzzer's entry: the target is named by `DETOUR_FUZZ_TARGET`.
 @_cdecl("LLVMFuzzerTestOneInput")
-func fuzzOne(_ start: UnsafePointer<UInt8>, _ count: Int) -> CInt {
-    FuzzEntry.target.run(Array(UnsafeBufferPointer(start: start, count: count)))
+func fuzzOne(_ start: UnsafePointer<UInt8>?, _ count: Int) -> CInt {
+    FuzzEntry.target.run(start.map { Array(UnsafeBufferPointer(start: $0, count: count)) } ?? [])
     return 0
 }
 
@@ -19,7 +19,24 @@ enum FuzzEntry {
     }()
 }
 
-#if !FUZZING
+#if FUZZING
+    /// libFuzzer's driver, from its runtime (`-sanitize=fuzzer`).
+    @_silgen_name("LLVMFuzzerRunDriver")
+    func runFuzzerDriver(
+        _ argc: UnsafeMutablePointer<CInt>,
+        _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>,
+        _ callback: @convention(c) (UnsafePointer<UInt8>?, Int) -> CInt
+    ) -> CInt
+
+    /// The executable's entry under libFuzzer. SwiftPM links every executable to start at `<target>_main`, so that
+    /// is where libFuzzer's driver is started, with ``fuzzOne(_:_:)`` as the target.
+    @_cdecl("detour_fuzz_main")
+    func fuzzMain(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> CInt {
+        var argc = argc
+        var argv = argv
+        return runFuzzerDriver(&argc, &argv) { start, count in fuzzOne(start, count) }
+    }
+#else
     /// Without libFuzzer: `detour-fuzz TARGET FILE...` runs each file through the target once (a corpus replay).
     @main struct Replay {
         static func main() throws {

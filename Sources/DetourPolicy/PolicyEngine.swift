@@ -131,13 +131,14 @@ public struct PolicyEngine: Sendable {
             return Decision(
                 outcome: .redirect(rule.status, location: location), reason: "policy-redirect", rule: rule.name)
         }
-        guard let route = routes.first(host: hostName, path: path.path) else {
+        let key = RuleIndex<Compiled<Route>>.routingKey(path.path)
+        guard let route = routes.first(host: hostName, path: path.path, key: key) else {
             return Decision(outcome: .notFound, reason: "no-route", rule: nil)
         }
         let decision = decide(request, route: route, path: path)
         // A spelling that folds onto another route than it names as written gets the stricter of the two answers:
         // proxied only when both would proxy it.
-        guard case .proxy = decision.outcome, RuleIndex<Compiled<Route>>.routingKey(path.path) != path.path,
+        guard case .proxy = decision.outcome, key != path.path,
             let written = routesAsWritten.first(host: hostName, path: path.path), written !== route
         else { return decision }
         let asWritten = decide(request, route: written, path: path)

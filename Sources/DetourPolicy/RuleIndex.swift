@@ -63,10 +63,14 @@ struct RuleIndex<Rule: Sendable>: Sendable {
     }
 
     /// The most specific rule for `host` (lower case, no port) and the normalised `path` that `accepts`.
-    func first(host: Substring, path written: String, where accepts: (Rule) -> Bool = { _ in true }) -> Rule? {
+    ///
+    /// - Parameter key: with `foldingSpellings`, ``routingKey(_:)`` of `path` when the caller has it already.
+    func first(
+        host: Substring, path written: String, key: String? = nil, where accepts: (Rule) -> Bool = { _ in true }
+    ) -> Rule? {
         // Most policies have no redirect rules: no host to hash then.
         if exact.isEmpty, wildcard.isEmpty, anyHost.isEmpty { return nil }
-        let path = foldsSpellings ? Self.routingKey(written) : written
+        let path = foldsSpellings ? key ?? Self.routingKey(written) : written
         if let table = exact[host], let rule = longestPrefix(in: table, path: path, accepts) { return rule }
         if !wildcard.isEmpty {
             // Suffixes of the host at label boundaries, longest first: a.b.example.com -> b.example.com -> ...
@@ -87,7 +91,7 @@ struct RuleIndex<Rule: Sendable>: Sendable {
     private func longestPrefix(in table: PathTable, path: String, _ accepts: (Rule) -> Bool) -> Rule? {
         guard !table.isEmpty else { return nil }
         if let rule = table.first(path[...], where: accepts) { return rule }
-        if foldsSpellings, !path.hasSuffix("/"), table.lengths.contains(path.utf8.count + 1),
+        if foldsSpellings, table.lengths.contains(path.utf8.count + 1), path.utf8.last != UInt8(ascii: "/"),
             let rule = table.first(Substring(path + "/"), where: accepts)
         {
             return rule
@@ -112,10 +116,15 @@ struct RuleIndex<Rule: Sendable>: Sendable {
     /// copy, for the usual path that has none of these.
     static func routingKey(_ path: String) -> String {
         var previous: UInt8 = 0
-        let usual = path.utf8.allSatisfy { byte in
-            defer { previous = byte }
-            return byte &- UInt8(ascii: "A") >= 26 && byte != UInt8(ascii: "%")
-                && !(byte == UInt8(ascii: "/") && previous == UInt8(ascii: "."))
+        var usual = true
+        for byte in path.utf8 {
+            if byte &- UInt8(ascii: "A") < 26 || byte == UInt8(ascii: "%")
+                || (byte == UInt8(ascii: "/") && previous == UInt8(ascii: "."))
+            {
+                usual = false
+                break
+            }
+            previous = byte
         }
         guard !usual || previous == UInt8(ascii: ".") else { return path }
         var key: [UInt8] = []

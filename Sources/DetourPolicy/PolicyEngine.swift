@@ -258,7 +258,7 @@ public struct PolicyEngine: Sendable {
     /// could have sent, or not in the one spelling browsers send (CONTRACT section 5.1: hosts compare after
     /// ASCII lower-casing only). `app%2Eexample.com`, `0x7f.1` or a full-width name would be read as another
     /// host by a URL parser than by the upstream or nginx, which pick a server by the name as written.
-    static func hostName(_ header: String) -> Substring? {
+    public static func hostName(_ header: String) -> Substring? {
         var name = header.utf8[...]
         if let colon = name.lastIndex(of: UInt8(ascii: ":")),
             name[name.index(after: colon)...].allSatisfy({ $0 &- UInt8(ascii: "0") < 10 })

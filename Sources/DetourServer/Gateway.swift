@@ -465,15 +465,10 @@ struct Gateway: Sendable {
             authenticationOnly: authenticationOnly)
     }
 
-    /// A forwarded host as compared with another: lower case, without its port and one trailing dot.
+    /// A forwarded host as compared with another: as routes match it (``PolicyEngine/hostName(_:)``), or as written
+    /// when it is not a host at all (two such are equal only when written alike).
     static func hostKey(_ host: String) -> String {
-        var name = host.lowercased()[...]
-        if let colon = name.lastIndex(of: ":"), !name.hasSuffix("]"),
-            name[name.index(after: colon)...].allSatisfy(\.isNumber)
-        {
-            name = name[..<colon]
-        }
-        return String(name.hasSuffix(".") ? name.dropLast() : name)
+        PolicyEngine.hostName(host).map(String.init) ?? host
     }
 
     /// `https://host:port/path?query` as its authority and its target (`/` when it has none), both as written;

@@ -55,6 +55,9 @@ let package = Package(
             dependencies: ["DetourRedirect", "DetourYAML", .product(name: "Yams", package: "Yams")],
             swiftSettings: strictness
         ),
+        // Pure: the one decision path. A request resolved once, decided once into a step; proxy and forward-auth
+        // are its two modes; every error answered through one protocol.
+        .target(name: "DetourGateway", dependencies: ["DetourPolicy", "DetourRedirect"], swiftSettings: strictness),
         // detour.yaml (CONTRACT section 3), and the policy set it names.
         .target(
             name: "DetourConfig",
@@ -65,7 +68,8 @@ let package = Package(
         .target(
             name: "DetourServer",
             dependencies: [
-                "DetourRedirect", "DetourConfig", "DetourSessions", "DetourOIDC", "DetourCurl",
+                "DetourRedirect", "DetourPolicy", "DetourGateway", "DetourConfig", "DetourSessions", "DetourOIDC",
+                "DetourCurl", "DetourYAML",
                 .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"), .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Logging", package: "swift-log"), .product(name: "Metrics", package: "swift-metrics"),
@@ -76,7 +80,7 @@ let package = Package(
         .target(
             name: "DetourDev",
             dependencies: [
-                "DetourServer", "DetourConfig", "DetourOIDC", "DetourSessions", "DetourRedirect",
+                "DetourServer", "DetourGateway", "DetourConfig", "DetourOIDC", "DetourSessions", "DetourRedirect",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "CryptoExtras", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
@@ -114,6 +118,9 @@ let package = Package(
             dependencies: ["DetourOIDC", .product(name: "CryptoExtras", package: "swift-crypto")],
             swiftSettings: strictness),
         .testTarget(name: "DetourRedirectTests", dependencies: ["DetourRedirect"], swiftSettings: strictness),
+        .testTarget(
+            name: "DetourGatewayTests", dependencies: ["DetourGateway", "DetourPolicy", "DetourRedirect"],
+            swiftSettings: strictness),
         .testTarget(
             name: "DetourConfigTests", dependencies: ["DetourConfig", "DetourYAML"], swiftSettings: strictness),
         .testTarget(

@@ -1,3 +1,4 @@
+import DetourGateway
 import Crypto
 import CryptoExtras
 import DetourOIDC
@@ -52,7 +53,7 @@ public final class DevelopmentProvider: Sendable {
         keyID = "dev-" + String(Base64URL.encode(SHA256.hash(data: Array(key.publicKey.derRepresentation))).prefix(8))
     }
 
-    public func handle(_ request: EndpointRequest) async -> EndpointResponse {
+    public func handle(_ request: EndpointRequest) async -> Answer {
         let path = request.target.split(separator: "?", maxSplits: 1).first.map(String.init) ?? request.target
         switch (request.method, path) {
         case ("GET", "/.well-known/openid-configuration"): return discovery()
@@ -66,7 +67,7 @@ public final class DevelopmentProvider: Sendable {
         }
     }
 
-    private func discovery() -> EndpointResponse {
+    private func discovery() -> Answer {
         Self.json(
             200,
             """
@@ -79,7 +80,7 @@ public final class DevelopmentProvider: Sendable {
             """)
     }
 
-    private func jwks() -> EndpointResponse {
+    private func jwks() -> Answer {
         guard let primitives = try? key.publicKey.getKeyPrimitives() else { return Self.json(500, "{}") }
         return Self.json(
             200,
@@ -100,7 +101,7 @@ public final class DevelopmentProvider: Sendable {
         return values
     }
 
-    private func signInPage(_ request: EndpointRequest) -> EndpointResponse {
+    private func signInPage(_ request: EndpointRequest) -> Answer {
         let query = request.target.split(separator: "?", maxSplits: 1).dropFirst().first.map(String.init) ?? ""
         let buttons = Self.users.map { user in
             """
@@ -118,10 +119,10 @@ public final class DevelopmentProvider: Sendable {
             </form></body></html>
 
             """
-        return EndpointResponse(status: 200, headers: [("Content-Type", "text/html; charset=utf-8")], body: page)
+        return Answer(status: 200, headers: [("Content-Type", "text/html; charset=utf-8")], body: page)
     }
 
-    private func authorize(_ request: EndpointRequest) -> EndpointResponse {
+    private func authorize(_ request: EndpointRequest) -> Answer {
         let values = parameters(request)
         guard values["client_id"] == clientID, let redirect = values["redirect_uri"], let state = values["state"],
             values["code_challenge_method"] == "S256", let challenge = values["code_challenge"],
@@ -136,10 +137,10 @@ public final class DevelopmentProvider: Sendable {
         let location =
             redirect + (redirect.contains("?") ? "&" : "?")
             + FormEncoding.encode([("code", code), ("state", state), ("iss", issuer)])
-        return EndpointResponse(status: 302, headers: [("Location", location), ("Cache-Control", "no-store")])
+        return Answer(status: 302, headers: [("Location", location), ("Cache-Control", "no-store")])
     }
 
-    private func token(_ request: EndpointRequest) -> EndpointResponse {
+    private func token(_ request: EndpointRequest) -> Answer {
         let values = parameters(request)
         let basic = request.header("authorization").flatMap { header -> (String, String)? in
             guard header.hasPrefix("Basic "), let data = Data(base64Encoded: String(header.dropFirst(6))),
@@ -174,7 +175,7 @@ public final class DevelopmentProvider: Sendable {
         )
     }
 
-    private func userinfo(_ request: EndpointRequest) -> EndpointResponse {
+    private func userinfo(_ request: EndpointRequest) -> Answer {
         guard let header = request.header("authorization"), header.hasPrefix("Bearer "),
             let user = tokens.withLock({ $0[String(header.dropFirst(7))] })
         else { return Self.json(401, #"{"error":"invalid_token"}"#) }
@@ -186,11 +187,11 @@ public final class DevelopmentProvider: Sendable {
             """)
     }
 
-    private func endSession(_ request: EndpointRequest) -> EndpointResponse {
+    private func endSession(_ request: EndpointRequest) -> Answer {
         if let next = parameters(request)["post_logout_redirect_uri"] {
-            return EndpointResponse(status: 302, headers: [("Location", next)])
+            return Answer(status: 302, headers: [("Location", next)])
         }
-        return EndpointResponse(status: 200, headers: [("Content-Type", "text/plain")], body: "Signed out.\n")
+        return Answer(status: 200, headers: [("Content-Type", "text/plain")], body: "Signed out.\n")
     }
 
     private func sign(_ claims: String) -> String? {
@@ -202,8 +203,8 @@ public final class DevelopmentProvider: Sendable {
         return input + "." + Base64URL.encode(signature.rawRepresentation)
     }
 
-    private static func json(_ status: Int, _ body: String) -> EndpointResponse {
-        EndpointResponse(
+    private static func json(_ status: Int, _ body: String) -> Answer {
+        Answer(
             status: status, headers: [("Content-Type", "application/json"), ("Cache-Control", "no-store")], body: body)
     }
 }

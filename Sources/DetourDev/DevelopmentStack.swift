@@ -1,5 +1,6 @@
 import Crypto
 import DetourConfig
+import DetourGateway
 import DetourRedirect
 import DetourServer
 import DetourSessions
@@ -80,7 +81,7 @@ public enum DevelopmentStack {
 
 /// The demo upstream's page: who Detour says you are, and every header the request carried.
 enum DemoUpstream {
-    static func page(for request: EndpointRequest) -> EndpointResponse {
+    static func page(for request: EndpointRequest) -> Answer {
         func value(_ name: String) -> String { HTML.escape(request.header(name) ?? "(none)") }
         let rows = request.headers.map { "<tr><td>\(HTML.escape($0.name))</td><td>\(HTML.escape($0.value))</td></tr>" }
             .joined(separator: "\n")
@@ -96,6 +97,6 @@ enum DemoUpstream {
             <h2>Headers received</h2><table>\(rows)</table></body></html>
 
             """
-        return EndpointResponse(status: 200, headers: [("Content-Type", "text/html; charset=utf-8")], body: page)
+        return Answer(status: 200, headers: [("Content-Type", "text/html; charset=utf-8")], body: page)
     }
 }

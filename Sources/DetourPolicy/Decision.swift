@@ -20,7 +20,7 @@ public struct Decision: Sendable, Hashable {
         case methodNotAllowed(allowed: [String])
         case badRequest
         /// One of Detour's own endpoints (`/oauth2/...`, `/ping`, `/ready`, `/metrics`).
-        case endpoint
+        case endpoint(Endpoint)
     }
 
     public let outcome: Outcome
@@ -33,7 +33,8 @@ public struct Decision: Sendable, Hashable {
     /// The HTTP status Detour answers with; 200 for a proxied request (what `policy test` compares).
     public var status: Int {
         switch outcome {
-        case .proxy, .endpoint: 200
+        case .proxy: 200
+        case .endpoint(let endpoint): endpoint == .unknown ? 404 : 200
         case .redirect(let status, _): status.rawValue
         case .signIn(let step, _, _):
             switch step {

@@ -2,7 +2,7 @@
 ///
 /// Built once per session and read on every request: its values live in one immutable box, so passing
 /// an identity around costs one reference count, and what requests need from it (the lower-cased
-/// trusted email, its domain, the identity headers) is computed once, here.
+/// trusted email, its domain, both sets of identity headers) is computed once, here.
 public struct Identity: Sendable, Hashable {
     private final class Storage: Sendable {
         let subject: String
@@ -14,6 +14,7 @@ public struct Identity: Sendable, Hashable {
         let trustedEmail: String?
         let trustedEmailDomain: Substring?
         let forwardedHeaders: [(name: String, value: String)]
+        let forwardAuthHeaders: [(name: String, value: String)]
 
         init(
             subject: String, email: String?, emailVerified: Bool?, groups: [String], preferredUsername: String?,
@@ -30,11 +31,10 @@ public struct Identity: Sendable, Hashable {
             trustedEmailDomain = trusted.flatMap { address in
                 address.utf8.lastIndex(of: UInt8(ascii: "@")).map { address[address.utf8.index(after: $0)...] }
             }
-            var headers = [("X-Forwarded-User", subject)]
-            if let email { headers.append(("X-Forwarded-Email", email)) }
-            if !groups.isEmpty { headers.append(("X-Forwarded-Groups", groups.joined(separator: ","))) }
-            if let preferredUsername { headers.append(("X-Forwarded-Preferred-Username", preferredUsername)) }
-            forwardedHeaders = headers
+            forwardedHeaders = IdentityHeaders.upstream.fields(
+                subject: subject, email: email, groups: groups, preferredUsername: preferredUsername)
+            forwardAuthHeaders = IdentityHeaders.forwardAuth.fields(
+                subject: subject, email: email, groups: groups, preferredUsername: preferredUsername)
         }
     }
 
@@ -62,8 +62,13 @@ public struct Identity: Sendable, Hashable {
     var trustedEmail: String? { storage.trustedEmail }
     /// The part of ``trustedEmail`` after its last `@`.
     var trustedEmailDomain: Substring? { storage.trustedEmailDomain }
-    /// The identity headers the upstream receives (CONTRACT section 2), in a fixed order.
-    public var forwardedHeaders: [(name: String, value: String)] { storage.forwardedHeaders }
+    /// The identity headers in `style` (CONTRACT section 2), made once per identity.
+    public func headers(_ style: IdentityHeaders) -> [(name: String, value: String)] {
+        switch style {
+        case .upstream: storage.forwardedHeaders
+        case .forwardAuth: storage.forwardAuthHeaders
+        }
+    }
 
     public static func == (lhs: Identity, rhs: Identity) -> Bool {
         lhs.storage === rhs.storage

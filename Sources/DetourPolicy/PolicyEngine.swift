@@ -3,8 +3,8 @@ public import DetourRedirect
 /// Decides every request against the compiled policies: the single evaluation path behind the proxy,
 /// forward-auth and `detour policy test`.
 ///
-/// Order: the path is normalised once (400 if ambiguous); plain http is redirected when configured (H1);
-/// Detour's own endpoints are recognised; redirect rules (P1), then routes, by specificity; no route is
+/// Order: the path is normalised once (400 if ambiguous); Detour's own endpoints are recognised (``Endpoint``);
+/// plain http is redirected when configured (H1); redirect rules (P1), then routes, by specificity; no route is
 /// 404, a method the route does not take 405; preflights follow the route's `preflight` (A4); `public`
 /// paths pass; anyone else must sign in (A1-A3) or be granted by an allow rule (else 403, A5).
 public struct PolicyEngine: Sendable {
@@ -44,17 +44,18 @@ public struct PolicyEngine: Sendable {
         public var target: String
         /// `nil` when not signed in.
         public var identity: Identity?
-        /// Asked about by a proxy in front (forward-auth): the request is the application's own, so a path under
-        /// Detour's endpoints is judged by the routes like any other.
-        public var forwarded: Bool
+        /// Whether a path naming one of Detour's endpoints is decided as that endpoint (``Endpoint``). The gateway
+        /// matches endpoints before it asks, and a request a proxy in front asks about (forward-auth) is the
+        /// application's own: both pass `false`, and such a path is judged by the routes like any other.
+        public var recognizesEndpoints: Bool
         /// A header's value by lower-case name.
         public var header: (String) -> String?
 
         public init(
             method: String, scheme: BrowserURL.Scheme, host: String, target: String, identity: Identity?,
-            forwarded: Bool = false, header: @escaping (String) -> String?
+            recognizesEndpoints: Bool = true, header: @escaping (String) -> String?
         ) {
-            self.forwarded = forwarded
+            self.recognizesEndpoints = recognizesEndpoints
             self.method = method
             self.scheme = scheme
             self.host = host
@@ -71,9 +72,7 @@ public struct PolicyEngine: Sendable {
     /// under `/public/`, so a folded spelling never gets less protection than its written one (CONTRACT 5.1).
     private let routesAsWritten: RuleIndex<Compiled<Route>>
     private let redirects: RuleIndex<Compiled<RedirectRule>>
-    private let endpointPrefix: String
     private let bearerRoutes: [String: BearerMode]
-    private static let rootEndpoints: Set<String> = ["/ping", "/ready", "/metrics"]
 
     public init(policies: PolicySet, settings: Settings) {
         self.settings = settings
@@ -82,7 +81,6 @@ public struct PolicyEngine: Sendable {
         routes = RuleIndex(compiled, host: \.rule.host, path: \.rule.path, foldingSpellings: true)
         routesAsWritten = RuleIndex(compiled, host: \.rule.host, path: \.rule.path)
         redirects = RuleIndex(policies.redirects.map(Compiled.init), host: \.rule.host, path: \.rule.path)
-        endpointPrefix = settings.prefix + "/"
         bearerRoutes = Dictionary(
             policies.routes.filter { $0.bearer != .off }.map { ($0.name, $0.bearer) },
             uniquingKeysWith: { first, _ in first })
@@ -104,6 +102,16 @@ public struct PolicyEngine: Sendable {
         } catch {
             return Decision(outcome: .badRequest, reason: error.rawValue, rule: nil)
         }
+        // Detour's endpoints come before the host check and the https redirect: the server answers them on any host,
+        // and health checks come over plain http.
+        if request.recognizesEndpoints, let endpoint = Endpoint.named(by: path.path, prefix: settings.prefix) {
+            return Decision(outcome: .endpoint(endpoint), reason: "detour-endpoint", rule: nil)
+        }
+        return decide(request, path: path)
+    }
+
+    /// ``decide(_:)`` for a request whose target was normalised already (the gateway normalises once).
+    public func decide(_ request: Request, path: RequestPath) -> Decision {
         guard let hostName = Self.hostName(request.host) else {
             return Decision(outcome: .badRequest, reason: "bad-host", rule: nil)
         }
@@ -115,12 +123,6 @@ public struct PolicyEngine: Sendable {
         {
             return Decision(
                 outcome: .redirect(.permanentRedirect, location: https), reason: "https-redirect", rule: nil)
-        }
-        if !request.forwarded,
-            path.path == settings.prefix || path.path.hasPrefix(endpointPrefix)
-                || Self.rootEndpoints.contains(path.path)
-        {
-            return Decision(outcome: .endpoint, reason: "detour-endpoint", rule: nil)
         }
         if let rule = redirects.first(host: hostName, path: path.path, where: { $0.rule.applies(to: request.method) })?
             .rule
@@ -199,7 +201,7 @@ public struct PolicyEngine: Sendable {
                 && RedirectMatrix.isSameOriginSubmission(
                     secFetchSite: request.header("sec-fetch-site"), origin: request.header("origin"), target: url)
             let step = RedirectMatrix.signInStep(
-                method: request.method, client: client, mode: .proxy, formKeepable: keepable)
+                method: request.method, client: client, formKeepable: keepable)
             return Decision(
                 outcome: .signIn(step, returnTo: url, start: startURL(returnTo: url)), reason: "sign-in-required",
                 rule: route.rule.name)
@@ -217,7 +219,7 @@ public struct PolicyEngine: Sendable {
     {
         var headers: [HeaderField] = []
         headers.reserveCapacity(6)
-        for (name, value) in identity?.forwardedHeaders ?? [] { headers.append(HeaderField(name, value)) }
+        for (name, value) in identity?.headers(.upstream) ?? [] { headers.append(HeaderField(name, value)) }
         headers.append(HeaderField("X-Forwarded-Proto", request.scheme.rawValue))
         headers.append(HeaderField("X-Forwarded-Host", request.host))
         return Decision(

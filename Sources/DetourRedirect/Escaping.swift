@@ -20,7 +20,11 @@ public enum HTML {
 /// The few JSON objects Detour writes itself: flat, string-valued, keys in the given order.
 public enum JSON {
     public static func object(_ fields: KeyValuePairs<String, String>) -> String {
-        "{" + fields.map { "\(string($0.key)):\(string($0.value))" }.joined(separator: ",") + "}"
+        object(fields.map { (name: $0.key, value: $0.value) })
+    }
+
+    public static func object(_ fields: [(name: String, value: String)]) -> String {
+        "{" + fields.map { "\(string($0.name)):\(string($0.value))" }.joined(separator: ",") + "}"
     }
 
     /// A JSON string literal (RFC 8259 section 7); `<`, `>` and `&` are escaped too, so the text is

@@ -19,17 +19,7 @@ public enum MatrixRow: String, Sendable, Hashable, CaseIterable {
     case f3 = "F3"
 }
 
-/// How a request that needs sign-in reached Detour.
-public enum SignInMode: Sendable, Hashable {
-    /// Detour proxies the request itself.
-    case proxy
-    /// `/oauth2/auth` asked by nginx `auth_request`, with no forwarded method or URL (row F2).
-    case forwardAuth
-    /// `/oauth2/auth` asked with the original method and URL forwarded by a trusted proxy (row F3).
-    case forwardAuthWithForwardedRequest
-}
-
-/// What to do about a request from someone who is not signed in (rows A1-A4, F2, F3).
+/// What to do about a request from someone who is not signed in (rows A1-A4).
 public enum SignInStep: Sendable, Hashable {
     /// A1: send the browser to the provider with 302 (the method is already GET or HEAD).
     case redirectToProvider
@@ -42,16 +32,15 @@ public enum SignInStep: Sendable, Hashable {
     /// A4: a CORS preflight; the route's `preflight` setting decides, never a redirect.
     case preflight
 
-    /// The row this step answers in `mode`.
-    public func row(in mode: SignInMode) -> MatrixRow {
-        switch (self, mode) {
-        case (.unauthorized, .forwardAuth): .f2
-        case (_, .forwardAuthWithForwardedRequest): .f3
-        case (.redirectToProvider, _): .a1
-        case (.seeOtherToStart, _): .a2
-        case (.keepFormThenSeeOtherToStart, _): .a2b
-        case (.unauthorized, _): .a3
-        case (.preflight, _): .a4
+    /// The row this step answers. Forward-auth answers the same rows for a forwarded request (F3), and 401 (F2)
+    /// where the proxy in front did not say what the request was.
+    public var row: MatrixRow {
+        switch self {
+        case .redirectToProvider: .a1
+        case .seeOtherToStart: .a2
+        case .keepFormThenSeeOtherToStart: .a2b
+        case .unauthorized: .a3
+        case .preflight: .a4
         }
     }
 }
@@ -141,15 +130,13 @@ public struct CallbackFailure: Sendable, Hashable {
 
 /// The redirect matrix of CONTRACT section 6 as pure functions.
 public enum RedirectMatrix {
-    /// Chooses rows A1-A4 (and F2/F3) for a request from someone not signed in.
+    /// Chooses rows A1-A4 for a request from someone not signed in.
     ///
     /// - Parameter formKeepable: `return_to.preserve_post` is on and the request is a same-origin form
     ///   within the size limit (see ``isSameOriginSubmission(secFetchSite:origin:target:)``).
-    public static func signInStep(method: String, client: ClientKind, mode: SignInMode, formKeepable: Bool)
-        -> SignInStep
-    {
+    public static func signInStep(method: String, client: ClientKind, formKeepable: Bool) -> SignInStep {
         if client == .preflight { return .preflight }
-        if mode == .forwardAuth || client == .api { return .unauthorized }
+        if client == .api { return .unauthorized }
         if method == "GET" || method == "HEAD" { return .redirectToProvider }
         return formKeepable ? .keepFormThenSeeOtherToStart : .seeOtherToStart
     }
@@ -209,9 +196,9 @@ public enum RedirectMatrix {
         }
     }
 
-    private static let noStore = HeaderField("Cache-Control", "no-store")
-    private static let html = HeaderField("Content-Type", "text/html; charset=utf-8")
-    private static let json = HeaderField("Content-Type", "application/json")
+    private static let noStore = Page.noStore
+    private static let html = Page.htmlType
+    private static let json = Page.jsonType
 
     private static func redirect(_ row: MatrixRow, _ status: RedirectStatus, to target: BrowserURL, isHead: Bool)
         -> MatrixAnswer
@@ -238,17 +225,9 @@ public enum RedirectMatrix {
         _ row: MatrixRow, status: Int, client: ClientKind, isHead: Bool, title: String, message: String,
         link: (url: BrowserURL, text: String)? = nil, json fields: KeyValuePairs<String, String>
     ) -> MatrixAnswer {
-        guard client == .navigation else {
-            return MatrixAnswer(
-                row: row, status: status, headers: [noStore, json], body: isHead ? nil : JSON.object(fields))
-        }
-        let anchor = link.map { "<p><a href=\"\(HTML.escape($0.url.href))\">\(HTML.escape($0.text))</a></p>" } ?? ""
-        let body = """
-            <!DOCTYPE html>
-            <html><head><meta charset="utf-8"><title>\(HTML.escape(title))</title></head>
-            <body><h1>\(HTML.escape(title))</h1><p>\(HTML.escape(message))</p>\(anchor)</body></html>
-
-            """
-        return MatrixAnswer(row: row, status: status, headers: [noStore, html], body: isHead ? nil : body)
+        let (headers, body) = Page.render(
+            title: title, message: message, link: link, json: fields.map { (name: $0.key, value: $0.value) },
+            client: client, isHead: isHead)
+        return MatrixAnswer(row: row, status: status, headers: headers, body: body)
     }
 }

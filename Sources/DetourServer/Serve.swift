@@ -1,5 +1,6 @@
 import DetourConfig
 import DetourCurl
+import DetourGateway
 import DetourOIDC
 import DetourPolicy
 import DetourRedirect
@@ -15,7 +16,7 @@ import Prometheus
 /// Everything `detour serve` runs, built from a validated configuration.
 public struct DetourService: Sendable {
     public let endpoints: Endpoints
-    let gateway: Gateway
+    let dispatcher: Dispatcher
     public let provider: OpenIDProvider
     public let host: String
     public let port: Int
@@ -107,13 +108,17 @@ public struct DetourService: Sendable {
                 try await provider.refresh(token, subject: subject, now: now)
             },
             logger: logger)
-        gateway = Gateway(
-            engine: PolicyEngine(policies: policies, settings: configuration.engineSettings), endpoints: endpoints,
-            sessions: sessions, scheme: base.scheme, prefix: configuration.server.prefix, trustedProxies: trusted,
-            upstreamTimeouts: UpstreamTimeouts(
-                connect: TimeAmount(configuration.server.upstreamConnectTimeout),
-                response: TimeAmount(configuration.server.upstreamTimeout)),
-            authentication: authentication, upstreamTLS: upstreamTLS)
+        dispatcher = Dispatcher(
+            gateway: Gateway(
+                engine: PolicyEngine(policies: policies, settings: configuration.engineSettings), scheme: base.scheme,
+                defaultTarget: endpoints.defaultTarget),
+            endpoints: endpoints, sessions: sessions, trustedProxies: trusted, authentication: authentication,
+            upstreams: Upstreams(
+                timeouts: UpstreamTimeouts(
+                    connect: TimeAmount(configuration.server.upstreamConnectTimeout),
+                    response: TimeAmount(configuration.server.upstreamTimeout)),
+                tls: upstreamTLS),
+            counters: RequestCounters(factory: MetricsSystem.factory))
         var limits = HTTPServer.Limits(maximumRequestBody: configuration.server.maxRequestBody)
         let configured = configuration.server.limits
         limits.maximumConnections = configured.maxConnections
@@ -164,9 +169,9 @@ public struct DetourService: Sendable {
 
     /// Binds, loads discovery in the background, and serves until SIGTERM or SIGINT, then drains.
     public func run(logger: Logger, alsoStopping companions: [HTTPServer] = []) async throws {
-        let gateway = self.gateway
+        let dispatcher = self.dispatcher
         let server = try await HTTPServer.bind(host: host, port: port, limits: limits, logger: logger) {
-            gateway.dispatch($0, $1)
+            dispatcher.dispatch($0, $1)
         }
         logger.info("listening", metadata: ["address": "\(host):\(server.port)"])
         let signals = [SIGTERM, SIGINT].map { number in

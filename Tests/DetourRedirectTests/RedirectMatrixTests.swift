@@ -8,40 +8,23 @@ import Testing
         parsing: "https://auth.example.com/oauth2/start?rd=https%3A%2F%2Fapp.example.com%2F")
     static let provider = try! BrowserURL(parsing: "https://idp.example/authorize?client_id=detour&state=s")
 
-    /// Rows A1-A4, F2 and F3: (method, client, mode, form keepable, expected row).
+    /// Rows A1-A4 (forward-auth's F2 and F3 are the gateway's, tested in DetourGatewayTests): (method, client, form
+    /// keepable, expected row).
     @Test(
         arguments: [
-            ("GET", ClientKind.navigation, SignInMode.proxy, false, MatrixRow.a1),
-            ("HEAD", .navigation, .proxy, false, .a1),
-            ("POST", .navigation, .proxy, false, .a2),
-            ("PUT", .navigation, .proxy, false, .a2),
-            ("PATCH", .navigation, .proxy, false, .a2),
-            ("DELETE", .navigation, .proxy, false, .a2),
-            ("POST", .navigation, .proxy, true, .a2b),
-            ("GET", .api, .proxy, false, .a3),
-            ("POST", .api, .proxy, true, .a3),
-            ("OPTIONS", .preflight, .proxy, false, .a4),
-            ("GET", .navigation, .forwardAuth, false, .f2),
-            ("POST", .api, .forwardAuth, false, .f2),
-            ("GET", .navigation, .forwardAuthWithForwardedRequest, false, .f3),
-            ("POST", .api, .forwardAuthWithForwardedRequest, false, .f3),
-        ] as [(String, ClientKind, SignInMode, Bool, MatrixRow)])
-    func signInRows(method: String, client: ClientKind, mode: SignInMode, keepable: Bool, row: MatrixRow) {
-        #expect(
-            RedirectMatrix.signInStep(method: method, client: client, mode: mode, formKeepable: keepable).row(in: mode)
-                == row)
-    }
-
-    @Test func forwardedRequestsGetTheSameStepsAsProxiedOnes() {
-        for method in ["GET", "HEAD", "POST", "DELETE", "OPTIONS"] {
-            for client in [ClientKind.navigation, .api, .preflight] {
-                #expect(
-                    RedirectMatrix.signInStep(method: method, client: client, mode: .proxy, formKeepable: false)
-                        == RedirectMatrix.signInStep(
-                            method: method, client: client, mode: .forwardAuthWithForwardedRequest, formKeepable: false)
-                )
-            }
-        }
+            ("GET", ClientKind.navigation, false, MatrixRow.a1),
+            ("HEAD", .navigation, false, .a1),
+            ("POST", .navigation, false, .a2),
+            ("PUT", .navigation, false, .a2),
+            ("PATCH", .navigation, false, .a2),
+            ("DELETE", .navigation, false, .a2),
+            ("POST", .navigation, true, .a2b),
+            ("GET", .api, false, .a3),
+            ("POST", .api, true, .a3),
+            ("OPTIONS", .preflight, false, .a4),
+        ] as [(String, ClientKind, Bool, MatrixRow)])
+    func signInRows(method: String, client: ClientKind, keepable: Bool, row: MatrixRow) {
+        #expect(RedirectMatrix.signInStep(method: method, client: client, formKeepable: keepable).row == row)
     }
 
     /// Every redirect row: (situation, row, status).

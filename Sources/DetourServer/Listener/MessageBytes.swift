@@ -8,7 +8,7 @@ import NIOHTTP1
 /// or neither: no request body, or a response body that ends with the connection) is the caller's to choose, and the
 /// body parts must follow it: ``chunk(_:allocator:)`` and ``lastChunk(trailers:allocator:)`` for a chunked body, the
 /// bytes as they are otherwise. Names and values are written as they are: the caller passes only what was already
-/// checked for control bytes (by SwiftNIO's parser, or by ``ProxyHeaders/isSendable(_:)``).
+/// checked for control bytes (by SwiftNIO's parser, or by ``HeaderValue/isSendable(_:)``).
 struct MessageBytes {
     private(set) var buffer: ByteBuffer
 

@@ -1,3 +1,4 @@
+import DetourGateway
 import DetourRedirect
 import NIOHTTP1
 
@@ -192,14 +193,7 @@ enum ProxyHeaders {
 
     /// The first header whose value cannot be sent as it is (RFC 9110 5.5: a control byte other than tab), if any.
     static func firstInvalidValue(in headers: some Sequence<(name: String, value: String)>) -> String? {
-        headers.first { !isSendable($0.value) }?.name
-    }
-
-    /// Whether a header value holds no control byte but tab.
-    static func isSendable(_ value: String) -> Bool {
-        let isControl = { (byte: UInt8) in (byte < 0x20 && byte != 0x09) || byte == 0x7F }
-        return value.utf8.withContiguousStorageIfAvailable { !$0.contains(where: isControl) }
-            ?? !value.utf8.contains(where: isControl)
+        headers.first { !HeaderValue.isSendable($0.value) }?.name
     }
 
     /// Row U1: same status; hop-by-hop headers removed; a `Location` on the upstream's origin moved to the public one.

@@ -1,74 +1,13 @@
 import DetourConfig
+public import DetourGateway
 import DetourOIDC
+public import DetourPolicy
 public import DetourRedirect
 import DetourSessions
 import Foundation
 import Logging
 import Metrics
 import Prometheus
-
-/// A request as Detour's endpoints see it: already read whole (they take small bodies only).
-public struct EndpointRequest: Sendable {
-    public var method: String
-    /// `/path?query` as sent.
-    public var target: String
-    public var headers: [(name: String, value: String)]
-    public var body: [UInt8]
-
-    public init(method: String, target: String, headers: [(name: String, value: String)], body: [UInt8] = []) {
-        self.method = method
-        self.target = target
-        self.headers = headers
-        self.body = body
-    }
-
-    /// A header's first value by case-insensitive name.
-    public func header(_ name: String) -> String? {
-        headers.first { $0.name.lowercased() == name }?.value
-    }
-
-    var path: Substring { target.split(separator: "?", maxSplits: 1).first ?? "/" }
-
-    var queryItems: [(String, String)] {
-        guard let mark = target.firstIndex(of: "?") else { return [] }
-        return FormEncoding.decode(target[target.index(after: mark)...])
-    }
-
-    /// Query parameters, and for a form POST the form's fields after them.
-    var parameters: [(String, String)] {
-        var items = queryItems
-        if method == "POST", header("content-type")?.lowercased().hasPrefix("application/x-www-form-urlencoded") == true
-        {
-            items += FormEncoding.decode(String(decoding: body, as: UTF8.self))
-        }
-        return items
-    }
-
-    var cookies: RequestCookies {
-        RequestCookies(headers: headers.filter { $0.name.lowercased() == "cookie" }.map(\.value))
-    }
-
-    var client: ClientKind { ClientKind.classify(method: method, header: header) }
-}
-
-/// A response from an endpoint.
-public struct EndpointResponse: Sendable {
-    public var status: Int
-    public var headers: [(name: String, value: String)]
-    public var body: [UInt8]
-
-    public init(status: Int, headers: [(name: String, value: String)] = [], body: String = "") {
-        self.status = status
-        self.headers = headers
-        self.body = Array(body.utf8)
-    }
-
-    init(_ answer: MatrixAnswer, cookies: [SetCookie] = []) {
-        status = answer.status
-        headers = answer.headers.map { ($0.name, $0.value) } + cookies.map { ("Set-Cookie", $0.headerValue) }
-        body = Array((answer.body ?? "").utf8)
-    }
-}
 
 /// Detour's own endpoints: `/oauth2/start`, `/callback`, `/sign_out`, `/userinfo`, `/ping`, `/ready`.
 ///
@@ -103,39 +42,38 @@ public struct Endpoints: Sendable {
         defaultTarget = try BrowserURL(parsing: configuration.returnTo.defaultTarget, against: configuration.baseURL)
     }
 
-    public func handle(_ request: EndpointRequest, now: Date = Date()) async -> EndpointResponse {
-        let prefix = configuration.server.prefix
-        switch request.path {
-        case "/ping": return EndpointResponse(status: 200, headers: [("Content-Type", "text/plain")], body: "OK")
-        case "/ready":
+    /// The answer of `endpoint` (``Endpoint/forwardAuth`` is the gateway's, never served here).
+    public func handle(_ endpoint: Endpoint, _ request: EndpointRequest, now: Date = Date()) async -> Answer {
+        switch endpoint {
+        case .ping: return Answer(status: 200, headers: [("Content-Type", "text/plain")], body: "OK")
+        case .ready:
             if let problem = provider.readiness {
-                return EndpointResponse(
-                    status: 503, headers: [("Content-Type", "text/plain")], body: "not ready: \(problem)\n")
+                return Answer(status: 503, headers: [("Content-Type", "text/plain")], body: "not ready: \(problem)\n")
             }
-            return EndpointResponse(status: 200, headers: [("Content-Type", "text/plain")], body: "ready\n")
-        case "/metrics":
-            return EndpointResponse(
+            return Answer(status: 200, headers: [("Content-Type", "text/plain")], body: "ready\n")
+        case .metrics:
+            return Answer(
                 status: 200, headers: [("Content-Type", "text/plain; version=0.0.4; charset=utf-8")],
                 body: metrics?.emitToString() ?? "")
-        case prefix + "/start": return start(request, now: now)
-        case prefix + "/callback": return await callback(request, now: now)
-        case prefix + "/sign_out": return signOut(request, now: now)
-        case prefix + "/userinfo": return userinfo(request, now: now)
-        default:
-            return EndpointResponse(status: 404, headers: [("Content-Type", "text/plain")], body: "not found\n")
+        case .start: return start(request, now: now)
+        case .callback: return await callback(request, now: now)
+        case .signOut: return signOut(request, now: now)
+        case .userinfo: return userinfo(request, now: now)
+        case .forwardAuth, .unknown:
+            return RequestRefusal.noEndpoint.answer(method: request.method, client: request.client)
         }
     }
 
     // MARK: sign-in
 
-    func start(_ request: EndpointRequest, now: Date) -> EndpointResponse {
-        guard request.method == "GET" || request.method == "HEAD" else { return methodNotAllowed("GET, HEAD") }
+    func start(_ request: EndpointRequest, now: Date) -> Answer {
+        guard request.method == "GET" || request.method == "HEAD" else { return methodNotAllowed(request, ["GET", "HEAD"]) }
         return beginSignIn(request, requested: request.queryItems.first { $0.0 == "rd" }?.1, now: now)
     }
 
     /// Sign-in towards `requested`, decided once here as a return target (S1: a refused one becomes the
     /// default).
-    func beginSignIn(_ request: EndpointRequest, requested: String?, now: Date) -> EndpointResponse {
+    func beginSignIn(_ request: EndpointRequest, requested: String?, now: Date) -> Answer {
         let resolution = configuration.signInTargets.returnTarget(for: requested, fallback: defaultTarget)
         if let rejection = resolution.rejection {
             logger.info("return target refused, using the default", metadata: ["reason": "\(rejection.code)"])
@@ -145,7 +83,7 @@ public struct Endpoints: Sendable {
 
     /// Row A1 (and the end of `/oauth2/start`): 302 to the provider for a validated target, with the
     /// sealed login state, unless this browser is looping (S2).
-    private func beginSignIn(_ request: EndpointRequest, target: BrowserURL, now: Date) -> EndpointResponse {
+    private func beginSignIn(_ request: EndpointRequest, target: BrowserURL, now: Date) -> Answer {
         // The state cookie must come back with the callback, on the public origin. Set on another host that
         // no `session.cookie_domain` joins to it, it would not: the browser first goes to the public start.
         // Never to this very URL again, though: a proxy in front that rewrites `Host` would make that a loop.
@@ -153,7 +91,7 @@ public struct Endpoints: Sendable {
         if let host = request.header("host").flatMap({ BrowserURL.parse("http://\($0)/")?.host.description }),
             !stateCookieReachesCallback(from: host), publicStart.pathQueryAndFragment != request.target
         {
-            return EndpointResponse(
+            return Answer(
                 RedirectMatrix.answer(
                     .signInAtProvider(authorizationURL: publicStart), method: request.method, client: request.client))
         }
@@ -167,7 +105,7 @@ public struct Endpoints: Sendable {
         }
         if attempts > Self.loopLimit {
             logger.warning("sign-in loop stopped", metadata: ["target": "\(target.origin)"])
-            return EndpointResponse(
+            return Answer(
                 RedirectMatrix.answer(
                     .signInLoop(target: target, attempts: attempts, window: "2 minutes", signInAgain: startURL(target)),
                     method: request.method, client: request.client),
@@ -185,7 +123,7 @@ public struct Endpoints: Sendable {
         state.attempts = attempts
         state.firstAttemptAt = firstAttemptAt
         do {
-            return EndpointResponse(
+            return Answer(
                 RedirectMatrix.answer(
                     .signInAtProvider(authorizationURL: url), method: request.method, client: request.client),
                 cookies: try sessions.store(
@@ -195,8 +133,8 @@ public struct Endpoints: Sendable {
         }
     }
 
-    func callback(_ request: EndpointRequest, now: Date) async -> EndpointResponse {
-        guard request.method == "GET" || request.method == "POST" else { return methodNotAllowed("GET, POST") }
+    func callback(_ request: EndpointRequest, now: Date) async -> Answer {
+        guard request.method == "GET" || request.method == "POST" else { return methodNotAllowed(request, ["GET", "POST"]) }
         let parameters = request.parameters
         func parameter(_ name: String) -> String? { parameters.first { $0.0 == name }?.1 }
         let clearState = sessions.policy.delete(name: sessions.policy.stateName, existing: request.cookies)
@@ -254,7 +192,7 @@ public struct Endpoints: Sendable {
         }
         Counter(label: "detour_sign_ins_total", dimensions: [("result", "success")]).increment()
         logger.info("signed in", metadata: ["sub": "\(session.subject)"])
-        return EndpointResponse(
+        return Answer(
             RedirectMatrix.answer(.callbackSucceeded(returnTo: returnTo), method: request.method, client: .navigation),
             cookies: cookies + clearState)
     }
@@ -263,7 +201,7 @@ public struct Endpoints: Sendable {
     /// ways out, never a session cut short.
     func sessionTooLarge(
         _ request: EndpointRequest, _ error: CookieBudgetExceeded, retry: BrowserURL?, cookies: [SetCookie]
-    ) -> EndpointResponse {
+    ) -> Answer {
         logger.error("sign-in refused: the session is too large for cookies", metadata: ["detail": "\(error)"])
         return failure(
             request, 500, "session-too-large",
@@ -301,8 +239,8 @@ public struct Endpoints: Sendable {
 
     // MARK: sign-out and userinfo
 
-    func signOut(_ request: EndpointRequest, now: Date) -> EndpointResponse {
-        guard request.method == "GET" || request.method == "POST" else { return methodNotAllowed("GET, POST") }
+    func signOut(_ request: EndpointRequest, now: Date) -> Answer {
+        guard request.method == "GET" || request.method == "POST" else { return methodNotAllowed(request, ["GET", "POST"]) }
         let rd = request.parameters.first { $0.0 == "rd" }?.1
         let target = configuration.signOutTargets.returnTarget(for: rd, fallback: defaultTarget).target
         let session = sessions.session(in: request.cookies, now: now)
@@ -314,14 +252,14 @@ public struct Endpoints: Sendable {
             next = url
         }
         logger.info("signed out", metadata: ["sub": "\(session?.subject ?? "-")"])
-        return EndpointResponse(
+        return Answer(
             RedirectMatrix.answer(.signedOut(next: next), method: request.method, client: .navigation), cookies: cleared
         )
     }
 
-    func userinfo(_ request: EndpointRequest, now: Date) -> EndpointResponse {
+    func userinfo(_ request: EndpointRequest, now: Date) -> Answer {
         guard let session = sessions.session(in: request.cookies, now: now) else {
-            return EndpointResponse(
+            return Answer(
                 RedirectMatrix.answer(
                     .unauthenticated(loginURL: startURL(defaultTarget)), method: request.method, client: .api))
         }
@@ -333,7 +271,7 @@ public struct Endpoints: Sendable {
                 "\"groups\":[\(session.groups.map(JSON.string).joined(separator: ","))]",
                 "\"preferred_username\":\(session.preferredUsername.map(JSON.string) ?? "null")",
             ].joined(separator: ",") + "}"
-        return EndpointResponse(
+        return Answer(
             status: 200, headers: [("Content-Type", "application/json"), ("Cache-Control", "no-store")], body: body)
     }
 
@@ -358,26 +296,25 @@ public struct Endpoints: Sendable {
     func failure(
         _ request: EndpointRequest, _ status: Int, _ code: String, _ message: String, _ retry: BrowserURL?,
         _ cookies: [SetCookie]
-    ) -> EndpointResponse {
+    ) -> Answer {
         let failure = CallbackFailure(
             status: status, code: code, message: message, signInAgain: retry ?? startURL(defaultTarget))
-        return EndpointResponse(
+        return Answer(
             RedirectMatrix.answer(.callbackFailed(failure), method: request.method, client: request.client),
             cookies: cookies)
     }
 
-    func providerUnavailable(_ request: EndpointRequest, detail: String) -> EndpointResponse {
+    func providerUnavailable(_ request: EndpointRequest, detail: String) -> Answer {
         logger.error("the identity provider is unavailable", metadata: ["detail": "\(detail)"])
         let failure = CallbackFailure(
             status: 503, code: "provider-unavailable", message: "The identity provider cannot be reached right now.",
             signInAgain: startURL(defaultTarget))
-        return EndpointResponse(
+        return Answer(
             RedirectMatrix.answer(.callbackFailed(failure), method: request.method, client: request.client))
     }
 
-    func methodNotAllowed(_ allowed: String) -> EndpointResponse {
-        EndpointResponse(
-            status: 405, headers: [("Allow", allowed), ("Content-Type", "text/plain")], body: "method not allowed\n")
+    func methodNotAllowed(_ request: EndpointRequest, _ allowed: [String]) -> Answer {
+        RequestRefusal.methodNotAllowed(allowed: allowed).answer(method: request.method, client: request.client)
     }
 }
 

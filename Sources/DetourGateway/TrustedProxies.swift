@@ -4,7 +4,7 @@ import DetourRedirect
 ///
 /// Entries are IP addresses or CIDR blocks (`10.0.0.0/8`, `::1`, `fd00::/8`); an empty list trusts
 /// nobody, so a client can never choose the method, URL, scheme or address Detour decides on.
-struct TrustedProxies: Sendable {
+public struct TrustedProxies: Sendable {
     private struct Block: Sendable {
         let bytes: [UInt8]
         let prefixLength: Int
@@ -13,7 +13,7 @@ struct TrustedProxies: Sendable {
     private let blocks: [Block]
 
     /// - Throws: the entry that is not an address or CIDR block.
-    init(_ entries: [String]) throws(InvalidEntry) {
+    public init(_ entries: [String]) throws(InvalidEntry) {
         var blocks: [Block] = []
         for entry in entries {
             let parts = entry.split(separator: "/", maxSplits: 1)
@@ -34,12 +34,12 @@ struct TrustedProxies: Sendable {
         self.blocks = blocks
     }
 
-    struct InvalidEntry: Error, CustomStringConvertible {
+    public struct InvalidEntry: Error, CustomStringConvertible {
         let entry: String
-        var description: String { "server.trusted_proxies: \"\(entry)\" is not an IP address or CIDR block" }
+        public var description: String { "server.trusted_proxies: \"\(entry)\" is not an IP address or CIDR block" }
     }
 
-    func trusts(_ address: String?) -> Bool {
+    public func trusts(_ address: String?) -> Bool {
         guard let address, let bytes = Self.bytes(of: address) else { return false }
         return blocks.contains { block in
             guard block.bytes.count == bytes.count else { return false }

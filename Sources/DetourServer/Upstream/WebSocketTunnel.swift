@@ -56,11 +56,9 @@ enum WebSocketTunnel {
                     }
                 case .success(let (upstream, _)):
                     upstream.close(promise: nil)
-                    handler.upgradeFailed(
-                        request, status: 502, message: "The application behind Detour refused the WebSocket upgrade.")
+                    handler.upgradeFailed(request, .upgradeRefused)
                 case .failure:
-                    handler.upgradeFailed(
-                        request, status: 502, message: "The application behind Detour cannot be reached.")
+                    handler.upgradeFailed(request, .upstreamFailed)
                 }
             }
     }

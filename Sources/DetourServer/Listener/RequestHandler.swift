@@ -1,3 +1,5 @@
+import DetourGateway
+import DetourRedirect
 import Logging
 import NIOCore
 import NIOHTTP1
@@ -74,7 +76,7 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstr
         case resolving
     }
 
-    typealias Handler = @Sendable (EndpointRequest) async -> EndpointResponse
+    typealias Handler = @Sendable (EndpointRequest) async -> Answer
 
     /// How long the rest of an already answered request body is read before the connection closes anyway.
     static let discardTime = TimeAmount.seconds(5)
@@ -210,7 +212,7 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstr
             case .end:
                 state = .answering
                 if tooLarge {
-                    write(ErrorPage.response(413, "The request body is too large."), for: head, closing: true)
+                    refuse(ConnectionError.bodyTooLarge, for: head)
                 } else {
                     answer(head, body: body, with: handler, context)
                 }
@@ -292,7 +294,7 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstr
             // Before any decision: a head that two servers could read two ways is answered and the connection closed.
             logger.info("request refused", metadata: ["reason": "\(problem)"])
             state = .discarding
-            write(ErrorPage.response(400, "The request is malformed (\(problem))."), for: head, closing: true)
+            refuse(ConnectionError.malformed(problem), for: head)
             return
         }
         start(head, dispatcher(head, connection), context)
@@ -314,7 +316,7 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstr
             // An opening handshake is a GET without a body (RFC 6455 4.1); one with a body would reach the upstream
             // saying `chunked` or giving a length, with nothing following, and end in its timeout.
             state = .discarding
-            write(ErrorPage.response(400, "A WebSocket upgrade request cannot have a body."), for: head, closing: true)
+            refuse(ConnectionError.upgradeWithBody, for: head)
         case .proxy(let plan) where WebSocketTunnel.isUpgrade(head):
             state = .upgrading(plan, head)
         case .proxy(let plan):
@@ -322,7 +324,7 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstr
                 let length = head.headers.first(name: "content-length").flatMap(Int.init), length > limit
             {
                 state = .discarding
-                write(ErrorPage.response(413, "The request body is too large."), for: head, closing: true)
+                refuse(ConnectionError.bodyTooLarge, for: head)
                 return
             }
             let exchange = Exchange(plan: plan, request: head)
@@ -349,7 +351,7 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstr
         let request = EndpointRequest(
             method: head.method.rawValue, target: head.uri, headers: head.headers.map { ($0.name, $0.value) },
             body: Array(body.readableBytesView))
-        let work: @Sendable () async -> EndpointResponse = { await handler(request) }
+        let work: @Sendable () async -> Answer = { await handler(request) }
         offLoop(work, context) { this, response in
             guard case .answering = this.state else { return }
             this.write(response, for: head, closing: !head.isKeepAlive || this.quiescing)
@@ -372,14 +374,20 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstr
         }
     }
 
+    /// Answers with an error page or JSON, as the client reads them; by default the connection then closes.
+    private func refuse(_ error: some ResponseError, for request: HTTPRequestHead, closing: Bool = true) {
+        let client = ClientKind.classify(method: request.method.rawValue, header: { request.headers.first(name: $0) })
+        write(error.answer(method: request.method.rawValue, client: client), for: request, closing: closing)
+    }
+
     /// Writes a whole answer; the connection goes back to reading requests, or closes. An answer with a header
     /// value that cannot be sent (a claim with a line break in a forward-auth answer) becomes a 502 page.
-    private func write(_ response: EndpointResponse, for request: HTTPRequestHead, closing: Bool) {
+    private func write(_ response: Answer, for request: HTTPRequestHead, closing: Bool) {
         guard let context else { return }
         if let invalid = ProxyHeaders.firstInvalidValue(in: response.headers) {
             logger.warning(
                 "answer replaced by a 502: a header value cannot be sent", metadata: ["header": "\(invalid)"])
-            write(ErrorPage.unsendableHeader, for: request, closing: closing)
+            refuse(RequestRefusal.unsendableHeader, for: request, closing: closing)
             return
         }
         let closes = closing || quiescing
@@ -444,7 +452,7 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstr
                 self.attach(upstream, to: exchange)
             case .failure(let error):
                 let timedOut = (error as? ChannelError).map { if case .connectTimeout = $0 { true } else { false } }
-                self.fail(exchange, status: timedOut == true ? 504 : 502)
+                self.fail(exchange, timedOut == true ? .upstreamTimedOut : .upstreamFailed)
             }
         }
     }
@@ -502,7 +510,7 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstr
             context.close(promise: nil)
         } else {
             state = .discarding
-            write(ErrorPage.response(413, "The request body is too large."), for: exchange.request, closing: true)
+            refuse(ConnectionError.bodyTooLarge, for: exchange.request)
         }
     }
 
@@ -570,7 +578,7 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstr
             return
         }
         state = .discarding
-        write(ErrorPage.response(408, "The request took too long to arrive."), for: head, closing: true)
+        refuse(ConnectionError.tooSlow, for: head)
     }
 
     private struct ClientTimer: NIOScheduledCallbackHandler {
@@ -636,17 +644,13 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstr
     }
 
     /// No response came: a page saying why, unless a stale pooled connection can be retried.
-    private func fail(_ exchange: Exchange, status: Int) {
+    private func fail(_ exchange: Exchange, _ error: ConnectionError) {
         exchange.responseDeadline = nil
         if !exchange.requestEnded {
             exchange.closeClient = true
             state = .discarding
         }
-        let message =
-            status == 504
-            ? "The application behind Detour did not answer in time."
-            : "The application behind Detour cannot be reached or failed to answer."
-        write(ErrorPage.response(status, message), for: exchange.request, closing: exchange.closeClient)
+        refuse(error, for: exchange.request, closing: exchange.closeClient)
     }
 
     // MARK: Upstream events
@@ -737,33 +741,16 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstr
             exchange.waiting = exchange.requestEnded ? [.end(nil)] : []
             connect(exchange)
         } else {
-            fail(exchange, status: exchange.timedOut ? 504 : 502)
+            fail(exchange, exchange.timedOut ? .upstreamTimedOut : .upstreamFailed)
         }
     }
 
     // MARK: WebSocket
 
     /// The upstream refused the upgrade or could not be reached.
-    func upgradeFailed(_ head: HTTPRequestHead, status: Int, message: String) {
+    func upgradeFailed(_ head: HTTPRequestHead, _ error: ConnectionError) {
         guard case .upgrading = state else { return }
         state = .answering
-        write(ErrorPage.response(status, message), for: head, closing: true)
-    }
-}
-
-/// Detour's own short error pages (502, 504, 413...).
-enum ErrorPage {
-    /// A header value Detour would write holds a control byte: most likely a claim with a line break.
-    static let unsendableHeader = response(
-        502,
-        "Detour cannot pass this on: a header value, most likely from a claim, holds a character headers cannot carry.")
-
-    static func response(_ status: Int, _ message: String) -> EndpointResponse {
-        EndpointResponse(
-            status: status,
-            headers: [("Content-Type", "text/html; charset=utf-8"), ("Cache-Control", "no-store")],
-            body:
-                "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>\(status)</title></head><body><p>\(message)</p></body></html>\n"
-        )
+        refuse(error, for: head)
     }
 }

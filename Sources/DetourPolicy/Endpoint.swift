@@ -1,0 +1,32 @@
+/// Detour's own endpoints (CONTRACT section 2), named by a normalised path in one table.
+///
+/// Guarantees: the gateway and `detour policy test` recognise endpoints here and nowhere else, on the path after
+/// ``RequestPath`` normalisation, so `//oauth2/start`, `/oauth2/./start` and `/oauth2/start` are one endpoint. A path
+/// under the prefix that names none is ``unknown`` (404), never a route: nothing under the prefix reaches an upstream.
+public enum Endpoint: String, Sendable, Hashable, CaseIterable {
+    case ping
+    case ready
+    case metrics
+    case start
+    case callback
+    case signOut = "sign_out"
+    case userinfo
+    /// `/oauth2/auth`: forward-auth (rows F1-F3).
+    case forwardAuth = "auth"
+    /// Under the prefix, but no endpoint: 404.
+    case unknown
+
+    private static let root: [String: Endpoint] = ["/ping": .ping, "/ready": .ready, "/metrics": .metrics]
+    private static let underPrefix: [String: Endpoint] = Dictionary(
+        uniqueKeysWithValues: [Endpoint.start, .callback, .signOut, .userinfo, .forwardAuth].map { ($0.rawValue, $0) })
+
+    /// The endpoint a normalised `path` names, or `nil` when the path is not Detour's.
+    public static func named(by path: String, prefix: String) -> Endpoint? {
+        if let endpoint = root[path] { return endpoint }
+        guard path.utf8.starts(with: prefix.utf8) else { return nil }
+        let rest = path.utf8.dropFirst(prefix.utf8.count)
+        if rest.isEmpty { return .unknown }
+        guard rest.first == UInt8(ascii: "/") else { return nil }
+        return underPrefix[String(Substring(rest.dropFirst()))] ?? .unknown
+    }
+}

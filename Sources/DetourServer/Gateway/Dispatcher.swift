@@ -1,0 +1,248 @@
+import DetourGateway
+import DetourOIDC
+import DetourPolicy
+import DetourRedirect
+import DetourSessions
+import Foundation
+import Logging
+import NIOHTTP1
+
+/// Performs the gateway's decisions (``Gateway``) on the connection's event loop: builds the request the gateway
+/// resolves, looks the session up, asks the provider off the loop when a step says so, and turns each step into a
+/// ``Dispatch`` for the connection.
+///
+/// Guarantees: every decision is the pure gateway's, made once per request (again only after the provider was
+/// asked); each response is counted as `detour_requests_total{route,status}` and Detour's own redirects as
+/// `detour_redirects_total{status}`; Set-Cookie headers from a refresh reach the client whatever the answer.
+struct Dispatcher: Sendable {
+    let gateway: Gateway
+    let endpoints: Endpoints
+    let sessions: SessionCookies
+    let trustedProxies: TrustedProxies
+    let authentication: Authentication
+    let upstreams: Upstreams
+    private let counters: RequestCounters
+    /// ``PolicyEngine/origin(scheme:host:)``, captured once: a response's rewriting closure holds one reference to it
+    /// rather than a copy of the engine.
+    private let origin: @Sendable (BrowserURL.Scheme, String) -> String
+
+    init(
+        gateway: Gateway, endpoints: Endpoints, sessions: SessionCookies, trustedProxies: TrustedProxies,
+        authentication: Authentication, upstreams: Upstreams, counters: RequestCounters
+    ) {
+        self.gateway = gateway
+        self.endpoints = endpoints
+        self.sessions = sessions
+        self.trustedProxies = trustedProxies
+        self.authentication = authentication
+        self.upstreams = upstreams
+        self.counters = counters
+        let engine = gateway.engine
+        origin = { scheme, host in engine.origin(scheme: scheme, host: host) }
+    }
+
+    func dispatch(_ head: HTTPRequestHead, _ connection: ConnectionInfo) -> Dispatch {
+        let request = GatewayRequest(
+            method: head.method.rawValue, target: head.uri, headers: head.headers, peer: connection.remoteAddress,
+            fromTrustedProxy: connection.trustsPeer(trustedProxies))
+        switch gateway.resolve(request) {
+        case .endpoint(let endpoint):
+            return counted(.respond { [endpoints] in await endpoints.handle(endpoint, $0) }, label: "detour")
+        case .refuse(let refusal):
+            return counted(.respond { refusal.answer(method: $0.method, client: $0.client) }, label: refusal.code)
+        case .decide(let canonical, let mode):
+            let now = Date()
+            let (session, identity) = signedIn(head.headers, on: connection, now: now)
+            let credentials = Credentials(
+                session: session.flatMap { session in
+                    identity.map {
+                        SessionCredentials(
+                            identity: $0, accessToken: session.accessToken,
+                            needsRefresh: authentication.refresher.needsRefresh(session, now: now))
+                    }
+                })
+            let exchange = Exchange(head: head, request: canonical, mode: mode, session: session)
+            return perform(gateway.decide(canonical, mode, credentials: credentials), exchange, credentials, memo: connection)
+        }
+    }
+
+    /// One request between its decisions: what deciding again after a check needs.
+    private struct Exchange: Sendable {
+        let head: HTTPRequestHead
+        let request: CanonicalRequest
+        let mode: Mode
+        let session: Session?
+        var cookies: [SetCookie] = []
+    }
+
+    /// - Parameter memo: the connection whose memos may be used: only on its event loop, so `nil` off it.
+    private func perform(
+        _ decision: GatewayDecision, _ exchange: Exchange, _ credentials: Credentials, memo: ConnectionInfo?
+    ) -> Dispatch {
+        if let notice = decision.notice {
+            authentication.logger.log(
+                level: notice.warning ? .warning : .info, "\(notice.message)", metadata: ["reason": "\(notice.reason)"])
+        }
+        let cookies = exchange.cookies.map { (name: "Set-Cookie", value: $0.headerValue) }
+        switch decision.step {
+        case .answer(var answer):
+            answer.headers += cookies
+            return counted(.respond { [answer] (_: EndpointRequest) in answer }, label: decision.label)
+        case .signIn(let returnTo):
+            // The target was built from the Host header: it is checked like any rd, or a forged Host would make the
+            // 303 after sign-in an open redirect.
+            return counted(
+                  .respond { [endpoints] (request: EndpointRequest) in
+                    var answer = endpoints.beginSignIn(request, requested: returnTo.href, now: Date())
+                    answer.headers += cookies
+                    return answer
+                }, label: decision.label)
+        case .proxy(let upstream):
+            return plan(upstream, exchange, label: decision.label, memo: memo)
+        case .check(.bearerToken(let token, let mode)):
+            guard let tokens = authentication.tokens(for: mode) else {
+                preconditionFailure("the gateway asks for a bearer check only on a bearer route")
+            }
+            let decideWith: @Sendable (Result<TokenClaims?, OIDCError>, ConnectionInfo?) -> Dispatch = { checked, memo in
+                var credentials = credentials
+                credentials.bearer = Self.bearerCheck(checked, token: token)
+                return perform(
+                    gateway.decide(exchange.request, exchange.mode, credentials: credentials), exchange, credentials,
+                    memo: memo)
+            }
+            // A token seen before is answered here, on the event loop; a new one is checked off it.
+            if let known = tokens.cached(token, now: Date()) { return decideWith(known, memo) }
+            return .later { decideWith(await tokens.check(token, now: Date()), nil) }
+        case .check(.sessionRefresh):
+            return .later {
+                let now = Date()
+                let (renewed, cookies) = await refreshed(exchange.session, exchange.head, now: now)
+                var credentials = credentials
+                credentials.session = renewed.map {
+                    SessionCredentials(identity: Self.identity($0), accessToken: $0.accessToken, needsRefresh: false)
+                }
+                var refreshedExchange = exchange
+                refreshedExchange.cookies = cookies
+                return perform(
+                    gateway.decide(exchange.request, exchange.mode, credentials: credentials), refreshedExchange,
+                    credentials, memo: nil)
+            }
+        }
+    }
+
+    /// The request for the upstream, from the client's head and what the gateway adds.
+    private func plan(_ upstream: UpstreamRequest, _ exchange: Exchange, label: String, memo: ConnectionInfo?)
+        -> Dispatch
+    {
+        guard let route = upstreams.route(upstream, memo: memo) else {
+            return counted(
+                .respond { RequestRefusal.badUpstream.answer(method: $0.method, client: $0.client) }, label: label)
+        }
+        let head = exchange.head
+        var fields = ProxyHeaders.forUpstream(head.headers, cookiePrefix: sessions.policy.sessionName)
+        if upstream.replacesAuthorization { fields.removeAll { ProxyHeaders.name($0.0, spells: "authorization") } }
+        for (name, value) in upstream.addedHeaders { fields.append((name, value)) }
+        var upstreamHead = HTTPRequestHead(version: .http1_1, method: head.method, uri: String(route.target))
+        upstreamHead.headers = HTTPHeaders(fields)
+        let setCookies = exchange.cookies.map { ("Set-Cookie", $0.headerValue) }
+        let (url, scheme, host, target, origin) = (
+            upstream.url, upstream.publicScheme, upstream.publicHost, upstream.publicTarget, origin
+        )
+        return .proxy(
+            ProxyPlan(
+                host: route.host, port: route.port, head: upstreamHead,
+                // Captures only what it needs: a copy of the whole dispatcher per request would cost retains.
+                rewriteResponse: { [counters] head in
+                    counters.count(route: label, status: Int(head.status.code), redirect: false)
+                    // The public URL is spelt out only when a response carries a Location.
+                    var rewritten = ProxyHeaders.forClient(
+                        head, upstreamRequest: url, publicRequest: origin(scheme, host) + target)
+                    rewritten.added = setCookies
+                    return rewritten
+                },
+                timeouts: upstreams.timeouts, tls: route.tls))
+    }
+
+    private func counted(_ dispatch: Dispatch, label: String) -> Dispatch {
+        guard case .respond(let handler) = dispatch else { return dispatch }
+        let counters = self.counters
+        return .respond { request in
+            let response = await handler(request)
+            counters.count(route: label, status: response.status, redirect: true)
+            return response
+        }
+    }
+
+    /// What the provider said about a bearer token, as the gateway reads it.
+    private static func bearerCheck(_ checked: Result<TokenClaims?, OIDCError>, token: String) -> BearerCheck {
+        switch checked {
+        case .success(let claims?): .accepted(identity(claims), token: token)
+        case .success(nil): .refused(reason: "inactive")
+        case .failure(let error) where error.code == .providerUnavailable || error.code == .providerTimedOut:
+            .providerUnavailable
+        case .failure(let error): .refused(reason: error.code.rawValue)
+        }
+    }
+
+    /// The session with fresh tokens and the cookies that store it, or `nil` and the cookies that end it.
+    private func refreshed(_ session: Session?, _ head: HTTPRequestHead, now: Date) async -> (Session?, [SetCookie]) {
+        let existing = RequestCookies(headers: head.headers["cookie"])
+        let ended = sessions.policy.delete(name: sessions.policy.sessionName, existing: existing)
+        guard let session, let renewed = await authentication.refresher.refreshed(session, now: now) else {
+            return (nil, ended)
+        }
+        do {
+            return (renewed, try sessions.store(renewed, existing: existing, now: now))
+        } catch {
+            // Fresh tokens that no longer fit end the session; signing in again explains why (a 500 page).
+            authentication.logger.warning(
+                "session ended: the refreshed session is too large for cookies", metadata: ["detail": "\(error)"])
+            return (nil, ended)
+        }
+    }
+
+    /// The session the cookies hold and its identity for policies. A connection remembers the last cookie
+    /// header it opened: a browser sends the same one with each request, and only the expiry is checked again.
+    private func signedIn(_ headers: HTTPHeaders, on connection: ConnectionInfo, now: Date) -> (Session?, Identity?) {
+        if let memo = connection.lastSession, Self.cookieValues(in: headers, are: memo.cookieHeaders) {
+            guard let session = memo.session, session.expiry > now else { return (nil, nil) }
+            return (session, memo.identity)
+        }
+        let cookieHeaders = headers["cookie"]
+        let session =
+            cookieHeaders.isEmpty ? nil : sessions.session(in: RequestCookies(headers: cookieHeaders), now: now)
+        let identity = session.map(Self.identity)
+        connection.lastSession = OpenedCookies(cookieHeaders: cookieHeaders, session: session, identity: identity)
+        return (session, identity)
+    }
+
+    /// Whether the request's `Cookie` headers hold `values`, in order: compared where they are, without building
+    /// their list on every request.
+    private static func cookieValues(in headers: HTTPHeaders, are values: [String]) -> Bool {
+        var expected = values[...]
+        for (name, value) in headers where ProxyHeaders.name(name, spells: "cookie") {
+            guard expected.first == value else { return false }
+            expected = expected.dropFirst()
+        }
+        return expected.isEmpty
+    }
+
+    /// Who a validated bearer token speaks for, read as a session's claims are.
+    static func identity(_ claims: TokenClaims) -> Identity {
+        Identity(
+            subject: claims.subject, email: claims.email, emailVerified: claims.emailVerified, groups: claims.groups,
+            preferredUsername: claims.preferredUsername ?? claims.all["username"]?.string,
+            claims: Endpoints.userClaims(claims.all))
+    }
+
+    static func identity(_ session: Session) -> Identity {
+        Identity(
+            subject: session.subject, email: session.email, emailVerified: session.emailVerified,
+            groups: session.groups, preferredUsername: session.preferredUsername, claims: session.claims)
+    }
+}
+
+extension HTTPHeaders: RequestHeaders {
+    public func first(_ name: String) -> String? { first(name: name) }
+    public func all(_ name: String) -> [String] { self[name] }
+}

@@ -129,7 +129,8 @@ let package = Package(
         .testTarget(
             name: "DetourServerTests",
             dependencies: [
-                "DetourServer", "DetourRedirect", "DetourConfig", "DetourOIDC", "DetourCurl", "DetourSessions",
+                "DetourServer", "DetourGateway", "DetourRedirect", "DetourConfig", "DetourOIDC", "DetourCurl",
+                "DetourSessions",
                 .product(name: "NIOHTTP1", package: "swift-nio"), .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strictness),

@@ -1,6 +1,6 @@
-import DetourGateway
 import Crypto
 import CryptoExtras
+import DetourGateway
 import DetourOIDC
 import DetourRedirect
 import DetourServer

@@ -47,7 +47,8 @@ public struct Gateway: Sendable {
                 ? request.headers.first("x-forwarded-proto").flatMap(BrowserURL.Scheme.init) : nil
             return .decide(
                 CanonicalRequest(
-                    method: request.method, scheme: forwardedScheme ?? scheme, host: request.headers.first("host") ?? "",
+                    method: request.method, scheme: forwardedScheme ?? scheme,
+                    host: request.headers.first("host") ?? "",
                     target: request.target, path: path, headers: request.headers, peer: request.peer,
                     fromTrustedProxy: request.fromTrustedProxy), .proxy)
         }
@@ -147,7 +148,8 @@ public struct Gateway: Sendable {
         case .notFound, .endpoint:
             return .answer(RequestRefusal.noRoute.answer(method: request.method, client: client))
         case .methodNotAllowed(let allowed):
-            return .answer(RequestRefusal.methodNotAllowed(allowed: allowed).answer(method: request.method, client: client))
+            return .answer(
+                RequestRefusal.methodNotAllowed(allowed: allowed).answer(method: request.method, client: client))
         case .badRequest:
             return .answer(RequestRefusal.badRequest(decision.reason).answer(method: request.method, client: client))
         case .proxy, .redirect, .signIn, .preflightDenied, .forbidden:
@@ -221,7 +223,8 @@ public struct Gateway: Sendable {
         guard let invalid = headers.first(where: { !HeaderValue.isSendable($0.value) }) else { return nil }
         return refuse(
             .unsendableHeader, request, label: label,
-            notice: Notice(warning: true, message: "request refused: a header value cannot be sent", reason: invalid.name))
+            notice: Notice(
+                warning: true, message: "request refused: a header value cannot be sent", reason: invalid.name))
     }
 }
 

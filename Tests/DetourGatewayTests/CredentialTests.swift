@@ -138,3 +138,28 @@ import Testing
         #expect((request.host, request.path.path, request.path.query) == ("App.Example.com", "/a/b", "x"))
     }
 }
+
+/// RFC 6750 2.1: the token of an `Authorization: Bearer` header, in any case of the scheme, without the spaces
+/// around it.
+@Suite struct BearerHeaderTests {
+    @Test(
+        arguments: [
+            ("Bearer abc.def", "abc.def"), ("bearer abc", "abc"), ("BEARER  abc ", "abc"), ("Basic abc", nil),
+            ("Bearer ", nil), ("Bearerabc", nil), ("Bearer \t", nil),
+        ] as [(String, String?)])
+    func readsTheToken(header: String, token: String?) {
+        let request = Fixture.proxied("GET", "app.example.com", "/", [("Authorization", header)])
+        guard case .decide(let canonical, _) = Fixture.gateway().resolve(request) else {
+            Issue.record("not decided")
+            return
+        }
+        #expect(canonical.bearerToken == token)
+    }
+
+    @Test func invalidTokenAnswersAreRFC6750() {
+        let answer = RequestRefusal.invalidToken("expired").answer(method: "GET", client: .api)
+        #expect(answer.status == 401)
+        #expect(answer.header("WWW-Authenticate") == "Bearer error=\"invalid_token\"")
+        #expect(answer.header("Location") == nil)
+    }
+}

@@ -54,14 +54,16 @@ enum Fixture {
         let engine = PolicyEngine(
             policies: policies,
             settings: .init(publicURL: publicURL, redirectHTTPToHTTPS: httpsRedirect, preservePost: preservePost))
-        return Gateway(engine: engine, scheme: .https, defaultTarget: try! BrowserURL(parsing: "https://auth.example.com/"))
+        return Gateway(
+            engine: engine, scheme: .https, defaultTarget: try! BrowserURL(parsing: "https://auth.example.com/"))
     }
 
     static let user = Identity(subject: "u-1", email: "ann@example.com", groups: ["staff"], preferredUsername: "ann")
     static let admin = Identity(subject: "u-2", email: "bob@example.com", groups: ["admins"])
 
     static func signedIn(_ identity: Identity?, accessToken: String? = "at-1") -> Credentials {
-        Credentials(session: identity.map { SessionCredentials(identity: $0, accessToken: accessToken, needsRefresh: false) })
+        Credentials(
+            session: identity.map { SessionCredentials(identity: $0, accessToken: accessToken, needsRefresh: false) })
     }
 
     /// The headers a kind of client sends (CONTRACT section 6).
@@ -101,12 +103,14 @@ enum Fixture {
 
     /// The step for a request, resolved and decided in one go; a refusal as the answer the server renders for it;
     /// `nil` for Detour's own endpoints.
-    static func step(_ gateway: Gateway, _ request: GatewayRequest, _ credentials: Credentials = Credentials()) -> Step? {
+    static func step(_ gateway: Gateway, _ request: GatewayRequest, _ credentials: Credentials = Credentials()) -> Step?
+    {
         switch gateway.resolve(request) {
         case .decide(let canonical, let mode): return gateway.decide(canonical, mode, credentials: credentials).step
         case .refuse(let refusal):
             let headers = request.headers
-            return .answer(refusal.answer(method: "GET", client: .classify(method: "GET", header: { headers.first($0) })))
+            return .answer(
+                refusal.answer(method: "GET", client: .classify(method: "GET", header: { headers.first($0) })))
         case .endpoint: return nil
         }
     }
@@ -130,7 +134,8 @@ enum Outcome: Equatable, CustomStringConvertible {
         case .answer(let answer) where answer.status == 202:
             self = .passed(
                 user: answer.header("X-Auth-Request-User"), email: answer.header("X-Auth-Request-Email"),
-                groups: answer.header("X-Auth-Request-Groups"), accessToken: answer.header("X-Auth-Request-Access-Token"))
+                groups: answer.header("X-Auth-Request-Groups"),
+                accessToken: answer.header("X-Auth-Request-Access-Token"))
         case .answer(let answer):
             self = .answered(
                 status: answer.status, location: answer.header("Location"), contentType: answer.header("Content-Type"),

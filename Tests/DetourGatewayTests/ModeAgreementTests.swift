@@ -60,7 +60,9 @@ import Testing
                 if a == b {
                     agreed += 1
                 } else {
-                    Issue.record("gateway \(number): \(method) \(host)\(target) as \(who?.subject ?? "-"): \(a.map(\.description) ?? "refused") as the proxy, \(b.map(\.description) ?? "refused") asked")
+                    Issue.record(
+                        "gateway \(number): \(method) \(host)\(target) as \(who?.subject ?? "-"): \(a.map(\.description) ?? "refused") as the proxy, \(b.map(\.description) ?? "refused") asked"
+                    )
                 }
                 if total % 200 == 0 { await Task.yield() }
             }

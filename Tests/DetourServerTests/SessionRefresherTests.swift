@@ -58,22 +58,3 @@ import Testing
         #expect(await refresher.refreshed(Self.session(expiresIn: 10), now: Self.now) == nil)
     }
 }
-
-@Suite struct BearerHeaderTests {
-    @Test(
-        arguments: [
-            ("Bearer abc.def", "abc.def"), ("bearer abc", "abc"), ("BEARER  abc ", "abc"), ("Basic abc", nil),
-            ("Bearer ", nil), ("Bearerabc", nil),
-        ] as [(String, String?)])
-    func readsTheToken(header: String, token: String?) {
-        #expect(Gateway.bearerToken(in: HTTPHeaders([("Authorization", header)])) == token)
-    }
-
-    @Test func invalidTokenAnswersAreRFC6750() {
-        let response = Gateway.invalidToken("expired")
-        #expect(response.status == 401)
-        #expect(
-            response.headers.contains { $0.name == "WWW-Authenticate" && $0.value == "Bearer error=\"invalid_token\"" })
-        #expect(!response.headers.contains { $0.name == "Location" })
-    }
-}

@@ -1,5 +1,6 @@
 import DetourConfig
 import DetourCurl
+import DetourGateway
 import DetourOIDC
 import DetourRedirect
 import DetourSessions

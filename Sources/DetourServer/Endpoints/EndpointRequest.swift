@@ -1,6 +1,6 @@
 public import DetourGateway
-public import DetourRedirect
 import DetourOIDC
+public import DetourRedirect
 import DetourSessions
 
 /// A request as Detour's endpoints see it: already read whole (they take small bodies only).

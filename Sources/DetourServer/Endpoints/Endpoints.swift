@@ -67,7 +67,9 @@ public struct Endpoints: Sendable {
     // MARK: sign-in
 
     func start(_ request: EndpointRequest, now: Date) -> Answer {
-        guard request.method == "GET" || request.method == "HEAD" else { return methodNotAllowed(request, ["GET", "HEAD"]) }
+        guard request.method == "GET" || request.method == "HEAD" else {
+            return methodNotAllowed(request, ["GET", "HEAD"])
+        }
         return beginSignIn(request, requested: request.queryItems.first { $0.0 == "rd" }?.1, now: now)
     }
 
@@ -134,7 +136,9 @@ public struct Endpoints: Sendable {
     }
 
     func callback(_ request: EndpointRequest, now: Date) async -> Answer {
-        guard request.method == "GET" || request.method == "POST" else { return methodNotAllowed(request, ["GET", "POST"]) }
+        guard request.method == "GET" || request.method == "POST" else {
+            return methodNotAllowed(request, ["GET", "POST"])
+        }
         let parameters = request.parameters
         func parameter(_ name: String) -> String? { parameters.first { $0.0 == name }?.1 }
         let clearState = sessions.policy.delete(name: sessions.policy.stateName, existing: request.cookies)
@@ -240,7 +244,9 @@ public struct Endpoints: Sendable {
     // MARK: sign-out and userinfo
 
     func signOut(_ request: EndpointRequest, now: Date) -> Answer {
-        guard request.method == "GET" || request.method == "POST" else { return methodNotAllowed(request, ["GET", "POST"]) }
+        guard request.method == "GET" || request.method == "POST" else {
+            return methodNotAllowed(request, ["GET", "POST"])
+        }
         let rd = request.parameters.first { $0.0 == "rd" }?.1
         let target = configuration.signOutTargets.returnTarget(for: rd, fallback: defaultTarget).target
         let session = sessions.session(in: request.cookies, now: now)

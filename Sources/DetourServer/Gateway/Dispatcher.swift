@@ -62,7 +62,8 @@ struct Dispatcher: Sendable {
                     }
                 })
             let exchange = Exchange(head: head, request: canonical, mode: mode, session: session)
-            return perform(gateway.decide(canonical, mode, credentials: credentials), exchange, credentials, memo: connection)
+            return perform(
+                gateway.decide(canonical, mode, credentials: credentials), exchange, credentials, memo: connection)
         }
     }
 
@@ -92,7 +93,7 @@ struct Dispatcher: Sendable {
             // The target was built from the Host header: it is checked like any rd, or a forged Host would make the
             // 303 after sign-in an open redirect.
             return counted(
-                  .respond { [endpoints] (request: EndpointRequest) in
+                .respond { [endpoints] (request: EndpointRequest) in
                     var answer = endpoints.beginSignIn(request, requested: returnTo.href, now: Date())
                     answer.headers += cookies
                     return answer
@@ -103,7 +104,8 @@ struct Dispatcher: Sendable {
             guard let tokens = authentication.tokens(for: mode) else {
                 preconditionFailure("the gateway asks for a bearer check only on a bearer route")
             }
-            let decideWith: @Sendable (Result<TokenClaims?, OIDCError>, ConnectionInfo?) -> Dispatch = { checked, memo in
+            let decideWith: @Sendable (Result<TokenClaims?, OIDCError>, ConnectionInfo?) -> Dispatch = {
+                checked, memo in
                 var credentials = credentials
                 credentials.bearer = Self.bearerCheck(checked, token: token)
                 return perform(

@@ -1,9 +1,13 @@
 // swift-tools-version: 6.2
 import PackageDescription
 
+/// Every target of Detour's own: Swift 6 mode, explicit existentials, imports that say what they use, and no warning
+/// left standing (the build fails on one; `swift build --explicit-target-dependency-import-check error` in CI checks
+/// that every import is a declared dependency).
 let strictness: [SwiftSetting] = [
     .enableUpcomingFeature("ExistentialAny"),
     .enableUpcomingFeature("MemberImportVisibility"),
+    .treatAllWarnings(as: .error),
 ]
 
 let package = Package(

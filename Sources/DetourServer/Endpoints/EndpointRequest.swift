@@ -1,6 +1,6 @@
-public import DetourGateway
+import DetourGateway
 import DetourOIDC
-public import DetourRedirect
+import DetourRedirect
 import DetourSessions
 
 /// A request as Detour's endpoints see it: already read whole (they take small bodies only).

@@ -64,7 +64,7 @@ struct MessageBytes {
     /// Copies `text`'s bytes to `output` from `offset`; returns the offset after them.
     private static func copy(_ text: String, into output: UnsafeMutableRawBufferPointer, at offset: Int) -> Int {
         let end = offset + text.utf8.count
-        let copied = text.utf8.withContiguousStorageIfAvailable { bytes in
+        let copied: Void? = text.utf8.withContiguousStorageIfAvailable { bytes in
             UnsafeMutableRawBufferPointer(rebasing: output[offset..<end]).copyMemory(
                 from: UnsafeRawBufferPointer(bytes))
         }

@@ -23,9 +23,10 @@ enum WebSocketTunnel {
     static func open(
         _ plan: ProxyPlan, request: HTTPRequestHead, client: ChannelHandlerContext, handler: RequestHandler
     ) {
-        var head = plan.head
-        head.headers.replaceOrAdd(name: "Connection", value: "Upgrade")
-        head.headers.replaceOrAdd(name: "Upgrade", value: request.headers.first(name: "upgrade") ?? "websocket")
+        var upgrade = plan.head
+        upgrade.headers.replaceOrAdd(name: "Connection", value: "Upgrade")
+        upgrade.headers.replaceOrAdd(name: "Upgrade", value: request.headers.first(name: "upgrade") ?? "websocket")
+        let head = upgrade
         let eventLoop = client.eventLoop
         ClientBootstrap(group: eventLoop)
             .connectTimeout(plan.timeouts.connect)

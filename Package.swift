@@ -25,6 +25,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
     ],
     targets: [
         // Pure: browser-faithful URL reading, the return-target allowlist and the redirect matrix. No I/O.
@@ -78,6 +79,7 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"), .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Logging", package: "swift-log"), .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: strictness),
         // `detour dev`: a development identity provider and a demo upstream, loopback only.
@@ -90,12 +92,19 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strictness),
-        // The command line: argument parsing only.
+        // The command line, and the composition root: it validates the configuration, makes the provider, sessions,
+        // metrics and logging, and runs the listeners in a service group that owns signals and draining.
         .executableTarget(
             name: "detour",
             dependencies: [
                 "DetourRedirect", "DetourConfig", "DetourPolicy", "DetourYAML", "DetourServer", "DetourDev",
+                "DetourOIDC",
+                "DetourCurl", "DetourSessions",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strictness
@@ -138,6 +147,8 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"), .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strictness),
-        .testTarget(name: "DetourCLITests", dependencies: ["detour"], swiftSettings: strictness),
+        .testTarget(
+            name: "DetourCLITests", dependencies: ["detour", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strictness),
     ]
 )

@@ -7,15 +7,23 @@ import DetourSessions
 import Foundation
 import Logging
 
-/// `detour dev`: the development provider, a demo upstream and Detour in front of it, on loopback only,
-/// with no configuration. For trying Detour and developing it, never for production.
-public enum DevelopmentStack {
+/// `detour dev`: the development provider and a demo upstream, listening on loopback only, and the configuration of
+/// a Detour in front of them, with no configuration file. For trying Detour and developing it, never for production.
+/// The executable runs Detour from ``configuration`` beside ``companions``.
+public struct DevelopmentStack: Sendable {
     public struct PortError: Error, CustomStringConvertible {
         public let description: String
     }
 
-    /// Runs until SIGTERM or SIGINT: Detour on `port`, the provider on `port + 1`, the demo on `port + 2`.
-    public static func run(port: Int, logger: Logger) async throws {
+    /// Detour's configuration: on `port`, signing in at the development provider, in front of the demo.
+    public let configuration: Configuration
+    /// The provider on `port + 1` and the demo upstream on `port + 2`, already listening.
+    public let companions: [HTTPServer]
+    /// What to tell the person who started it.
+    public let banner: String
+
+    /// Starts the provider on `port + 1` and the demo on `port + 2`; Detour is to listen on `port`.
+    public static func start(port: Int, logger: Logger) async throws -> DevelopmentStack {
         guard (1...65533).contains(port) else {
             throw PortError(description: "--port must be 1-65533 (it uses three ports)")
         }
@@ -54,28 +62,22 @@ public enum DevelopmentStack {
                 upstream: "http://\(host):\(upstreamPort)"
                 allow: [{ group: ["admins"] }]
             """
-        let configuration = try Configuration.parse(yaml, file: "<detour dev>", environment: [:])
-        let service = try DetourService(configuration: configuration, logger: logger)
-        FileHandle.standardOutput.write(
-            Data(
-                """
+        let banner = """
 
-                Detour development mode: everything below runs on this machine's loopback only.
+            Detour development mode: everything below runs on this machine's loopback only.
 
-                  open      http://localhost:\(port)/
-                  users     alice (admins, developers), bob (developers), carol (no groups): no passwords
-                  try       http://localhost:\(port)/admin (admins only), http://localhost:\(port)/public/ (no sign-in)
-                  provider  \(issuer) (a development identity provider: never use it for anything real)
-                  upstream  http://\(host):\(upstreamPort) (a demo page showing who you are and what it received)
+              open      http://localhost:\(port)/
+              users     alice (admins, developers), bob (developers), carol (no groups): no passwords
+              try       http://localhost:\(port)/admin (admins only), http://localhost:\(port)/public/ (no sign-in)
+              provider  \(issuer) (a development identity provider: never use it for anything real)
+              upstream  http://\(host):\(upstreamPort) (a demo page showing who you are and what it received)
 
-                Stop with Ctrl-C.
+            Stop with Ctrl-C.
 
-                """.utf8))
-        try await withThrowingDiscardingTaskGroup { group in
-            group.addTask { try await providerServer.run() }
-            group.addTask { try await demoServer.run() }
-            try await service.run(logger: logger, alsoStopping: [providerServer, demoServer])
-        }
+            """
+        return DevelopmentStack(
+            configuration: try Configuration.parse(yaml, file: "<detour dev>", environment: [:]),
+            companions: [providerServer, demoServer], banner: banner)
     }
 }
 

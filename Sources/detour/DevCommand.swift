@@ -1,6 +1,6 @@
 import ArgumentParser
 import DetourDev
-import DetourServer
+import Foundation
 import Logging
 
 /// `detour dev`: one-command local SSO for trying Detour.
@@ -16,6 +16,10 @@ struct DevCommand: AsyncParsableCommand {
 
     func run() async throws {
         LoggingSystem.bootstrap { EscapingLogHandler(StreamLogHandler.standardError(label: $0)) }
-        try await DevelopmentStack.run(port: port, logger: Logger(label: "detour-dev"))
+        let logger = Logger(label: "detour-dev")
+        let stack = try await DevelopmentStack.start(port: port, logger: logger)
+        let composition = try Composition(configuration: stack.configuration, logger: logger)
+        FileHandle.standardOutput.write(Data(stack.banner.utf8))
+        try await composition.run(logger: logger, companions: stack.companions)
     }
 }

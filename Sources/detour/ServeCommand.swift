@@ -1,6 +1,5 @@
 import ArgumentParser
 import DetourConfig
-import DetourServer
 import Foundation
 import Logging
 
@@ -24,14 +23,14 @@ struct ServeCommand: AsyncParsableCommand {
             return EscapingLogHandler(handler)
         }
         let logger = Logger(label: "detour")
-        let service: DetourService
+        let composition: Composition
         do {
             let configuration = try Configuration.load(file: config)
-            service = try DetourService(configuration: configuration, logger: logger)
+            composition = try Composition(configuration: configuration, logger: logger)
         } catch {
             printErrors(error)
             throw ExitCode(2)
         }
-        try await service.run(logger: logger)
+        try await composition.run(logger: logger)
     }
 }

@@ -3,6 +3,7 @@ public import Logging
 import NIOCore
 public import NIOHTTP1
 import NIOPosix
+public import ServiceLifecycle
 import Synchronization
 
 /// An HTTP/1.1 server for Detour on plain SwiftNIO channel handlers: each connection is served on its
@@ -14,7 +15,7 @@ import Synchronization
 /// connection closes;
 /// ``shutdown()`` stops accepting, closes idle connections at once and lets busy ones finish their
 /// request (answered with `Connection: close`) before ``run()`` returns.
-public final class HTTPServer: Sendable {
+public final class HTTPServer: Service {
     /// Decides, from a request's head, whether Detour answers it or an upstream does. It runs on the
     /// connection's event loop, so it must not block.
     public typealias Dispatcher = @Sendable (HTTPRequestHead, ConnectionInfo) -> Dispatch
@@ -42,6 +43,8 @@ public final class HTTPServer: Sendable {
     private let channel: any Channel
     private let connections: Connections
 
+    /// The address listened on, as given.
+    public let host: String
     /// The port actually bound (useful with port 0).
     public let port: Int
 
@@ -79,22 +82,28 @@ public final class HTTPServer: Sendable {
         do {
             let channel = try await bootstrap.bind(host: host, port: port).get()
             connections.listening(on: channel)
-            return HTTPServer(channel: channel, connections: connections)
+            return HTTPServer(host: host, channel: channel, connections: connections)
         } catch let error as IOError {
             throw ListenError(address: "\(host):\(port)", reason: String(cString: strerror(error.errnoCode)))
         }
     }
 
-    private init(channel: any Channel, connections: Connections) {
+    private init(host: String, channel: any Channel, connections: Connections) {
+        self.host = host
         self.channel = channel
         self.connections = connections
         port = channel.localAddress?.port ?? 0
     }
 
-    /// Serves until ``shutdown()`` and every in-flight request is done.
+    /// Serves until ``shutdown()`` (or the service group's graceful shutdown, SIGTERM in `detour serve`) and every
+    /// in-flight request is done.
     public func run() async throws {
-        try await channel.closeFuture.get()
-        await connections.allClosed()
+        try await withGracefulShutdownHandler {
+            try await channel.closeFuture.get()
+            await connections.allClosed()
+        } onGracefulShutdown: {
+            self.shutdown()
+        }
     }
 
     /// Stops accepting and asks every connection to finish (``ChannelShouldQuiesceEvent``).

@@ -1,0 +1,115 @@
+import DetourConfig
+import DetourCurl
+import DetourOIDC
+import DetourRedirect
+import DetourServer
+import DetourSessions
+import DetourYAML
+import Foundation
+import Logging
+import Metrics
+import Prometheus
+import ServiceLifecycle
+import UnixSignals
+
+/// The composition root of `detour serve` and `detour dev`: checks that a configuration can serve sign-in, makes
+/// the provider client and the sessions, joins them into an ``Application``, and runs its listener with any
+/// companions in one service group, which turns SIGTERM and SIGINT into a drain.
+struct Composition {
+    let application: Application
+    let provider: OpenIDProvider
+
+    /// The process's metrics registry: bootstrapped into swift-metrics once, here, and rendered by `/metrics`.
+    static let metrics: PrometheusCollectorRegistry = {
+        let registry = PrometheusCollectorRegistry()
+        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+        return registry
+    }()
+
+    /// - Throws: ``ConfigError`` naming every missing or unusable setting.
+    init(configuration: Configuration, logger: Logger) throws(ConfigError) {
+        var problems: [String] = []
+        let oidc = configuration.oidc
+        if oidc == nil { problems.append("oidc: is required to serve (issuer, client_id, client_secret)") }
+        var secret = oidc?.clientSecret
+        if let file = oidc?.clientSecretFile {
+            secret = (try? String(contentsOfFile: file, encoding: .utf8))?.trimmingCharacters(
+                in: .whitespacesAndNewlines)
+            if secret == nil { problems.append("oidc.client_secret_file \(file) cannot be read") }
+        }
+        if oidc != nil, secret == nil { problems.append("oidc.client_secret or oidc.client_secret_file is required") }
+        if configuration.server.publicURL == nil {
+            problems.append("server.public_url is required to serve (it builds the callback URL)")
+        }
+        let listen = Self.parseListen(configuration.server.listen)
+        if listen == nil { problems.append("server.listen must be HOST:PORT, such as 127.0.0.1:4180") }
+        var codec: SealedCookieCodec?
+        do {
+            codec = try SealedCookieCodec(secrets: configuration.session.secrets)
+        } catch {
+            problems.append("session.secrets: \(error)")
+        }
+        guard problems.isEmpty, let oidc, let secret, let listen, let codec else {
+            throw ConfigError(
+                diagnostics: problems.map { Diagnostic(file: configuration.file, line: 0, column: 0, message: $0) })
+        }
+        let base = configuration.baseURL
+        let registration = ClientRegistration(
+            issuer: oidc.issuer, clientID: oidc.clientID, clientSecret: secret,
+            authentication: oidc.tokenEndpointAuth == .clientSecretPost ? .clientSecretPost : .clientSecretBasic,
+            redirectURI: base.origin + configuration.server.prefix + "/callback", scopes: oidc.scopes,
+            responseMode: oidc.responseMode == .formPost ? .formPost : .query, bearerAudiences: oidc.bearerAudiences,
+            introspectionURL: oidc.introspectionURL)
+        provider = OpenIDProvider(
+            registration: registration,
+            transport: CurlClient(options: .init(timeout: oidc.timeout, caFile: oidc.caFile)))
+        // Secure cookies everywhere but plain http on loopback (`detour dev`), where browsers would drop them.
+        let secure = !(base.scheme == .http && base.host.isLoopback)
+        let sessions = SessionCookies(
+            codec: codec,
+            policy: CookiePolicy(
+                cookieName: configuration.session.cookieName, domain: configuration.session.cookieDomain, secure: secure
+            ),
+            lifetime: configuration.session.lifetime)
+        application = try Application(
+            configuration: configuration, provider: provider, sessions: sessions, listen: listen,
+            metrics: (Self.metrics, MetricsSystem.factory), logger: logger)
+    }
+
+    static func parseListen(_ text: String) -> (host: String, port: Int)? {
+        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]),
+            (0...65535).contains(port)
+        else { return nil }
+        var host = String(text[..<colon])
+        if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        return host.isEmpty ? nil : (host, port)
+    }
+
+    /// Binds, loads discovery in the background, and serves until SIGTERM or SIGINT, then drains: the listener and
+    /// every companion stop accepting, finish what is in flight, and the group returns.
+    func run(logger: Logger, companions: [HTTPServer] = []) async throws {
+        let server = try await application.bind(logger: logger)
+        logger.info("listening", metadata: ["address": "\(server.host):\(server.port)"])
+        let listeners = ([server] + companions).map {
+            ServiceGroupConfiguration.ServiceConfiguration(
+                service: $0, successTerminationBehavior: .gracefullyShutdownGroup)
+        }
+        let discovery = ServiceGroupConfiguration.ServiceConfiguration(
+            service: ProviderDiscovery(provider: provider), successTerminationBehavior: .ignore)
+        let group = ServiceGroup(
+            configuration: ServiceGroupConfiguration(
+                services: listeners + [discovery], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        try await group.run()
+        logger.info("stopped")
+    }
+}
+
+/// Discovery and the provider's keys, loaded with retries until they are (``OpenIDProvider/run()``); `/ready` says
+/// 503 meanwhile. Ends early on shutdown.
+struct ProviderDiscovery: Service {
+    let provider: OpenIDProvider
+
+    func run() async {
+        await cancelWhenGracefulShutdown { await provider.run() }
+    }
+}

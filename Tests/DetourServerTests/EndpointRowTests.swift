@@ -1,0 +1,93 @@
+import DetourGateway
+import DetourPolicy
+import DetourSessions
+import Foundation
+import Testing
+
+@testable import DetourServer
+
+/// The matrix rows Detour's endpoints answer (CONTRACT section 6: C2, S1, S2, L1), through ``Endpoints/handle(_:_:now:)``
+/// as the dispatcher calls it, without a socket. C1 needs a signed ID token and is proved end to end
+/// (`Tests/e2e/test_signin.py`); the rows the gateway decides are in DetourGatewayTests.
+@Suite struct EndpointRowTests {
+    static let browser = [("Host", "auth.example.com"), ("Accept", "text/html"), ("Sec-Fetch-Mode", "navigate")]
+
+    func start(_ endpoints: Endpoints, rd: String, cookie: String? = nil, now: Date) async -> Answer {
+        let headers = Self.browser + (cookie.map { [("Cookie", $0)] } ?? [])
+        return await endpoints.handle(
+            .start, EndpointRequest(method: "GET", target: "/oauth2/start?rd=\(rd)", headers: headers), now: now)
+    }
+
+    static func cookie(_ answer: Answer) -> String? {
+        answer.headers.first { $0.name == "Set-Cookie" }.map { String($0.value.split(separator: ";")[0]) }
+    }
+
+    @Test func s1ARejectedReturnTargetBecomesTheDefaultAndC2IsAPageNotARedirect() async throws {
+        let endpoints = try await SignInFloodTests.endpoints()
+        let now = Date()
+        let started = await start(endpoints, rd: "https%3A%2F%2Fevil.example%2F", now: now)
+        #expect(started.status == 302)
+        #expect(started.header("Location")?.hasPrefix("https://idp.example/auth?") == true)
+        let callback = await endpoints.handle(
+            .callback,
+            EndpointRequest(
+                method: "GET", target: "/oauth2/callback?state=forged&code=x",
+                headers: [
+                    ("Host", "auth.example.com"), ("Cookie", Self.cookie(started) ?? ""),
+                    ("Accept", "application/json"),
+                ]),
+            now: now)
+        #expect(callback.status == 400)
+        #expect(callback.header("Location") == nil)
+        let body = String(decoding: callback.body, as: UTF8.self)
+        #expect(body.contains("\"error\":\"state-mismatch\""))
+        #expect(body.contains("rd=https%3A%2F%2Fauth.example.com%2F"), "signing in again goes to the default")
+        #expect(!body.contains("evil.example"))
+    }
+
+    @Test func s2TheSixthStartWithinTwoMinutesIsADiagnosticPage() async throws {
+        let endpoints = try await SignInFloodTests.endpoints()
+        let now = Date()
+        var cookie: String?
+        for attempt in 1...5 {
+            let answer = await start(endpoints, rd: "%2Fapp", cookie: cookie, now: now + Double(attempt))
+            #expect(answer.status == 302, "attempt \(attempt)")
+            cookie = Self.cookie(answer)
+        }
+        let sixth = await start(endpoints, rd: "%2Fapp", cookie: cookie, now: now + 6)
+        #expect(sixth.status == 200)
+        #expect(sixth.header("Location") == nil)
+        #expect(String(decoding: sixth.body, as: UTF8.self).contains("Sign-in loop stopped"))
+        let later = await start(endpoints, rd: "%2Fapp", cookie: cookie, now: now + 300)
+        #expect(later.status == 302, "two minutes later it is no loop")
+    }
+
+    @Test(arguments: ["GET", "POST"])
+    func l1SignOutIsASeeOtherToAValidatedTarget(method: String) async throws {
+        let endpoints = try await SignInFloodTests.endpoints()
+        for (rd, expected) in [
+            ("%2Fbye", "https://auth.example.com/bye"), ("https%3A%2F%2Fevil.example%2F", "https://auth.example.com/"),
+        ] {
+            let name = endpoints.sessions.policy.sessionName
+            let answer = await endpoints.handle(
+                .signOut,
+                EndpointRequest(
+                    method: method, target: "/oauth2/sign_out?rd=\(rd)",
+                    headers: Self.browser + [("Cookie", "\(name)=x")]),
+                now: Date())
+            #expect(answer.status == 303)
+            #expect(answer.header("Location") == expected)
+            #expect(answer.headers.contains { $0.name == "Set-Cookie" && $0.value.hasPrefix("\(name)=;") }, "cleared")
+        }
+    }
+
+    @Test func methodsAnEndpointDoesNotTakeAre405WithAllow() async throws {
+        let endpoints = try await SignInFloodTests.endpoints()
+        let answer = await endpoints.handle(
+            .start, EndpointRequest(method: "DELETE", target: "/oauth2/start", headers: Self.browser), now: Date())
+        #expect(answer.status == 405)
+        #expect(answer.header("Allow") == "GET, HEAD")
+        let unknown = await endpoints.handle(.unknown, EndpointRequest(method: "GET", target: "/oauth2/x", headers: []))
+        #expect(unknown.status == 404)
+    }
+}

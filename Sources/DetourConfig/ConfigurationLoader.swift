@@ -78,12 +78,16 @@ extension Configuration {
             }
         }
         if let value = entries["prefix"], let text = reader.string(value, "server.prefix") {
+            // Endpoints are matched on the normalised path: a prefix normalisation would change could never match.
             if text.hasPrefix("/"), text.count > 1, !text.hasSuffix("/"),
-                !text.contains(where: { "?#\\ ".contains($0) })
+                !text.contains(where: { "?#\\ ".contains($0) }), (try? RequestPath(normalizing: text))?.path == text
             {
                 server.prefix = text
             } else {
-                reader.report(value, "server.prefix must be a path such as /oauth2 (a leading slash, no trailing one)")
+                reader.report(
+                    value,
+                    "server.prefix must be a path such as /oauth2 (a leading slash, no trailing one, written as "
+                        + "Detour normalises paths: no //, no dot segments, ASCII or percent-encoded)")
             }
         }
         if let value = entries["trusted_proxies"], let list = reader.strings(value, "server.trusted_proxies") {

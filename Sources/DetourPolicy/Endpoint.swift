@@ -2,7 +2,8 @@
 ///
 /// Guarantees: the gateway and `detour policy test` recognise endpoints here and nowhere else, on the path after
 /// ``RequestPath`` normalisation, so `//oauth2/start`, `/oauth2/./start` and `/oauth2/start` are one endpoint. A path
-/// under the prefix that names none is ``unknown`` (404), never a route: nothing under the prefix reaches an upstream.
+/// under the prefix that names none is ``unknown`` (404), never a route: no path that normalises to one under the prefix
+/// reaches an upstream (the prefix itself is refused by the configuration unless already normal).
 public enum Endpoint: String, Sendable, Hashable, CaseIterable {
     case ping
     case ready

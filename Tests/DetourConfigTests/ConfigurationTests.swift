@@ -140,6 +140,12 @@ import Testing
             ])
     }
 
+    /// Endpoints are matched on the normalised path, so a prefix must already be written that way.
+    @Test(arguments: ["/café", "/sso%7e", "/a//b", "/a/./b", "/a/../b", "oauth2", "/oauth2/"])
+    func aPrefixNormalisationWouldChangeIsRefused(prefix: String) {
+        #expect(diagnostics("server:\n  prefix: \"\(prefix)\"\n").first?.contains("server.prefix must be") == true)
+    }
+
     @Test func anEmptyFileHasTheDefaults() throws {
         let configuration = try load("")
         #expect(configuration.baseURL.href == "http://localhost:4180/")

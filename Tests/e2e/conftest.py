@@ -99,8 +99,12 @@ def make_detour(tmp_path, provider):
     instances = []
 
     def make(**options):
-        instance = Detour(tmp_path, options.pop("issuer", provider), **options)
+        issuer = options.pop("issuer", None)
+        instance = Detour(tmp_path, issuer or provider, **options)
         instances.append(instance)
+        if issuer is None:
+            # Discovery loads in the background after the listener is up: sign-in is possible once /ready says so.
+            wait_for(instance.url("/ready"))
         return instance
 
     yield make

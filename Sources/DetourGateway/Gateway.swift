@@ -57,12 +57,6 @@ public struct Gateway: Sendable {
     /// The step for a resolved request in `mode`, given what is known of the requester.
     public func decide(_ request: CanonicalRequest, _ mode: Mode, credentials: Credentials) -> GatewayDecision {
         let forwardAuth = mode != .proxy
-        // A session about to expire is refreshed first, unless a bearer token will decide instead of it.
-        if credentials.bearer == nil, credentials.session?.needsRefresh == true,
-            mode == .authenticationOnly || bearerCheck(request, credentials) == nil
-        {
-            return GatewayDecision(.check(.sessionRefresh), label: forwardAuth ? "forward-auth" : "refresh")
-        }
         let identity: Identity?
         var accessToken: String?
         switch credentials.bearer {
@@ -81,17 +75,21 @@ public struct Gateway: Sendable {
             identity = credentials.session?.identity
             accessToken = credentials.session?.accessToken
         }
-        guard case .forwardAuth(let forwardedMethod) = mode else {
-            if mode == .authenticationOnly { return authenticated(identity, request) }
-            let decision = decided(request, identity)
-            if credentials.bearer == nil, let check = bearerCheck(request, decision) {
-                return GatewayDecision(.check(check), label: decision.rule ?? decision.reason)
-            }
-            return proxied(decision, request, accessToken: accessToken)
+        let refresh = credentials.bearer == nil && credentials.session?.needsRefresh == true
+        if mode == .authenticationOnly {
+            return refresh
+                ? GatewayDecision(.check(.sessionRefresh), label: "forward-auth") : authenticated(identity, request)
         }
         let decision = decided(request, identity)
+        let label = forwardAuth ? "forward-auth" : decision.rule ?? decision.reason
+        // A bearer route's token decides instead of the cookies; otherwise a session about to expire is refreshed
+        // first. Either way the gateway decides again with what the provider said.
         if credentials.bearer == nil, let check = bearerCheck(request, decision) {
-            return GatewayDecision(.check(check), label: "forward-auth")
+            return GatewayDecision(.check(check), label: label)
+        }
+        if refresh { return GatewayDecision(.check(.sessionRefresh), label: label) }
+        guard case .forwardAuth(let forwardedMethod) = mode else {
+            return proxied(decision, request, accessToken: accessToken)
         }
         return forwardAuthAnswer(
             decision, request, identity: identity, accessToken: accessToken, forwardedMethod: forwardedMethod)
@@ -111,12 +109,6 @@ public struct Gateway: Sendable {
         let mode = engine.bearerMode(for: decision)
         guard mode != .off, let token = request.bearerToken else { return nil }
         return .bearerToken(token, mode)
-    }
-
-    /// Whether the request would be decided by its bearer token (a refresh would then be wasted).
-    private func bearerCheck(_ request: CanonicalRequest, _ credentials: Credentials) -> CredentialCheck? {
-        guard request.bearerToken != nil else { return nil }
-        return bearerCheck(request, decided(request, credentials.session?.identity))
     }
 
     // MARK: Proxy mode

@@ -1,0 +1,370 @@
+import DetourGateway
+import DetourRedirect
+import NIOCore
+import NIOHTTP1
+
+/// The life of one client connection, as a value: each method takes one event (a request part, a decision, an
+/// upstream ready or closed, a response part, a change in writability, the timer) and returns the one ``Action``
+/// that ``RequestHandler`` performs. It holds no channel, no upstream connection and no clock (time comes with
+/// the events), so each state and deadline is tested without sockets.
+///
+/// Guarantees:
+/// - One request at a time: a pipelined request (RFC 9112 9.3.2) waits until the response before it is written
+///   and the client reads what it was sent, so answers never pile up in memory.
+/// - Reading follows the state (``wantsRead``): not while a decision or an upstream connection is pending, nor
+///   while the upstream cannot take more of a body, nor between requests while the client reads nothing. Memory
+///   stays flat whatever the body sizes.
+/// - Each request read gets one response, or its connection closes.
+/// - One deadline at a time per concern, watched by one timer (``nextDeadline``): the client's next bytes
+///   (`header_timeout`, `body_timeout`, `idle_timeout`), a client that reads nothing (closed after a
+///   `body_timeout`), the upstream's response (``UpstreamTimeouts/response`` from the request's end: 504), and the
+///   end of draining an answered request.
+/// - Bodies: a proxied body over ``HTTPServer/Limits/maximumRequestBody`` is a 413 (from `Content-Length`, before
+///   anything is forwarded); an endpoint's body over ``HTTPServer/Limits/maximumEndpointBody`` likewise.
+/// - No answer Detour writes carries a header value with a control byte: one that would is replaced by a 502 page.
+struct ConnectionStateMachine {
+    /// Where the connection is.
+    enum State {
+        /// Between requests.
+        case idle
+        /// Waiting for a decision made off the event loop; the body waits unread.
+        case resolving(HTTPRequestHead)
+        /// Reading the body of a request Detour answers itself.
+        case collecting(HTTPRequestHead, Responder, body: ByteBuffer, tooLarge: Bool)
+        /// Waiting for Detour's own answer.
+        case answering(HTTPRequestHead)
+        /// A request on its way to an upstream and its response on the way back.
+        case forwarding(Exchange)
+        /// A WebSocket upgrade request, waiting for its end and then for the upstream's 101.
+        case upgrading(ProxyPlan, HTTPRequestHead)
+        /// The request was answered before its body ended: the rest is dropped, then the connection closes.
+        case discarding
+        /// The connection is gone: late events change nothing.
+        case closed
+    }
+
+    /// How long the rest of an already answered request body is read before the connection closes anyway.
+    static let discardTime = TimeAmount.seconds(5)
+
+    let limits: HTTPServer.Limits
+    /// Where the connection is; changed only by the machine's event methods (here and in its extension files).
+    var state = State.idle
+    /// Parts of pipelined requests read while an earlier one was being served.
+    private var pipelined = CircularBuffer<HTTPServerRequestPart>()
+    /// Set when the server drains: each response closes its connection.
+    private(set) var quiescing = false
+    private var clientWritable = true
+    /// A read the channel asked for while ``wantsRead`` was false.
+    private var pendingRead = false
+    /// Numbers the exchanges, so that a connection offered late for an earlier one is refused.
+    private var exchanges = 0
+    /// When the client must have sent what it owes; `nil` while Detour owes the next step.
+    private var readDeadline: NIODeadline?
+    /// When a client that stopped reading what it is sent is closed; `nil` while it reads.
+    private var stalledDeadline: NIODeadline?
+    /// When a connection dropping the rest of an answered request closes.
+    private var drainDeadline: NIODeadline?
+
+    init(limits: HTTPServer.Limits, now: NIODeadline) {
+        self.limits = limits
+        readDeadline = now + limits.headerTimeout
+    }
+
+    // MARK: Reading
+
+    /// Whether the connection reads more of the client's bytes now.
+    var wantsRead: Bool {
+        guard pipelined.isEmpty else { return false }
+        switch state {
+        case .idle: return clientWritable
+        case .resolving, .closed: return false
+        case .forwarding(let exchange): return exchange.upstream == .attached(writable: true)
+        case .collecting, .answering, .upgrading, .discarding: return true
+        }
+    }
+
+    /// The channel asks to read: whether to, now; otherwise the read waits for ``resumesRead()``.
+    mutating func readRequested() -> Bool {
+        if wantsRead { return true }
+        pendingRead = true
+        return false
+    }
+
+    /// Whether a read that waited may go ahead now (asked after each event).
+    mutating func resumesRead() -> Bool {
+        guard pendingRead, wantsRead else { return false }
+        pendingRead = false
+        return true
+    }
+
+    /// Whether a response is owed for a request that has been read.
+    private var isBusy: Bool {
+        if case .idle = state { false } else { true }
+    }
+
+    private var isResolving: Bool {
+        if case .resolving = state { true } else { false }
+    }
+
+    // MARK: Client events
+
+    /// A part of a request arrived.
+    mutating func received(_ part: HTTPServerRequestPart, now: NIODeadline) -> Action {
+        if !pipelined.isEmpty || (part.isHead && (isBusy || !clientWritable)) || isResolving {
+            pipelined.append(part)
+            return .none
+        }
+        return handle(part, now: now)
+    }
+
+    /// The next pipelined part that can be served now, handled; `nil` when none can.
+    mutating func nextPipelined(now: NIODeadline) -> Action? {
+        guard let part = pipelined.first, !(part.isHead && (isBusy || !clientWritable)), !isResolving else {
+            return nil
+        }
+        pipelined.removeFirst()
+        return handle(part, now: now)
+    }
+
+    private mutating func handle(_ part: HTTPServerRequestPart, now: NIODeadline) -> Action {
+        // A head or a body part starts the body's clock; the end stops it until the next request is due.
+        if case .end = part { readDeadline = nil } else { readDeadline = now + limits.bodyTimeout }
+        switch state {
+        case .idle:
+            guard case .head(let head) = part else { return .none }
+            if let problem = RequestFraming.problem(head) {
+                // Before any decision: a head two servers could read two ways is answered, then the connection closes.
+                state = .discarding
+                return refuse(ConnectionError.malformed(problem), for: head, now: now, note: .refusedFraming(problem))
+            }
+            return .dispatch(head)
+        case .collecting(let head, let responder, var body, var tooLarge):
+            switch part {
+            case .body(var chunk):
+                if body.readableBytes + chunk.readableBytes > limits.maximumEndpointBody {
+                    tooLarge = true
+                    body.clear()
+                } else if !tooLarge {
+                    body.writeBuffer(&chunk)
+                }
+                state = .collecting(head, responder, body: body, tooLarge: tooLarge)
+                return .none
+            case .end:
+                state = .answering(head)
+                if tooLarge { return refuse(ConnectionError.bodyTooLarge, for: head, now: now) }
+                let request = EndpointRequest(
+                    method: head.method.rawValue, target: head.uri, headers: head.headers.map { ($0.name, $0.value) },
+                    body: Array(body.readableBytesView))
+                return .answer(request, responder)
+            case .head:
+                return .none
+            }
+        case .forwarding(var exchange):
+            let action = forward(part, &exchange, now: now)
+            if case .forwarding = state { state = .forwarding(exchange) }
+            return action
+        case .upgrading(let plan, let head):
+            // An upgrade request has no body; at its end the upstream is asked.
+            if case .end = part { return .openTunnel(plan, head) }
+            return .none
+        case .discarding:
+            if case .end = part { return .close(.drained) }
+            return .none
+        case .resolving, .answering, .closed:
+            return .none
+        }
+    }
+
+    /// The dispatcher said where the request goes.
+    mutating func dispatched(_ dispatch: Dispatch, for head: HTTPRequestHead, now: NIODeadline) -> Action {
+        switch dispatch {
+        case .later(let decide):
+            state = .resolving(head)
+            return .decide(decide)
+        case .respond(let responder):
+            state = .collecting(head, responder, body: ByteBuffer(), tooLarge: false)
+            return .none
+        case .proxy where WebSocketTunnel.isUpgrade(head) && Self.hasBody(head):
+            // An opening handshake is a GET without a body (RFC 6455 4.1); one with a body would reach the upstream
+            // announcing a body that never follows, and end in its timeout.
+            state = .discarding
+            return refuse(ConnectionError.upgradeWithBody, for: head, now: now)
+        case .proxy(let plan) where WebSocketTunnel.isUpgrade(head):
+            state = .upgrading(plan, head)
+            return .none
+        case .proxy(let plan):
+            if let limit = limits.maximumRequestBody,
+                let length = head.headers.first(name: "content-length").flatMap(Int.init), length > limit
+            {
+                state = .discarding
+                return refuse(ConnectionError.bodyTooLarge, for: head, now: now)
+            }
+            exchanges += 1
+            state = .forwarding(Exchange(id: exchanges, plan: plan, request: head))
+            return .connect(plan.upstream, timeout: plan.timeouts.connect, exchange: exchanges, fresh: false)
+        }
+    }
+
+    /// A decision made off the loop (``Action/decide(_:)``) is ready.
+    mutating func decided(_ dispatch: Dispatch, now: NIODeadline) -> Action {
+        guard case .resolving(let head) = state else { return .none }
+        return dispatched(dispatch, for: head, now: now)
+    }
+
+    /// Detour's own answer (``Action/answer(_:_:)``) is ready.
+    mutating func answered(_ answer: Answer, now: NIODeadline) -> Action {
+        guard case .answering(let head) = state else { return .none }
+        return respond(answer, to: head, closing: !head.isKeepAlive, now: now)
+    }
+
+    /// The client's side of the connection can take more bytes, or cannot.
+    mutating func clientWritabilityChanged(writable: Bool, now: NIODeadline) {
+        clientWritable = writable
+        stalledDeadline = writable ? nil : now + limits.bodyTimeout
+    }
+
+    /// The server drains: an idle connection closes now, a busy one after its response (told `Connection: close`).
+    mutating func quiesce() -> Action {
+        quiescing = true
+        pipelined.removeAll()
+        return isBusy ? .none : .close(.quiescing)
+    }
+
+    /// The client's bytes could not be parsed: 431 (head too large) or 400, unless a response has started.
+    mutating func parserFailed(_ error: HTTPParserError) -> Action {
+        if case .forwarding(let exchange) = state, exchange.response != nil { return .close(.unparsable) }
+        state = .closed
+        return .refuseUnparsable(error == .headerOverflow ? .requestHeaderFieldsTooLarge : .badRequest)
+    }
+
+    /// The connection is gone.
+    mutating func closed() {
+        state = .closed
+        pipelined.removeAll()
+    }
+
+    /// The upstream refused the WebSocket upgrade or could not be reached.
+    mutating func upgradeFailed(_ error: ConnectionError, now: NIODeadline) -> Action {
+        guard case .upgrading(_, let head) = state else { return .none }
+        state = .answering(head)
+        return refuse(error, for: head, now: now)
+    }
+
+    // MARK: Time
+
+    /// The soonest deadline the connection's timer must watch, if any.
+    var nextDeadline: NIODeadline? {
+        var soonest = readDeadline
+        for deadline in [stalledDeadline, drainDeadline, responseDeadline] {
+            if let deadline, soonest.map({ deadline < $0 }) ?? true { soonest = deadline }
+        }
+        return soonest
+    }
+
+    private var responseDeadline: NIODeadline? {
+        if case .forwarding(let exchange) = state { exchange.responseDeadline } else { nil }
+    }
+
+    /// The timer went off: whatever deadline has passed is acted on, one at a time (the timer is due again at once
+    /// while another has passed).
+    mutating func timerFired(now: NIODeadline) -> Action {
+        if let stalled = stalledDeadline, stalled <= now {
+            // The client read nothing of what it was sent for a whole body_timeout: it holds this connection (and an
+            // upstream one) for nothing.
+            stalledDeadline = nil
+            return .close(.clientStalled)
+        }
+        if let drain = drainDeadline, drain <= now {
+            drainDeadline = nil
+            return .close(.drained)
+        }
+        if case .forwarding(var exchange) = state, let deadline = exchange.responseDeadline, deadline <= now {
+            exchange.responseDeadline = nil
+            exchange.timedOut = true
+            state = .forwarding(exchange)
+            return .closeUpstream
+        }
+        // Not reading is Detour waiting (on an upstream, a decision, a response): the client is not late.
+        if !wantsRead, readDeadline != nil { readDeadline = now + limits.bodyTimeout }
+        if let deadline = readDeadline, deadline <= now { return readTimedOut(now: now) }
+        return .none
+    }
+
+    /// The client did not send in time: a connection between requests just closes; a request whose body stopped
+    /// gets a 408 (RFC 9110 15.5.9) when no response has started, then the connection closes.
+    private mutating func readTimedOut(now: NIODeadline) -> Action {
+        readDeadline = nil
+        let head: HTTPRequestHead
+        var closesUpstream = false
+        switch state {
+        case .collecting(let request, _, _, _), .upgrading(_, let request):
+            head = request
+        case .forwarding(let exchange) where exchange.response == nil:
+            head = exchange.request
+            closesUpstream = true
+        default:
+            return .close(.clientTooSlow)
+        }
+        state = .discarding
+        return refuse(
+            ConnectionError.tooSlow, for: head, now: now, closesUpstream: closesUpstream, note: .clientTooSlow)
+    }
+
+    // MARK: Detour's own responses
+
+    /// Answers with an error page or JSON, as the client reads them; by default the connection then closes.
+    mutating func refuse(
+        _ error: some ResponseError, for request: HTTPRequestHead, closing: Bool = true, now: NIODeadline,
+        closesUpstream: Bool = false, note: Note? = nil
+    ) -> Action {
+        let client = ClientKind.classify(method: request.method.rawValue, header: { request.headers.first(name: $0) })
+        let answer = error.answer(method: request.method.rawValue, client: client)
+        return respond(answer, to: request, closing: closing, now: now, closesUpstream: closesUpstream, note: note)
+    }
+
+    /// A whole answer. One with a header value that cannot be sent (a claim with a line break in a forward-auth
+    /// answer) becomes a 502 page.
+    private mutating func respond(
+        _ answer: Answer, to request: HTTPRequestHead, closing: Bool, now: NIODeadline,
+        closesUpstream: Bool = false, note: Note? = nil
+    ) -> Action {
+        if let invalid = ProxyHeaders.firstInvalidValue(in: answer.headers) {
+            return refuse(
+                RequestRefusal.unsendableHeader, for: request, closing: closing, now: now,
+                closesUpstream: closesUpstream, note: .unsendableHeader(invalid))
+        }
+        let closes = closing || quiescing
+        let response = OwnResponse(
+            answer: answer, request: request, closes: closes, then: finish(closing: closing, now: now),
+            closesUpstream: closesUpstream, note: note)
+        return .respond(response)
+    }
+
+    /// What follows a written response, and the state it leaves.
+    mutating func finish(closing: Bool, now: NIODeadline) -> Ending {
+        if case .discarding = state {
+            // Told `Connection: close`; the client may still be sending: the rest is read (for a while), then closed.
+            drainDeadline = now + Self.discardTime
+            return .drain
+        }
+        if closing || quiescing {
+            state = .discarding
+            return .close
+        }
+        state = .idle
+        readDeadline = now + limits.idleTimeout
+        return .readNext
+    }
+
+    /// Whether a request announces a body: chunked, or a `Content-Length` other than 0 (the parser refused any
+    /// other framing, and two lengths that disagree).
+    static func hasBody(_ head: HTTPRequestHead) -> Bool {
+        head.headers.contains(name: "transfer-encoding") || head.headers["content-length"].contains { Int($0) != 0 }
+    }
+}
+
+extension HTTPServerRequestPart {
+    fileprivate var isHead: Bool {
+        if case .head = self { true } else { false }
+    }
+}

@@ -144,6 +144,7 @@ let package = Package(
             dependencies: [
                 "DetourServer", "DetourGateway", "DetourRedirect", "DetourConfig", "DetourOIDC", "DetourCurl",
                 "DetourSessions",
+                .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"), .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strictness),

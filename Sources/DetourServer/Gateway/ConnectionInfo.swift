@@ -1,0 +1,25 @@
+import DetourGateway
+
+/// What Detour knows about one client connection, kept from one request to the next.
+///
+/// Guarantees: ``remoteAddress`` never changes, so it may be read anywhere; the memos are read and changed
+/// only on the connection's event loop, one request at a time (decisions made off the loop are handed no
+/// memo), so they need no lock.
+public final class ConnectionInfo: @unchecked Sendable {
+    public let remoteAddress: String?
+    /// Whether the peer is a trusted proxy, decided at the first request.
+    private var trusted: Bool?
+    /// The last `Cookie` headers seen and what they opened to (the gateway's memo).
+    var lastSession: OpenedCookies?
+    /// The last upstream origin and where it connects (the gateway's memo).
+    var lastUpstream: (origin: String, host: String, port: Int)?
+
+    public init(remoteAddress: String?) { self.remoteAddress = remoteAddress }
+
+    func trustsPeer(_ proxies: TrustedProxies) -> Bool {
+        if let trusted { return trusted }
+        let decided = proxies.trusts(remoteAddress)
+        trusted = decided
+        return decided
+    }
+}

@@ -1,0 +1,15 @@
+public import NIOHTTP1
+
+/// A request on its way upstream: the rewritten head and how to rewrite the upstream's response head.
+public struct ProxyPlan: Sendable {
+    public var host: String
+    public var port: Int
+    public var head: HTTPRequestHead
+    var rewriteResponse: @Sendable (HTTPResponseHead) -> ClientResponseHead
+    public var timeouts = UpstreamTimeouts()
+    /// For an `https://` upstream, how to speak TLS to it; `nil` for `http://`.
+    var tls: UpstreamTLSClient?
+
+    /// Which pooled connections can carry this request.
+    var upstream: UpstreamPool.Key { UpstreamPool.Key(host: host, port: port, tls: tls) }
+}

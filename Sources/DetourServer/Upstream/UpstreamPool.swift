@@ -1,0 +1,96 @@
+import Logging
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+
+/// Idle keep-alive connections to upstreams, owned by one event loop.
+///
+/// Guarantees: every method runs on ``eventLoop`` (asserted), so client connections on that loop share
+/// upstream connections without locks and both channels of an exchange are served by one thread; a
+/// connection is handed out only while open and at most ``maximumIdleTime`` after its last use (older
+/// ones are closed rather than risk the upstream's own idle timeout); at most ``maximumIdlePerUpstream``
+/// wait per upstream.
+final class UpstreamPool: @unchecked Sendable {
+    struct Key: Hashable {
+        let host: String
+        let port: Int
+        /// `nil` for plain HTTP.
+        let tls: UpstreamTLSClient?
+    }
+
+    static let maximumIdlePerUpstream = 128
+    static let maximumIdleTime = TimeAmount.seconds(4)
+    let eventLoop: any EventLoop
+    /// The loop's end-of-turn flushes, shared by its client and upstream connections.
+    let flusher: TickFlusher
+    let logger: Logger
+    /// Per upstream, as a reference: taking and giving back change the list in place (changing an array inside a
+    /// dictionary goes through an accessor that allocated three times per request).
+    private var idle: [Key: IdleConnections] = [:]
+
+    private final class IdleConnections {
+        var connections: [UpstreamHandler] = []
+    }
+
+    init(eventLoop: any EventLoop, logger: Logger) {
+        self.eventLoop = eventLoop
+        self.logger = logger
+        flusher = TickFlusher(eventLoop: eventLoop)
+    }
+
+    /// An idle connection to `key`, most recently used first, or `nil`.
+    func take(_ key: Key) -> UpstreamHandler? {
+        eventLoop.assertInEventLoop()
+        guard let list = idle[key] else { return nil }
+        let oldest = NIODeadline.now() - Self.maximumIdleTime
+        while let connection = list.connections.popLast() {
+            if connection.isOpen, connection.idleSince > oldest { return connection }
+            connection.close()
+        }
+        return nil
+    }
+
+    /// Keeps a connection whose last exchange completed with keep-alive.
+    func giveBack(_ connection: UpstreamHandler) {
+        eventLoop.assertInEventLoop()
+        let list = idleConnections(to: connection.key)
+        guard connection.isOpen, list.connections.count < Self.maximumIdlePerUpstream else {
+            connection.close()
+            return
+        }
+        connection.idleSince = .now()
+        list.connections.append(connection)
+    }
+
+    private func idleConnections(to key: Key) -> IdleConnections {
+        if let list = idle[key] { return list }
+        let list = IdleConnections()
+        idle[key] = list
+        return list
+    }
+
+    /// Forgets a connection that closed while idle.
+    func remove(_ connection: UpstreamHandler) {
+        idle[connection.key]?.connections.removeAll { $0 === connection }
+    }
+
+    /// A new connection to `key`, on this pool's event loop.
+    func connect(_ key: Key, timeout: TimeAmount) -> EventLoopFuture<UpstreamHandler> {
+        ClientBootstrap(group: eventLoop)
+            .connectTimeout(timeout)
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelInitializer { [self] channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let pipeline = channel.pipeline.syncOperations
+                    let writer = UpstreamWriter()
+                    let decoder = HTTPResponseDecoder(informationalResponseStrategy: .forward)
+                    if let tls = key.tls { try pipeline.addHandler(try tls.handler()) }
+                    try pipeline.addHandler(writer)
+                    try pipeline.addHandler(ByteToMessageHandler(decoder))
+                    try pipeline.addHandler(UpstreamHandler(key: key, pool: self, writer: writer, decoder: decoder))
+                }
+            }
+            .connect(host: key.host, port: key.port)
+            .flatMapThrowing { channel in try channel.pipeline.syncOperations.handler(type: UpstreamHandler.self) }
+    }
+}

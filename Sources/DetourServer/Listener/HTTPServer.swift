@@ -61,22 +61,9 @@ public final class HTTPServer: Service {
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     guard connections.open(channel) else { throw ChannelError.ioOnClosedChannel }
-                    var decoderLimits = NIOHTTPDecoderLimitConfiguration()
-                    decoderLimits.maxHeaderListSize = limits.maximumHeaderBytes
-                    decoderLimits.maxHeaderFieldSize = limits.maximumHeaderBytes
-                    let pipeline = channel.pipeline.syncOperations
-                    // RequestHandler serves pipelined requests itself, pausing reads only when one arrives, checks
-                    // the header values it writes itself and writes each response as bytes, framing included (see
-                    // ``RequestHandler``), so no handler scans or copies every response's headers again.
-                    try pipeline.addHandler(
-                        ByteToMessageHandler(
-                            HTTPRequestDecoder(
-                                leftOverBytesStrategy: .dropBytes, informationalResponseStrategy: .drop,
-                                limitConfiguration: decoderLimits)))
-                    try pipeline.addHandler(
-                        RequestHandler(
-                            dispatcher: dispatcher, pool: pools.pool(for: channel.eventLoop), limits: limits,
-                            logger: logger))
+                    try serve(
+                        channel, limits: limits, pool: pools.pool(for: channel.eventLoop), logger: logger,
+                        dispatcher: dispatcher)
                 }
             }
         do {
@@ -86,6 +73,26 @@ public final class HTTPServer: Service {
         } catch let error as IOError {
             throw ListenError(address: "\(host):\(port)", reason: String(cString: strerror(error.errnoCode)))
         }
+    }
+
+    /// Sets up a client connection's pipeline: SwiftNIO's request parser, then a ``RequestHandler``.
+    ///
+    /// The handler serves pipelined requests itself, pausing reads only when one arrives, checks the header values it
+    /// writes itself and writes each response as bytes, framing included, so no handler scans or copies every
+    /// response's headers again.
+    static func serve(
+        _ channel: any Channel, limits: Limits, pool: UpstreamPool, logger: Logger, dispatcher: @escaping Dispatcher
+    ) throws {
+        var decoderLimits = NIOHTTPDecoderLimitConfiguration()
+        decoderLimits.maxHeaderListSize = limits.maximumHeaderBytes
+        decoderLimits.maxHeaderFieldSize = limits.maximumHeaderBytes
+        let pipeline = channel.pipeline.syncOperations
+        try pipeline.addHandler(
+            ByteToMessageHandler(
+                HTTPRequestDecoder(
+                    leftOverBytesStrategy: .dropBytes, informationalResponseStrategy: .drop,
+                    limitConfiguration: decoderLimits)))
+        try pipeline.addHandler(RequestHandler(dispatcher: dispatcher, pool: pool, limits: limits, logger: logger))
     }
 
     private init(host: String, channel: any Channel, connections: Connections) {

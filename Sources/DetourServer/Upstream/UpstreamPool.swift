@@ -80,17 +80,24 @@ final class UpstreamPool: @unchecked Sendable {
             .connectTimeout(timeout)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelInitializer { [self] channel in
-                channel.eventLoop.makeCompletedFuture {
-                    let pipeline = channel.pipeline.syncOperations
-                    let writer = UpstreamWriter()
-                    let decoder = HTTPResponseDecoder(informationalResponseStrategy: .forward)
-                    if let tls = key.tls { try pipeline.addHandler(try tls.handler()) }
-                    try pipeline.addHandler(writer)
-                    try pipeline.addHandler(ByteToMessageHandler(decoder))
-                    try pipeline.addHandler(UpstreamHandler(key: key, pool: self, writer: writer, decoder: decoder))
-                }
+                channel.eventLoop.makeCompletedFuture { try serve(channel, key) }
             }
             .connect(host: key.host, port: key.port)
             .flatMapThrowing { channel in try channel.pipeline.syncOperations.handler(type: UpstreamHandler.self) }
+    }
+
+    /// Sets up an upstream connection's pipeline: TLS for an `https://` upstream, the writer requests leave by, the
+    /// response parser, then the ``UpstreamHandler`` that serves exchanges from this pool.
+    @discardableResult
+    func serve(_ channel: any Channel, _ key: Key) throws -> UpstreamHandler {
+        let pipeline = channel.pipeline.syncOperations
+        let writer = UpstreamWriter()
+        let decoder = HTTPResponseDecoder(informationalResponseStrategy: .forward)
+        if let tls = key.tls { try pipeline.addHandler(try tls.handler()) }
+        try pipeline.addHandler(writer)
+        try pipeline.addHandler(ByteToMessageHandler(decoder))
+        let handler = UpstreamHandler(key: key, pool: self, writer: writer, decoder: decoder)
+        try pipeline.addHandler(handler)
+        return handler
     }
 }

@@ -143,8 +143,9 @@ let package = Package(
             name: "DetourServerTests",
             dependencies: [
                 "DetourServer", "DetourGateway", "DetourRedirect", "DetourConfig", "DetourOIDC", "DetourCurl",
-                "DetourSessions",
-                .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOEmbedded", package: "swift-nio"),
+                "DetourSessions", "DetourPolicy",
+                .product(name: "Crypto", package: "swift-crypto"), .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"), .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strictness),

@@ -5,8 +5,8 @@ import Testing
 
 /// Every row of CONTRACT section 6 the gateway decides, in both modes: Detour as the proxy, and Detour asked by a
 /// trusted proxy in front with the method forwarded (F3, Traefik and Caddy) and without it (F2, nginx
-/// `auth_request`). The endpoint rows (C1, C2, S1, S2, L1) are the endpoints' own (`EndpointRowTests` in
-/// DetourServerTests); U1 rewrites the upstream's answer (`ProxyHeadersTests`), from the public URL checked here.
+/// `auth_request`). The endpoint rows (C1, C2, S1, S2, L1) are the endpoints' own (`EndpointRowTests` and
+/// `CallbackRowTests` in DetourServerTests); U1 rewrites the upstream's answer (`ProxyHeadersTests`), from the public URL checked here.
 @Suite struct MatrixRowTests {
     let gateway = Fixture.gateway()
 

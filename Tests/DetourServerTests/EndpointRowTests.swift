@@ -7,8 +7,8 @@ import Testing
 @testable import DetourServer
 
 /// The matrix rows Detour's endpoints answer (CONTRACT section 6: C2, S1, S2, L1), through ``Endpoints/handle(_:_:now:)``
-/// as the dispatcher calls it, without a socket. C1 needs a signed ID token and is proved end to end
-/// (`Tests/e2e/test_signin.py`); the rows the gateway decides are in DetourGatewayTests.
+/// as the dispatcher calls it, without a socket. C1, which needs a signed ID token, is `CallbackRowTests`; the rows the
+/// gateway decides are in DetourGatewayTests.
 @Suite struct EndpointRowTests {
     static let browser = [("Host", "auth.example.com"), ("Accept", "text/html"), ("Sec-Fetch-Mode", "navigate")]
 

@@ -1,12 +1,10 @@
 import Crypto
-import DetourConfig
 import DetourCurl
 import DetourGateway
 import DetourOIDC
 import DetourPolicy
 import DetourSessions
 import Foundation
-import Logging
 import Testing
 
 @testable import DetourServer
@@ -63,21 +61,7 @@ import Testing
     }
 
     static func endpoints() async throws -> Endpoints {
-        let configuration = try Configuration.parse(
-            "server: { public_url: \"https://auth.example.com\" }\n", file: "detour.yaml", environment: [:])
-        let provider = OpenIDProvider(
-            registration: ClientRegistration(
-                issuer: "https://idp.example", clientID: "detour", clientSecret: "s",
-                authentication: .clientSecretBasic, redirectURI: "https://auth.example.com/oauth2/callback",
-                scopes: ["openid"], responseMode: .query),
-            transport: ScriptedProvider())
-        try await provider.load()
-        let sessions = SessionCookies(
-            codec: try SealedCookieCodec(secrets: ["MDEyMzQ1Njc4OTAxMjM0NTY3ODkwMTIzNDU2Nzg5MDE="]),
-            policy: CookiePolicy(cookieName: "_detour", domain: nil, secure: true), lifetime: .seconds(3600))
-        return try Endpoints(
-            configuration: configuration, provider: provider, sessions: sessions, logger: Logger(label: "t"),
-            replayGuard: ReplayGuard(capacity: 100))
+        try await SignInFloodTests.endpoints(capacity: 100, transport: ScriptedProvider())
     }
 
     /// Starts a sign-in returning to `rd`; the state cookie and the authorization request's parameters.

@@ -32,7 +32,10 @@ import Testing
         }
     }
 
-    static func endpoints(capacity: Int = 2_000) async throws -> Endpoints {
+    /// Detour's endpoints for `https://auth.example.com`, signing in at the provider `transport` scripts.
+    static func endpoints(capacity: Int = 2_000, transport: some ProviderTransport = DiscoveryOnly()) async throws
+        -> Endpoints
+    {
         let configuration = try Configuration.parse(
             "server: { public_url: \"https://auth.example.com\" }\n", file: "detour.yaml", environment: [:])
         let provider = OpenIDProvider(
@@ -40,7 +43,7 @@ import Testing
                 issuer: "https://idp.example", clientID: "detour", clientSecret: "s",
                 authentication: .clientSecretBasic,
                 redirectURI: "https://auth.example.com/oauth2/callback", scopes: ["openid"], responseMode: .query),
-            transport: DiscoveryOnly())
+            transport: transport)
         try await provider.load()
         let sessions = SessionCookies(
             codec: try SealedCookieCodec(secrets: ["MDEyMzQ1Njc4OTAxMjM0NTY3ODkwMTIzNDU2Nzg5MDE="]),

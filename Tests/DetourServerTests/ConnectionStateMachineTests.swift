@@ -55,7 +55,7 @@ import Testing
         var machine = machine()
         _ = machine.received(.head(F.head(.POST, "/", [("Transfer-Encoding", "gzip, chunked")])), now: t)
         #expect(machine.nextDeadline == t + ConnectionStateMachine.discardTime)
-        #expect(machine.timerFired(now: t + .seconds(5)).spelled == "close drained")
+        #expect(machine.timerFired(now: t + .seconds(5)).spelled == "close closingTimedOut")
     }
 
     @Test func aClientThatReadsNothingHoldsNoHeadUntilItReadsAndIsClosedAfterABodyTimeout() {
@@ -167,6 +167,8 @@ import Testing
         _ = machine.dispatched(F.answering, for: head, now: t)
         _ = machine.received(.end(nil), now: t)
         #expect(machine.answered(Answer(status: 200), now: t).spelled == "respond 200 close close")
+        #expect(machine.nextDeadline == t + .seconds(20), "a client that does not take the response is not waited for")
+        #expect(machine.timerFired(now: t + .seconds(20)).spelled == "close closingTimedOut")
     }
 
     @Test func anAnswerWithAHeaderThatCannotBeSentBecomesA502() {
@@ -314,6 +316,7 @@ import Testing
         _ = machine.received(.head(upgrade), now: t)
         #expect(machine.dispatched(.proxy(F.plan()), for: upgrade, now: t).spelled == "none")
         #expect(machine.received(.end(nil), now: t).spelled == "tunnel")
+        #expect(machine.received(.end(nil), now: t).spelled == "close outOfOrder", "the upstream is asked once")
         #expect(machine.upgradeFailed(.upgradeRefused, now: t).spelled == "respond 502 close close")
     }
 
@@ -339,6 +342,26 @@ import Testing
         #expect(busy.upstreamReceived(.end(nil), now: t).spelled == "end close pool")
     }
 
+    @Test func quiescingKeepsAPipelinedRequestOutOfTheExchangeInFlight() {
+        var machine = forwarding()
+        _ = machine.received(.end(nil), now: t)
+        let next = F.head(.POST, "/admin", [("Content-Length", "60")])
+        #expect(machine.received(.head(next), now: t).spelled == "none")
+        #expect(machine.quiesce().spelled == "none")
+        #expect(!machine.wantsRead, "the waiting request is neither read further nor dropped")
+        #expect(machine.received(.body(F.bytes("GET /admin HTTP/1.1\r\n")), now: t).spelled == "none")
+        #expect(machine.received(.end(nil), now: t).spelled == "none")
+        _ = machine.upstreamReceived(.head(F.response(.ok, [("Content-Length", "0")])), now: t)
+        #expect(machine.upstreamReceived(.end(nil), now: t).spelled == "end close pool")
+        #expect(machine.nextPipelined(now: t) == nil, "the connection closes with the request unserved")
+    }
+
+    @Test func aPartBehindTheEndOfAForwardedRequestClosesTheConnection() {
+        var machine = forwarding()
+        #expect(machine.received(.end(nil), now: t).spelled == "send end flush")
+        #expect(machine.received(.body(F.bytes("GET /admin HTTP/1.1\r\n\r\n")), now: t).spelled == "close outOfOrder")
+    }
+
     @Test func unparsableBytesAreAnsweredThenTheConnectionIsClosed() {
         var machine = machine()
         #expect(machine.parserFailed(.headerOverflow).spelled == "unparsable 431")
@@ -355,5 +378,6 @@ import Testing
         #expect(machine.answered(Answer(status: 200), now: t).spelled == "none")
         #expect(machine.received(.head(F.head()), now: t).spelled == "none")
         #expect(!machine.wantsRead)
+        #expect(machine.nextDeadline == nil, "no timer for a closed connection")
     }
 }

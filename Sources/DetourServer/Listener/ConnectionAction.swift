@@ -84,8 +84,13 @@ extension ConnectionStateMachine {
         case clientStalled
         /// The client sent nothing for too long, between requests or after a response started.
         case clientTooSlow
-        /// The request was answered before its body ended and the body has now ended (or the time to drain it).
+        /// The request was answered before its body ended, and the body has now ended.
         case drained
+        /// A closing connection whose client did not take its last response in time, or did not finish sending the
+        /// body of an answered request within ``ConnectionStateMachine/discardTime``.
+        case closingTimedOut
+        /// A request part where none can be (behind the end of the request being served): a desync, never served.
+        case outOfOrder
         /// A failure after the response head left: closing is the only signal left.
         case failedMidResponse
         /// The client's bytes cannot be parsed as HTTP.

@@ -35,8 +35,9 @@ struct ConnectionStateMachine {
         case answering(HTTPRequestHead)
         /// A request on its way to an upstream and its response on the way back.
         case forwarding(Exchange)
-        /// A WebSocket upgrade request, waiting for its end and then for the upstream's 101.
-        case upgrading(ProxyPlan, HTTPRequestHead)
+        /// A WebSocket upgrade request, waiting for its end (`asked` once the upstream has been asked), then for the
+        /// upstream's 101.
+        case upgrading(ProxyPlan, HTTPRequestHead, asked: Bool)
         /// The request was answered before its body ended: the rest is dropped, then the connection closes.
         case discarding
         /// The connection is gone: late events change nothing.
@@ -62,8 +63,9 @@ struct ConnectionStateMachine {
     private var readDeadline: NIODeadline?
     /// When a client that stopped reading what it is sent is closed; `nil` while it reads.
     private var stalledDeadline: NIODeadline?
-    /// When a connection dropping the rest of an answered request closes.
-    private var drainDeadline: NIODeadline?
+    /// When a connection that is closing (or dropping the rest of an answered request) is closed anyway, whether or
+    /// not the client took its last response.
+    private var closeDeadline: NIODeadline?
 
     init(limits: HTTPServer.Limits, now: NIODeadline) {
         self.limits = limits
@@ -159,14 +161,21 @@ struct ConnectionStateMachine {
             case .head:
                 return .none
             }
+        case .forwarding(let exchange) where exchange.requestEnded:
+            // The next request's parts wait in `pipelined` behind its head: a part here would reach this upstream as
+            // bytes of a request no decision was made for.
+            return .close(.outOfOrder)
         case .forwarding(var exchange):
             let action = forward(part, &exchange, now: now)
             if case .forwarding = state { state = .forwarding(exchange) }
             return action
-        case .upgrading(let plan, let head):
+        case .upgrading(_, _, asked: true):
+            return .close(.outOfOrder)
+        case .upgrading(let plan, let head, asked: false):
             // An upgrade request has no body; at its end the upstream is asked.
-            if case .end = part { return .openTunnel(plan, head) }
-            return .none
+            guard case .end = part else { return .none }
+            state = .upgrading(plan, head, asked: true)
+            return .openTunnel(plan, head)
         case .discarding:
             if case .end = part { return .close(.drained) }
             return .none
@@ -190,7 +199,7 @@ struct ConnectionStateMachine {
             state = .discarding
             return refuse(ConnectionError.upgradeWithBody, for: head, now: now)
         case .proxy(let plan) where WebSocketTunnel.isUpgrade(head):
-            state = .upgrading(plan, head)
+            state = .upgrading(plan, head, asked: false)
             return .none
         case .proxy(let plan):
             if let limit = limits.maximumRequestBody,
@@ -224,9 +233,10 @@ struct ConnectionStateMachine {
     }
 
     /// The server drains: an idle connection closes now, a busy one after its response (told `Connection: close`).
+    /// Parts waiting in `pipelined` stay there, unread further, until the connection closes: dropping them would
+    /// let the parts behind them be read as the current request's.
     mutating func quiesce() -> Action {
         quiescing = true
-        pipelined.removeAll()
         return isBusy ? .none : .close(.quiescing)
     }
 
@@ -241,11 +251,14 @@ struct ConnectionStateMachine {
     mutating func closed() {
         state = .closed
         pipelined.removeAll()
+        readDeadline = nil
+        stalledDeadline = nil
+        closeDeadline = nil
     }
 
     /// The upstream refused the WebSocket upgrade or could not be reached.
     mutating func upgradeFailed(_ error: ConnectionError, now: NIODeadline) -> Action {
-        guard case .upgrading(_, let head) = state else { return .none }
+        guard case .upgrading(_, let head, _) = state else { return .none }
         state = .answering(head)
         return refuse(error, for: head, now: now)
     }
@@ -255,7 +268,7 @@ struct ConnectionStateMachine {
     /// The soonest deadline the connection's timer must watch, if any.
     var nextDeadline: NIODeadline? {
         var soonest = readDeadline
-        for deadline in [stalledDeadline, drainDeadline, responseDeadline] {
+        for deadline in [stalledDeadline, closeDeadline, responseDeadline] {
             if let deadline, soonest.map({ deadline < $0 }) ?? true { soonest = deadline }
         }
         return soonest
@@ -274,9 +287,9 @@ struct ConnectionStateMachine {
             stalledDeadline = nil
             return .close(.clientStalled)
         }
-        if let drain = drainDeadline, drain <= now {
-            drainDeadline = nil
-            return .close(.drained)
+        if let closing = closeDeadline, closing <= now {
+            closeDeadline = nil
+            return .close(.closingTimedOut)
         }
         if case .forwarding(var exchange) = state, let deadline = exchange.responseDeadline, deadline <= now {
             exchange.responseDeadline = nil
@@ -297,7 +310,7 @@ struct ConnectionStateMachine {
         let head: HTTPRequestHead
         var closesUpstream = false
         switch state {
-        case .collecting(let request, _, _, _), .upgrading(_, let request):
+        case .collecting(let request, _, _, _), .upgrading(_, let request, _):
             head = request
         case .forwarding(let exchange) where exchange.response == nil:
             head = exchange.request
@@ -344,11 +357,14 @@ struct ConnectionStateMachine {
     mutating func finish(closing: Bool, now: NIODeadline) -> Ending {
         if case .discarding = state {
             // Told `Connection: close`; the client may still be sending: the rest is read (for a while), then closed.
-            drainDeadline = now + Self.discardTime
+            closeDeadline = now + Self.discardTime
             return .drain
         }
         if closing || quiescing {
+            // Closed once the response is written; a client that does not take it is not waited for longer than for a
+            // body.
             state = .discarding
+            closeDeadline = now + limits.bodyTimeout
             return .close
         }
         state = .idle

@@ -171,9 +171,16 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstr
             context.writeAndFlush(wrapOutboundOut(bytes.buffer), promise: nil)
             context.close(promise: nil)
         case .close(let reason):
-            if reason == .clientStalled || reason == .clientTooSlow {
+            switch reason {
+            case .clientStalled, .clientTooSlow, .closingTimedOut:
                 logger.debug("client too slow; closing", metadata: ["reason": "\(reason)"])
+            case .outOfOrder:
+                logger.warning("request part out of order; closing")
+            case .quiescing, .drained, .failedMidResponse, .unparsable:
+                break
             }
+            // Closed first, so that nothing the flush sets off (the client becoming writable) serves another request.
+            machine.closed()
             // The last response may still wait for the end of the loop's turn.
             context.flush()
             context.close(promise: nil)

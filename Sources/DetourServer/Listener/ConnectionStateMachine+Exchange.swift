@@ -21,9 +21,23 @@ extension ConnectionStateMachine {
             var chunked: Bool
         }
 
-        let id: Int
-        let plan: ProxyPlan
-        let request: HTTPRequestHead
+        /// What the exchange was opened with, shared: copying an exchange costs one reference, not one per field.
+        final class Terms: Sendable {
+            let id: Int
+            let plan: ProxyPlan
+            let request: HTTPRequestHead
+
+            init(id: Int, plan: ProxyPlan, request: HTTPRequestHead) {
+                self.id = id
+                self.plan = plan
+                self.request = request
+            }
+        }
+
+        let terms: Terms
+        var id: Int { terms.id }
+        var plan: ProxyPlan { terms.plan }
+        var request: HTTPRequestHead { terms.request }
         var upstream = Upstream.connecting
         /// Request parts that arrived before the upstream connection was ready.
         var waiting: [HTTPClientRequestPart] = []
@@ -36,13 +50,9 @@ extension ConnectionStateMachine {
         var timedOut = false
         var upstreamKeepAlive = false
         var closeClient: Bool
-        /// When the response must have started by (504 after that), from the end of the request.
-        var responseDeadline: NIODeadline?
 
         init(id: Int, plan: ProxyPlan, request: HTTPRequestHead) {
-            self.id = id
-            self.plan = plan
-            self.request = request
+            terms = Terms(id: id, plan: plan, request: request)
             closeClient = !request.isKeepAlive
         }
     }
@@ -75,23 +85,21 @@ extension ConnectionStateMachine {
             exchange.waiting.append(outgoing)
             return .none
         }
-        if exchange.requestEnded { startResponseClock(&exchange, now: now) }
+        if exchange.requestEnded { startResponseClock(exchange, now: now) }
         return .send(outgoing, flush: exchange.requestEnded)
     }
 
     /// A streamed body went over the limit: a 413 unless the response has started (then only closing is left).
     private mutating func bodyTooLarge(_ exchange: inout Exchange, now: NIODeadline) -> Action {
-        exchange.responseDeadline = nil
+        deadlines.response = nil
         if exchange.response != nil { return .close(.failedMidResponse) }
         state = .discarding
         return refuse(ConnectionError.bodyTooLarge, for: exchange.request, now: now, closesUpstream: true)
     }
 
-    private func startResponseClock(_ exchange: inout Exchange, now: NIODeadline) {
-        guard exchange.responseDeadline == nil, exchange.response == nil, case .attached = exchange.upstream else {
-            return
-        }
-        exchange.responseDeadline = now + exchange.plan.timeouts.response
+    private mutating func startResponseClock(_ exchange: Exchange, now: NIODeadline) {
+        guard deadlines.response == nil, exchange.response == nil, case .attached = exchange.upstream else { return }
+        deadlines.response = now + exchange.plan.timeouts.response
     }
 
     // MARK: Upstream events
@@ -106,7 +114,7 @@ extension ConnectionStateMachine {
         exchange.reusedConnection = reused
         let start = UpstreamStart(head: exchange.plan.head, waiting: exchange.waiting)
         exchange.waiting = []
-        if exchange.requestEnded { startResponseClock(&exchange, now: now) }
+        if exchange.requestEnded { startResponseClock(exchange, now: now) }
         state = .forwarding(exchange)
         return start
     }
@@ -135,7 +143,7 @@ extension ConnectionStateMachine {
             guard version != .http1_0, head.status != .switchingProtocols else { return .none }
             return .writeHead(ClientResponseHead(passing: head), version)
         case .head(let head):
-            exchange.responseDeadline = nil
+            deadlines.response = nil
             exchange.upstreamKeepAlive = head.isKeepAlive
             // An answer before the request's end (an early 401 or 413): the rest of the body is not wanted.
             if !exchange.requestEnded { exchange.closeClient = true }
@@ -180,7 +188,7 @@ extension ConnectionStateMachine {
     mutating func upstreamClosed(now: NIODeadline) -> Action {
         guard case .forwarding(var exchange) = state else { return .none }
         exchange.upstream = .gone
-        exchange.responseDeadline = nil
+        deadlines.response = nil
         if exchange.response != nil {
             state = .forwarding(exchange)
             return .close(.failedMidResponse)
@@ -200,7 +208,7 @@ extension ConnectionStateMachine {
     /// No response came: a page saying why. A request whose body had not ended is drained, then closed.
     private mutating func fail(_ exchange: Exchange, _ error: ConnectionError, now: NIODeadline) -> Action {
         var exchange = exchange
-        exchange.responseDeadline = nil
+        deadlines.response = nil
         if exchange.requestEnded {
             state = .forwarding(exchange)
         } else {

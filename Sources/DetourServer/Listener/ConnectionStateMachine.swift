@@ -59,17 +59,12 @@ struct ConnectionStateMachine {
     private var pendingRead = false
     /// Numbers the exchanges, so that a connection offered late for an earlier one is refused.
     private var exchanges = 0
-    /// When the client must have sent what it owes; `nil` while Detour owes the next step.
-    private var readDeadline: NIODeadline?
-    /// When a client that stopped reading what it is sent is closed; `nil` while it reads.
-    private var stalledDeadline: NIODeadline?
-    /// When a connection that is closing (or dropping the rest of an answered request) is closed anyway, whether or
-    /// not the client took its last response.
-    private var closeDeadline: NIODeadline?
+    /// What the connection's timer watches; changed only by the machine's event methods.
+    var deadlines = Deadlines()
 
     init(limits: HTTPServer.Limits, now: NIODeadline) {
         self.limits = limits
-        readDeadline = now + limits.headerTimeout
+        deadlines.read = now + limits.headerTimeout
     }
 
     // MARK: Reading
@@ -130,7 +125,7 @@ struct ConnectionStateMachine {
 
     private mutating func handle(_ part: HTTPServerRequestPart, now: NIODeadline) -> Action {
         // A head or a body part starts the body's clock; the end stops it until the next request is due.
-        if case .end = part { readDeadline = nil } else { readDeadline = now + limits.bodyTimeout }
+        if case .end = part { deadlines.read = nil } else { deadlines.read = now + limits.bodyTimeout }
         switch state {
         case .idle:
             guard case .head(let head) = part else { return .none }
@@ -229,7 +224,7 @@ struct ConnectionStateMachine {
     /// The client's side of the connection can take more bytes, or cannot.
     mutating func clientWritabilityChanged(writable: Bool, now: NIODeadline) {
         clientWritable = writable
-        stalledDeadline = writable ? nil : now + limits.bodyTimeout
+        deadlines.stalled = writable ? nil : now + limits.bodyTimeout
     }
 
     /// The server drains: an idle connection closes now, a busy one after its response (told `Connection: close`).
@@ -251,9 +246,7 @@ struct ConnectionStateMachine {
     mutating func closed() {
         state = .closed
         pipelined.removeAll()
-        readDeadline = nil
-        stalledDeadline = nil
-        closeDeadline = nil
+        deadlines = Deadlines()
     }
 
     /// The upstream refused the WebSocket upgrade or could not be reached.
@@ -266,47 +259,43 @@ struct ConnectionStateMachine {
     // MARK: Time
 
     /// The soonest deadline the connection's timer must watch, if any.
-    var nextDeadline: NIODeadline? {
-        var soonest = readDeadline
-        for deadline in [stalledDeadline, closeDeadline, responseDeadline] {
-            if let deadline, soonest.map({ deadline < $0 }) ?? true { soonest = deadline }
-        }
-        return soonest
-    }
+    var nextDeadline: NIODeadline? { deadlines.soonest }
 
-    private var responseDeadline: NIODeadline? {
-        if case .forwarding(let exchange) = state { exchange.responseDeadline } else { nil }
+    /// Between events: whether a read that waited may go ahead now, and the soonest deadline to watch. One call
+    /// for the two, in place: reading them one by one from the handler would copy the machine each time.
+    mutating func settle() -> (resumesRead: Bool, deadline: NIODeadline?) {
+        (resumesRead(), deadlines.soonest)
     }
 
     /// The timer went off: whatever deadline has passed is acted on, one at a time (the timer is due again at once
     /// while another has passed).
     mutating func timerFired(now: NIODeadline) -> Action {
-        if let stalled = stalledDeadline, stalled <= now {
+        if let stalled = deadlines.stalled, stalled <= now {
             // The client read nothing of what it was sent for a whole body_timeout: it holds this connection (and an
             // upstream one) for nothing.
-            stalledDeadline = nil
+            deadlines.stalled = nil
             return .close(.clientStalled)
         }
-        if let closing = closeDeadline, closing <= now {
-            closeDeadline = nil
+        if let closing = deadlines.closing, closing <= now {
+            deadlines.closing = nil
             return .close(.closingTimedOut)
         }
-        if case .forwarding(var exchange) = state, let deadline = exchange.responseDeadline, deadline <= now {
-            exchange.responseDeadline = nil
+        if let deadline = deadlines.response, deadline <= now, case .forwarding(var exchange) = state {
+            deadlines.response = nil
             exchange.timedOut = true
             state = .forwarding(exchange)
             return .closeUpstream
         }
         // Not reading is Detour waiting (on an upstream, a decision, a response): the client is not late.
-        if !wantsRead, readDeadline != nil { readDeadline = now + limits.bodyTimeout }
-        if let deadline = readDeadline, deadline <= now { return readTimedOut(now: now) }
+        if !wantsRead, deadlines.read != nil { deadlines.read = now + limits.bodyTimeout }
+        if let deadline = deadlines.read, deadline <= now { return readTimedOut(now: now) }
         return .none
     }
 
     /// The client did not send in time: a connection between requests just closes; a request whose body stopped
     /// gets a 408 (RFC 9110 15.5.9) when no response has started, then the connection closes.
     private mutating func readTimedOut(now: NIODeadline) -> Action {
-        readDeadline = nil
+        deadlines.read = nil
         let head: HTTPRequestHead
         var closesUpstream = false
         switch state {
@@ -355,20 +344,21 @@ struct ConnectionStateMachine {
 
     /// What follows a written response, and the state it leaves.
     mutating func finish(closing: Bool, now: NIODeadline) -> Ending {
+        deadlines.response = nil
         if case .discarding = state {
             // Told `Connection: close`; the client may still be sending: the rest is read (for a while), then closed.
-            closeDeadline = now + Self.discardTime
+            deadlines.closing = now + Self.discardTime
             return .drain
         }
         if closing || quiescing {
             // Closed once the response is written; a client that does not take it is not waited for longer than for a
             // body.
             state = .discarding
-            closeDeadline = now + limits.bodyTimeout
+            deadlines.closing = now + limits.bodyTimeout
             return .close
         }
         state = .idle
-        readDeadline = now + limits.idleTimeout
+        deadlines.read = now + limits.idleTimeout
         return .readNext
     }
 
@@ -382,5 +372,27 @@ struct ConnectionStateMachine {
 extension HTTPServerRequestPart {
     fileprivate var isHead: Bool {
         if case .head = self { true } else { false }
+    }
+}
+
+/// The deadlines one connection keeps, one per concern; `nil` where none runs.
+struct Deadlines: Equatable {
+    /// When the client must have sent what it owes; `nil` while Detour owes the next step.
+    var read: NIODeadline?
+    /// When a client that stopped reading what it is sent is closed; `nil` while it reads.
+    var stalled: NIODeadline?
+    /// When a connection that is closing (or dropping the rest of an answered request) is closed anyway, whether or
+    /// not the client took its last response.
+    var closing: NIODeadline?
+    /// When the upstream's response must have started (504 after that), from the end of the request.
+    var response: NIODeadline?
+
+    /// The soonest of them.
+    var soonest: NIODeadline? { Self.sooner(Self.sooner(read, stalled), Self.sooner(closing, response)) }
+
+    private static func sooner(_ one: NIODeadline?, _ other: NIODeadline?) -> NIODeadline? {
+        guard let one else { return other }
+        guard let other else { return one }
+        return min(one, other)
     }
 }

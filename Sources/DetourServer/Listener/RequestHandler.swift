@@ -55,7 +55,7 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstr
         self.context = context
         allocator = context.channel.allocator
         connection = ConnectionInfo(remoteAddress: context.channel.remoteAddress?.ipAddress)
-        armTimer()
+        afterEvent()
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
@@ -191,8 +191,9 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstr
     /// After each event: a read that waited goes ahead if the machine now wants one; the timer is moved sooner if
     /// a deadline now comes before it.
     private func afterEvent() {
-        if machine.resumesRead() { context?.read() }
-        armTimer()
+        let settled = machine.settle()
+        if settled.resumesRead { context?.read() }
+        armTimer(for: settled.deadline)
     }
 
     /// Serves pipelined request parts that waited, until one is again waiting for its response.
@@ -270,8 +271,8 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstr
     // MARK: The timer
 
     /// Arms the connection's timer for the machine's next deadline, unless it is armed for that or sooner.
-    private func armTimer() {
-        guard let deadline = machine.nextDeadline, let context else { return }
+    private func armTimer(for deadline: NIODeadline?) {
+        guard let deadline, let context else { return }
         if let armed = timerDeadline, armed <= deadline { return }
         timer?.cancel()
         let at = min(deadline, now + timerStep)

@@ -64,7 +64,9 @@ extension ConnectionStateMachine {
     }
 
     /// A part of a proxied request: sent on, or kept until the upstream connection is ready.
-    mutating func forward(_ part: HTTPServerRequestPart, _ exchange: inout Exchange, now: NIODeadline) -> Action {
+    mutating func forward(
+        _ part: HTTPServerRequestPart, _ exchange: inout Exchange, now: @autoclosure () -> NIODeadline
+    ) -> Action {
         let outgoing: HTTPClientRequestPart
         switch part {
         case .head:
@@ -72,7 +74,7 @@ extension ConnectionStateMachine {
         case .body(let chunk):
             exchange.bodyBytes += chunk.readableBytes
             if let limit = limits.maximumRequestBody, exchange.bodyBytes > limit {
-                return bodyTooLarge(&exchange, now: now)
+                return bodyTooLarge(&exchange, now: now())
             }
             outgoing = .body(.byteBuffer(chunk))
         case .end:
@@ -85,28 +87,30 @@ extension ConnectionStateMachine {
             exchange.waiting.append(outgoing)
             return .none
         }
-        if exchange.requestEnded { startResponseClock(exchange, now: now) }
+        if exchange.requestEnded { startResponseClock(exchange, now: now()) }
         return .send(outgoing, flush: exchange.requestEnded)
     }
 
     /// A streamed body went over the limit: a 413 unless the response has started (then only closing is left).
-    private mutating func bodyTooLarge(_ exchange: inout Exchange, now: NIODeadline) -> Action {
+    private mutating func bodyTooLarge(_ exchange: inout Exchange, now: @autoclosure () -> NIODeadline) -> Action {
         deadlines.response = nil
         if exchange.response != nil { return .close(.failedMidResponse) }
         state = .discarding
-        return refuse(ConnectionError.bodyTooLarge, for: exchange.request, now: now, closesUpstream: true)
+        return refuse(ConnectionError.bodyTooLarge, for: exchange.request, now: now(), closesUpstream: true)
     }
 
-    private mutating func startResponseClock(_ exchange: Exchange, now: NIODeadline) {
+    private mutating func startResponseClock(_ exchange: Exchange, now: @autoclosure () -> NIODeadline) {
         guard deadlines.response == nil, exchange.response == nil, case .attached = exchange.upstream else { return }
-        deadlines.response = now + exchange.plan.timeouts.response
+        deadlines.response = now() + exchange.plan.timeouts.response
     }
 
     // MARK: Upstream events
 
     /// A connection for exchange `id` is ready: what to send it, or `nil` when the exchange no longer wants it (it
     /// ended meanwhile: the connection is closed).
-    mutating func upstreamReady(exchange id: Int, reused: Bool, writable: Bool, now: NIODeadline) -> UpstreamStart? {
+    mutating func upstreamReady(exchange id: Int, reused: Bool, writable: Bool, now: @autoclosure () -> NIODeadline)
+        -> UpstreamStart?
+    {
         guard case .forwarding(var exchange) = state, exchange.id == id, exchange.upstream == .connecting else {
             return nil
         }
@@ -114,17 +118,17 @@ extension ConnectionStateMachine {
         exchange.reusedConnection = reused
         let start = UpstreamStart(head: exchange.plan.head, waiting: exchange.waiting)
         exchange.waiting = []
-        if exchange.requestEnded { startResponseClock(exchange, now: now) }
+        if exchange.requestEnded { startResponseClock(exchange, now: now()) }
         state = .forwarding(exchange)
         return start
     }
 
     /// No connection could be made for exchange `id`: a 502, or a 504 when connecting timed out.
-    mutating func upstreamUnreachable(exchange id: Int, timedOut: Bool, now: NIODeadline) -> Action {
+    mutating func upstreamUnreachable(exchange id: Int, timedOut: Bool, now: @autoclosure () -> NIODeadline) -> Action {
         guard case .forwarding(let exchange) = state, exchange.id == id, exchange.upstream == .connecting else {
             return .none
         }
-        return fail(exchange, timedOut ? .upstreamTimedOut : .upstreamFailed, now: now)
+        return fail(exchange, timedOut ? .upstreamTimedOut : .upstreamFailed, now: now())
     }
 
     mutating func upstreamWritabilityChanged(writable: Bool) {
@@ -134,7 +138,7 @@ extension ConnectionStateMachine {
     }
 
     /// A part of the upstream's response arrived.
-    mutating func upstreamReceived(_ part: HTTPClientResponsePart, now: NIODeadline) -> Action {
+    mutating func upstreamReceived(_ part: HTTPClientResponsePart, now: @autoclosure () -> NIODeadline) -> Action {
         guard case .forwarding(var exchange) = state else { return .none }
         let version = exchange.request.version
         switch part {
@@ -177,7 +181,7 @@ extension ConnectionStateMachine {
             state = exchange.requestEnded ? .forwarding(exchange) : .discarding
             let end = ResponseEnd(
                 trailers: trailers, chunked: chunked, keepsUpstream: keep,
-                then: finish(closing: exchange.closeClient, now: now))
+                then: finish(closing: exchange.closeClient, now: now()))
             return .endResponse(end)
         }
     }
@@ -185,7 +189,7 @@ extension ConnectionStateMachine {
     /// The exchange's upstream connection closed: once the response started, the client's closes too; before, a
     /// pooled connection the upstream closed while idle is retried once on a new one when no body byte was sent
     /// (the keep-alive race of RFC 9112 9.3.1); otherwise a 502 (504 after the response deadline).
-    mutating func upstreamClosed(now: NIODeadline) -> Action {
+    mutating func upstreamClosed(now: @autoclosure () -> NIODeadline) -> Action {
         guard case .forwarding(var exchange) = state else { return .none }
         exchange.upstream = .gone
         deadlines.response = nil
@@ -194,7 +198,7 @@ extension ConnectionStateMachine {
             return .close(.failedMidResponse)
         }
         guard exchange.reusedConnection, exchange.bodyBytes == 0, !exchange.retried, !exchange.timedOut else {
-            return fail(exchange, exchange.timedOut ? .upstreamTimedOut : .upstreamFailed, now: now)
+            return fail(exchange, exchange.timedOut ? .upstreamTimedOut : .upstreamFailed, now: now())
         }
         exchange.retried = true
         exchange.reusedConnection = false
@@ -206,7 +210,9 @@ extension ConnectionStateMachine {
     }
 
     /// No response came: a page saying why. A request whose body had not ended is drained, then closed.
-    private mutating func fail(_ exchange: Exchange, _ error: ConnectionError, now: NIODeadline) -> Action {
+    private mutating func fail(_ exchange: Exchange, _ error: ConnectionError, now: @autoclosure () -> NIODeadline)
+        -> Action
+    {
         var exchange = exchange
         deadlines.response = nil
         if exchange.requestEnded {
@@ -215,7 +221,7 @@ extension ConnectionStateMachine {
             exchange.closeClient = true
             state = .discarding
         }
-        return refuse(error, for: exchange.request, closing: exchange.closeClient, now: now)
+        return refuse(error, for: exchange.request, closing: exchange.closeClient, now: now())
     }
 
     /// Whether a response has a body with no `Content-Length` (one the upstream sent chunked, or ended by closing).

@@ -5,8 +5,9 @@ import NIOHTTP1
 
 /// The life of one client connection, as a value: each method takes one event (a request part, a decision, an
 /// upstream ready or closed, a response part, a change in writability, the timer) and returns the one ``Action``
-/// that ``RequestHandler`` performs. It holds no channel, no upstream connection and no clock (time comes with
-/// the events), so each state and deadline is tested without sockets.
+/// that ``RequestHandler`` performs. It holds no channel, no upstream connection and no clock, so each state and
+/// deadline is tested without sockets: time comes with the events, as an autoclosure read only by an event that
+/// sets a deadline (a request reads the clock three times, not once per event).
 ///
 /// Guarantees:
 /// - One request at a time: a pipelined request (RFC 9112 9.3.2) waits until the response before it is written
@@ -106,33 +107,33 @@ struct ConnectionStateMachine {
     // MARK: Client events
 
     /// A part of a request arrived.
-    mutating func received(_ part: HTTPServerRequestPart, now: NIODeadline) -> Action {
+    mutating func received(_ part: HTTPServerRequestPart, now: @autoclosure () -> NIODeadline) -> Action {
         if !pipelined.isEmpty || (part.isHead && (isBusy || !clientWritable)) || isResolving {
             pipelined.append(part)
             return .none
         }
-        return handle(part, now: now)
+        return handle(part, now: now())
     }
 
     /// The next pipelined part that can be served now, handled; `nil` when none can.
-    mutating func nextPipelined(now: NIODeadline) -> Action? {
+    mutating func nextPipelined(now: @autoclosure () -> NIODeadline) -> Action? {
         guard let part = pipelined.first, !(part.isHead && (isBusy || !clientWritable)), !isResolving else {
             return nil
         }
         pipelined.removeFirst()
-        return handle(part, now: now)
+        return handle(part, now: now())
     }
 
-    private mutating func handle(_ part: HTTPServerRequestPart, now: NIODeadline) -> Action {
+    private mutating func handle(_ part: HTTPServerRequestPart, now: @autoclosure () -> NIODeadline) -> Action {
         // A head or a body part starts the body's clock; the end stops it until the next request is due.
-        if case .end = part { deadlines.read = nil } else { deadlines.read = now + limits.bodyTimeout }
+        if case .end = part { deadlines.read = nil } else { deadlines.read = now() + limits.bodyTimeout }
         switch state {
         case .idle:
             guard case .head(let head) = part else { return .none }
             if let problem = RequestFraming.problem(head) {
                 // Before any decision: a head two servers could read two ways is answered, then the connection closes.
                 state = .discarding
-                return refuse(ConnectionError.malformed(problem), for: head, now: now, note: .refusedFraming(problem))
+                return refuse(ConnectionError.malformed(problem), for: head, now: now(), note: .refusedFraming(problem))
             }
             return .dispatch(head)
         case .collecting(let head, let responder, var body, var tooLarge):
@@ -148,7 +149,7 @@ struct ConnectionStateMachine {
                 return .none
             case .end:
                 state = .answering(head)
-                if tooLarge { return refuse(ConnectionError.bodyTooLarge, for: head, now: now) }
+                if tooLarge { return refuse(ConnectionError.bodyTooLarge, for: head, now: now()) }
                 let request = EndpointRequest(
                     method: head.method.rawValue, target: head.uri, headers: head.headers.map { ($0.name, $0.value) },
                     body: Array(body.readableBytesView))
@@ -161,7 +162,7 @@ struct ConnectionStateMachine {
             // bytes of a request no decision was made for.
             return .close(.outOfOrder)
         case .forwarding(var exchange):
-            let action = forward(part, &exchange, now: now)
+            let action = forward(part, &exchange, now: now())
             if case .forwarding = state { state = .forwarding(exchange) }
             return action
         case .upgrading(_, _, asked: true):
@@ -180,7 +181,9 @@ struct ConnectionStateMachine {
     }
 
     /// The dispatcher said where the request goes.
-    mutating func dispatched(_ dispatch: Dispatch, for head: HTTPRequestHead, now: NIODeadline) -> Action {
+    mutating func dispatched(_ dispatch: Dispatch, for head: HTTPRequestHead, now: @autoclosure () -> NIODeadline)
+        -> Action
+    {
         switch dispatch {
         case .later(let decide):
             state = .resolving(head)
@@ -192,7 +195,7 @@ struct ConnectionStateMachine {
             // An opening handshake is a GET without a body (RFC 6455 4.1); one with a body would reach the upstream
             // announcing a body that never follows, and end in its timeout.
             state = .discarding
-            return refuse(ConnectionError.upgradeWithBody, for: head, now: now)
+            return refuse(ConnectionError.upgradeWithBody, for: head, now: now())
         case .proxy(let plan) where WebSocketTunnel.isUpgrade(head):
             state = .upgrading(plan, head, asked: false)
             return .none
@@ -201,7 +204,7 @@ struct ConnectionStateMachine {
                 let length = head.headers.first(name: "content-length").flatMap(Int.init), length > limit
             {
                 state = .discarding
-                return refuse(ConnectionError.bodyTooLarge, for: head, now: now)
+                return refuse(ConnectionError.bodyTooLarge, for: head, now: now())
             }
             exchanges += 1
             state = .forwarding(Exchange(id: exchanges, plan: plan, request: head))
@@ -210,21 +213,21 @@ struct ConnectionStateMachine {
     }
 
     /// A decision made off the loop (``Action/decide(_:)``) is ready.
-    mutating func decided(_ dispatch: Dispatch, now: NIODeadline) -> Action {
+    mutating func decided(_ dispatch: Dispatch, now: @autoclosure () -> NIODeadline) -> Action {
         guard case .resolving(let head) = state else { return .none }
-        return dispatched(dispatch, for: head, now: now)
+        return dispatched(dispatch, for: head, now: now())
     }
 
     /// Detour's own answer (``Action/answer(_:_:)``) is ready.
-    mutating func answered(_ answer: Answer, now: NIODeadline) -> Action {
+    mutating func answered(_ answer: Answer, now: @autoclosure () -> NIODeadline) -> Action {
         guard case .answering(let head) = state else { return .none }
-        return respond(answer, to: head, closing: !head.isKeepAlive, now: now)
+        return respond(answer, to: head, closing: !head.isKeepAlive, now: now())
     }
 
     /// The client's side of the connection can take more bytes, or cannot.
-    mutating func clientWritabilityChanged(writable: Bool, now: NIODeadline) {
+    mutating func clientWritabilityChanged(writable: Bool, now: @autoclosure () -> NIODeadline) {
         clientWritable = writable
-        deadlines.stalled = writable ? nil : now + limits.bodyTimeout
+        deadlines.stalled = writable ? nil : now() + limits.bodyTimeout
     }
 
     /// The server drains: an idle connection closes now, a busy one after its response (told `Connection: close`).
@@ -250,10 +253,10 @@ struct ConnectionStateMachine {
     }
 
     /// The upstream refused the WebSocket upgrade or could not be reached.
-    mutating func upgradeFailed(_ error: ConnectionError, now: NIODeadline) -> Action {
+    mutating func upgradeFailed(_ error: ConnectionError, now: @autoclosure () -> NIODeadline) -> Action {
         guard case .upgrading(_, let head, _) = state else { return .none }
         state = .answering(head)
-        return refuse(error, for: head, now: now)
+        return refuse(error, for: head, now: now())
     }
 
     // MARK: Time
@@ -294,7 +297,7 @@ struct ConnectionStateMachine {
 
     /// The client did not send in time: a connection between requests just closes; a request whose body stopped
     /// gets a 408 (RFC 9110 15.5.9) when no response has started, then the connection closes.
-    private mutating func readTimedOut(now: NIODeadline) -> Action {
+    private mutating func readTimedOut(now: @autoclosure () -> NIODeadline) -> Action {
         deadlines.read = nil
         let head: HTTPRequestHead
         var closesUpstream = false
@@ -309,56 +312,57 @@ struct ConnectionStateMachine {
         }
         state = .discarding
         return refuse(
-            ConnectionError.tooSlow, for: head, now: now, closesUpstream: closesUpstream, note: .clientTooSlow)
+            ConnectionError.tooSlow, for: head, now: now(), closesUpstream: closesUpstream, note: .clientTooSlow)
     }
 
     // MARK: Detour's own responses
 
     /// Answers with an error page or JSON, as the client reads them; by default the connection then closes.
     mutating func refuse(
-        _ error: some ResponseError, for request: HTTPRequestHead, closing: Bool = true, now: NIODeadline,
+        _ error: some ResponseError, for request: HTTPRequestHead, closing: Bool = true,
+        now: @autoclosure () -> NIODeadline,
         closesUpstream: Bool = false, note: Note? = nil
     ) -> Action {
         let client = ClientKind.classify(method: request.method.rawValue, header: { request.headers.first(name: $0) })
         let answer = error.answer(method: request.method.rawValue, client: client)
-        return respond(answer, to: request, closing: closing, now: now, closesUpstream: closesUpstream, note: note)
+        return respond(answer, to: request, closing: closing, now: now(), closesUpstream: closesUpstream, note: note)
     }
 
     /// A whole answer. One with a header value that cannot be sent (a claim with a line break in a forward-auth
     /// answer) becomes a 502 page.
     private mutating func respond(
-        _ answer: Answer, to request: HTTPRequestHead, closing: Bool, now: NIODeadline,
+        _ answer: Answer, to request: HTTPRequestHead, closing: Bool, now: @autoclosure () -> NIODeadline,
         closesUpstream: Bool = false, note: Note? = nil
     ) -> Action {
         if let invalid = ProxyHeaders.firstInvalidValue(in: answer.headers) {
             return refuse(
-                RequestRefusal.unsendableHeader, for: request, closing: closing, now: now,
+                RequestRefusal.unsendableHeader, for: request, closing: closing, now: now(),
                 closesUpstream: closesUpstream, note: .unsendableHeader(invalid))
         }
         let closes = closing || quiescing
         let response = OwnResponse(
-            answer: answer, request: request, closes: closes, then: finish(closing: closing, now: now),
+            answer: answer, request: request, closes: closes, then: finish(closing: closing, now: now()),
             closesUpstream: closesUpstream, note: note)
         return .respond(response)
     }
 
     /// What follows a written response, and the state it leaves.
-    mutating func finish(closing: Bool, now: NIODeadline) -> Ending {
+    mutating func finish(closing: Bool, now: @autoclosure () -> NIODeadline) -> Ending {
         deadlines.response = nil
         if case .discarding = state {
             // Told `Connection: close`; the client may still be sending: the rest is read (for a while), then closed.
-            deadlines.closing = now + Self.discardTime
+            deadlines.closing = now() + Self.discardTime
             return .drain
         }
         if closing || quiescing {
             // Closed once the response is written; a client that does not take it is not waited for longer than for a
             // body.
             state = .discarding
-            deadlines.closing = now + limits.bodyTimeout
+            deadlines.closing = now() + limits.bodyTimeout
             return .close
         }
         state = .idle
-        deadlines.read = now + limits.idleTimeout
+        deadlines.read = now() + limits.idleTimeout
         return .readNext
     }
 

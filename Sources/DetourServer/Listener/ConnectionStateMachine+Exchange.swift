@@ -7,7 +7,7 @@ extension ConnectionStateMachine {
     struct Exchange {
         /// Where the exchange's upstream connection is.
         enum Upstream: Equatable {
-            /// Being taken from the pool or connected; request parts wait in ``Exchange/waiting``.
+            /// Being taken from the pool or connected; request parts wait unread, as pipelined ones do.
             case connecting
             /// Carrying the request; `writable` while it takes more of the body.
             case attached(writable: Bool)
@@ -39,8 +39,6 @@ extension ConnectionStateMachine {
         var plan: ProxyPlan { terms.plan }
         var request: HTTPRequestHead { terms.request }
         var upstream = Upstream.connecting
-        /// Request parts that arrived before the upstream connection was ready.
-        var waiting: [HTTPClientRequestPart] = []
         var bodyBytes = 0
         var requestEnded = false
         /// Set once the final response head is on its way.
@@ -57,13 +55,14 @@ extension ConnectionStateMachine {
         }
     }
 
-    /// What a ready upstream connection is sent first: the request's head, then the parts that waited for it.
+    /// What a ready upstream connection is sent first: the request's head, and its end when the request (without a
+    /// body, as a retried one is) has ended already. The parts that waited for it follow as they are served.
     struct UpstreamStart {
         let head: HTTPRequestHead
-        let waiting: [HTTPClientRequestPart]
+        let ended: Bool
     }
 
-    /// A part of a proxied request: sent on, or kept until the upstream connection is ready.
+    /// A part of a proxied request, sent on (parts wait unread while the upstream connection is not ready).
     mutating func forward(
         _ part: HTTPServerRequestPart, _ exchange: inout Exchange, now: @autoclosure () -> NIODeadline
     ) -> Action {
@@ -83,10 +82,7 @@ extension ConnectionStateMachine {
             exchange.requestEnded = true
             outgoing = .end(nil)
         }
-        guard case .attached = exchange.upstream else {
-            exchange.waiting.append(outgoing)
-            return .none
-        }
+        guard case .attached = exchange.upstream else { return .none }
         if exchange.requestEnded { startResponseClock(exchange, now: now()) }
         return .send(outgoing, flush: exchange.requestEnded)
     }
@@ -116,8 +112,7 @@ extension ConnectionStateMachine {
         }
         exchange.upstream = .attached(writable: writable)
         exchange.reusedConnection = reused
-        let start = UpstreamStart(head: exchange.plan.head, waiting: exchange.waiting)
-        exchange.waiting = []
+        let start = UpstreamStart(head: exchange.plan.head, ended: exchange.requestEnded)
         if exchange.requestEnded { startResponseClock(exchange, now: now()) }
         state = .forwarding(exchange)
         return start
@@ -203,7 +198,6 @@ extension ConnectionStateMachine {
         exchange.retried = true
         exchange.reusedConnection = false
         exchange.upstream = .connecting
-        exchange.waiting = exchange.requestEnded ? [.end(nil)] : []
         state = .forwarding(exchange)
         return .connect(
             exchange.plan.upstream, timeout: exchange.plan.timeouts.connect, exchange: exchange.id, fresh: true)
@@ -215,6 +209,11 @@ extension ConnectionStateMachine {
     {
         var exchange = exchange
         deadlines.response = nil
+        // A request without a body whose end waited for the connection has ended: its connection can be kept.
+        if !exchange.requestEnded, exchange.upstream == .connecting, case .end? = pipelined.first {
+            pipelined.removeFirst()
+            exchange.requestEnded = true
+        }
         if exchange.requestEnded {
             state = .forwarding(exchange)
         } else {

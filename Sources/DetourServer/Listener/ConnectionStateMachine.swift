@@ -51,8 +51,9 @@ struct ConnectionStateMachine {
     let limits: HTTPServer.Limits
     /// Where the connection is; changed only by the machine's event methods (here and in its extension files).
     var state = State.idle
-    /// Parts of pipelined requests read while an earlier one was being served.
-    private var pipelined = CircularBuffer<HTTPServerRequestPart>()
+    /// Request parts read but not served yet: those of pipelined requests, and those that wait for a decision or an
+    /// upstream connection. Changed only by the machine's event methods.
+    var pipelined = CircularBuffer<HTTPServerRequestPart>()
     /// Set when the server drains: each response closes its connection.
     private(set) var quiescing = false
     private var clientWritable = true
@@ -100,15 +101,20 @@ struct ConnectionStateMachine {
         if case .idle = state { false } else { true }
     }
 
-    private var isResolving: Bool {
-        if case .resolving = state { true } else { false }
+    /// Whether request parts wait unread: while a decision is made off the loop, or an upstream connection is found.
+    private var holdsParts: Bool {
+        switch state {
+        case .resolving: true
+        case .forwarding(let exchange): exchange.upstream == .connecting
+        default: false
+        }
     }
 
     // MARK: Client events
 
     /// A part of a request arrived.
     mutating func received(_ part: HTTPServerRequestPart, now: @autoclosure () -> NIODeadline) -> Action {
-        if !pipelined.isEmpty || (part.isHead && (isBusy || !clientWritable)) || isResolving {
+        if !pipelined.isEmpty || (part.isHead && (isBusy || !clientWritable)) || holdsParts {
             pipelined.append(part)
             return .none
         }
@@ -117,7 +123,7 @@ struct ConnectionStateMachine {
 
     /// The next pipelined part that can be served now, handled; `nil` when none can.
     mutating func nextPipelined(now: @autoclosure () -> NIODeadline) -> Action? {
-        guard let part = pipelined.first, !(part.isHead && (isBusy || !clientWritable)), !isResolving else {
+        guard let part = pipelined.first, !(part.isHead && (isBusy || !clientWritable)), !holdsParts else {
             return nil
         }
         pipelined.removeFirst()

@@ -322,9 +322,9 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstr
         connection.delegate = self
         connection.readPaused = !(context?.channel.isWritable ?? true)
         connection.send(.head(start.head))
-        for part in start.waiting { connection.send(part) }
+        if start.ended { connection.send(.end(nil)) }
         connection.flush()
-        afterEvent()
+        servePipelined()
     }
 
     /// Ends the exchange's use of its upstream connection: back to the pool, or closed.

@@ -144,6 +144,8 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstr
             head.forEachField { bytes.field($0, $1) }
             bytes.endOfHead()
             context.write(wrapOutboundOut(bytes.buffer), promise: nil)
+            // A response head or body part changes neither what is read nor a deadline to watch sooner.
+            return
         case .writeBody(let chunk, let chunked):
             if chunked {
                 for piece in MessageBytes.chunk(chunk, allocator: allocator) {
@@ -153,6 +155,7 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstr
                 context.write(wrapOutboundOut(chunk), promise: nil)
             }
             if !context.channel.isWritable { upstream?.readPaused = true }
+            return
         case .endResponse(let end):
             release(keep: end.keepsUpstream)
             // A body of known length ends with its last byte: the empty write only keeps a closing in order.

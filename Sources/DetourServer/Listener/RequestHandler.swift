@@ -59,6 +59,7 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstr
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
+        release(keep: false)
         timer?.cancel()
         timer = nil
         self.context = nil

@@ -31,8 +31,10 @@ final class UpstreamHandler: ChannelDuplexHandler {
     /// Whether the request being written has a chunked body.
     private var chunkedRequest = false
     var idleSince = NIODeadline.now()
-    /// The exchange using this connection; `nil` while it is pooled.
-    weak var delegate: (any Delegate)?
+    /// The exchange using this connection; `nil` while it is pooled. A strong reference, cleared when the exchange lets
+    /// the connection go and when the connection closes: a weak one would give every client handler a side table,
+    /// and each of its many retains the slow path (2% of Detour's CPU).
+    var delegate: (any Delegate)?
     private var context: ChannelHandlerContext?
     private var pendingRead = false
     /// While true, the connection reads nothing more (the client is not keeping up).

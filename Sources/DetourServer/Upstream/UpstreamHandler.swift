@@ -33,7 +33,7 @@ final class UpstreamHandler: ChannelDuplexHandler {
     var idleSince = NIODeadline.now()
     /// The exchange using this connection; `nil` while it is pooled. A strong reference, cleared when the exchange lets
     /// the connection go and when the connection closes: a weak one would give every client handler a side table,
-    /// and each of its many retains the slow path (1.7% of the proxy's profile under load, 0.8% without the weak one).
+    /// and each of its many retains the slow path (1.7% of the proxy's samples under load).
     var delegate: (any Delegate)?
     private var context: ChannelHandlerContext?
     private var pendingRead = false

@@ -372,6 +372,30 @@ import Testing
         #expect(other.parserFailed(.invalidVersion).spelled == "unparsable 400")
     }
 
+    @Test func unparsableBytesBehindAnEndedRequestCloseWithoutAnsweringTheWrongRequest() {
+        var forwarded = forwarding()
+        _ = forwarded.received(.end(nil), now: t)
+        #expect(forwarded.parserFailed(.invalidMethod).spelled == "close unparsable")
+
+        var answering = machine()
+        _ = answering.received(.head(F.head()), now: t)
+        _ = answering.dispatched(F.answering, for: F.head(), now: t)
+        _ = answering.received(.end(nil), now: t)
+        #expect(answering.parserFailed(.invalidMethod).spelled == "close unparsable")
+
+        var resolving = machine()
+        _ = resolving.received(.head(F.head()), now: t)
+        _ = resolving.dispatched(.later { F.answering }, for: F.head(), now: t)
+        _ = resolving.received(.end(nil), now: t)
+        #expect(resolving.parserFailed(.invalidMethod).spelled == "close unparsable")
+
+        var collecting = machine()
+        let post = F.head(.POST, "/", [("Transfer-Encoding", "chunked")])
+        _ = collecting.received(.head(post), now: t)
+        _ = collecting.dispatched(F.answering, for: post, now: t)
+        #expect(collecting.parserFailed(.invalidChunkSize).spelled == "unparsable 400", "a bad body of this request")
+    }
+
     @Test func aClosedConnectionIgnoresLateEvents() {
         var machine = forwarding()
         machine.closed()

@@ -244,9 +244,20 @@ struct ConnectionStateMachine {
         return isBusy ? .none : .close(.quiescing)
     }
 
-    /// The client's bytes could not be parsed: 431 (head too large) or 400, unless a response has started.
+    /// The client's bytes could not be parsed: 431 (head too large) or 400 for the request being read, then the
+    /// connection closes. When a response is still owed for an earlier request (the bytes belong to a pipelined one),
+    /// or one has started, the connection just closes: a status written now would answer the wrong request.
     mutating func parserFailed(_ error: HTTPParserError) -> Action {
-        if case .forwarding(let exchange) = state, exchange.response != nil { return .close(.unparsable) }
+        let endRead = pipelined.contains { if case .end = $0 { true } else { false } }
+        let answerable =
+            switch state {
+            case .idle: pipelined.isEmpty
+            case .collecting: true
+            case .resolving: !endRead
+            case .forwarding(let exchange): exchange.response == nil && !exchange.requestEnded && !endRead
+            case .answering, .upgrading, .discarding, .closed: false
+            }
+        guard answerable else { return .close(.unparsable) }
         state = .closed
         return .refuseUnparsable(error == .headerOverflow ? .requestHeaderFieldsTooLarge : .badRequest)
     }

@@ -35,6 +35,27 @@ public struct Configuration: Sendable {
         public var maxRequestBody: Int?
         /// `server.limits`: what one client may hold (CONTRACT section 3); defaults protect an unconfigured Detour.
         public var limits = Limits()
+        /// `server.tls`: when set, ``listen`` serves HTTPS (HTTP/1.1 and HTTP/2 by ALPN) with these files.
+        public var tls: TLSFiles?
+        /// `server.http_listen`: a plain-HTTP listener (only with ``tls``) whose every answer is row H1.
+        public var httpListen: String?
+        /// `server.hsts`: the `Strict-Transport-Security` max-age sent on answers over TLS; zero sends none.
+        public var hsts = Duration.seconds(365 * 24 * 3600)
+    }
+
+    /// `server.tls`: the listener's certificate chain and private key, as PEM files. Paths are resolved against
+    /// the configuration file's folder; `location` is where `server.tls` was written, for errors found when the
+    /// files are read (at start and on SIGHUP).
+    public struct TLSFiles: Sendable, Hashable {
+        public var certFile: String
+        public var keyFile: String
+        public var location: SourceLocation
+
+        public init(certFile: String, keyFile: String, location: SourceLocation) {
+            self.certFile = certFile
+            self.keyFile = keyFile
+            self.location = location
+        }
     }
 
     /// `server.limits`.

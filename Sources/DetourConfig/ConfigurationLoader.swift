@@ -8,8 +8,9 @@ extension Configuration {
     static let topKeys = ["server", "oidc", "session", "return_to", "policies", "routes", "redirects"]
     static let serverKeys = [
         "listen", "public_url", "prefix", "trusted_proxies", "redirect_http_to_https", "upstream_connect_timeout",
-        "upstream_timeout", "max_request_body", "limits",
+        "upstream_timeout", "max_request_body", "limits", "tls", "http_listen", "hsts",
     ]
+    static let tlsKeys = ["cert_file", "key_file"]
     static let limitsKeys = [
         "max_connections", "header_timeout", "body_timeout", "idle_timeout", "max_header_bytes", "max_body_bytes",
     ]
@@ -24,7 +25,7 @@ extension Configuration {
     public static var allKeys: [String] {
         topKeys + serverKeys.map { "server.\($0)" } + oidcKeys.map { "oidc.\($0)" }
             + limitsKeys.map { "server.limits.\($0)" } + sessionKeys.map { "session.\($0)" }
-            + returnToKeys.map { "return_to.\($0)" }
+            + returnToKeys.map { "return_to.\($0)" } + tlsKeys.map { "server.tls.\($0)" }
     }
 
     /// Loads and validates a configuration file; reads nothing but the file and `environment`.
@@ -113,6 +114,7 @@ extension Configuration {
         if let value = entries["limits"] {
             readLimits(value, maxRequestBodyGiven: entries["max_request_body"] != nil, &reader)
         }
+        readEdge(entries, &reader)
     }
 
     private mutating func readLimits(_ node: Node, maxRequestBodyGiven: Bool, _ reader: inout YAMLReader) {

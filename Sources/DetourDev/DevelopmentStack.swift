@@ -22,8 +22,11 @@ public struct DevelopmentStack: Sendable {
     /// What to tell the person who started it.
     public let banner: String
 
-    /// Starts the provider on `port + 1` and the demo on `port + 2`; Detour is to listen on `port`.
-    public static func start(port: Int, logger: Logger) async throws -> DevelopmentStack {
+    /// Starts the provider on `port + 1` and the demo on `port + 2`; Detour is to listen on `port`, over HTTPS
+    /// with `certificates` when given.
+    public static func start(
+        port: Int, certificates: DevelopmentCertificates? = nil, logger: Logger
+    ) async throws -> DevelopmentStack {
         guard (1...65533).contains(port) else {
             throw PortError(description: "--port must be 1-65533 (it uses three ports)")
         }
@@ -39,11 +42,14 @@ public struct DevelopmentStack: Sendable {
         let demoServer = try await HTTPServer.bind(host: host, port: upstreamPort, logger: logger) { _, _ in
             .respond { DemoUpstream.page(for: $0) }
         }
+        let scheme = certificates == nil ? "http" : "https"
+        let tls =
+            certificates.map { "\n  tls: { cert_file: \"\($0.certificateFile)\", key_file: \"\($0.keyFile)\" }" } ?? ""
         let cookieSecret = Data(SymmetricKey(size: .bits256).withUnsafeBytes { Array($0) }).base64EncodedString()
         let yaml = """
             server:
               listen: "\(host):\(port)"
-              public_url: "http://localhost:\(port)"
+              public_url: "\(scheme)://localhost:\(port)"\(tls)
             oidc:
               issuer: "\(issuer)"
               client_id: "detour-dev"
@@ -66,18 +72,37 @@ public struct DevelopmentStack: Sendable {
 
             Detour development mode: everything below runs on this machine's loopback only.
 
-              open      http://localhost:\(port)/
+              open      \(scheme)://localhost:\(port)/
               users     alice (admins, developers), bob (developers), carol (no groups): no passwords
-              try       http://localhost:\(port)/admin (admins only), http://localhost:\(port)/public/ (no sign-in)
+              try       \(scheme)://localhost:\(port)/admin (admins only), \(scheme)://localhost:\(port)/public/ (no sign-in)
               provider  \(issuer) (a development identity provider: never use it for anything real)
               upstream  http://\(host):\(upstreamPort) (a demo page showing who you are and what it received)
-
+            \(certificates.map { Self.trustAdvice($0, port: port) } ?? "")
             Stop with Ctrl-C.
 
             """
         return DevelopmentStack(
             configuration: try Configuration.parse(yaml, file: "<detour dev>", environment: [:]),
             companions: [providerServer, demoServer], banner: banner)
+    }
+}
+
+extension DevelopmentStack {
+    /// How to make clients trust the throw-away authority of `detour dev --tls`.
+    static func trustAdvice(_ certificates: DevelopmentCertificates, port: Int) -> String {
+        """
+
+          https     a throw-away certificate authority, made for this run, signed Detour's certificate
+                    (sha256 \(certificates.fingerprint)); trust it for this run only:
+            curl    curl --cacert \(certificates.authorityFile) https://localhost:\(port)/
+            Python  requests.get(url, verify="\(certificates.authorityFile)")
+            Node    NODE_EXTRA_CA_CERTS=\(certificates.authorityFile) node ...
+            Chrome  certutil -d sql:$HOME/.pki/nssdb -A -t "C,," -n detour-dev -i \(certificates.authorityFile)
+                    (Linux, libnss3-tools; on macOS: security add-trusted-cert -r trustRoot -k
+                    ~/Library/Keychains/login.keychain-db \(certificates.authorityFile)); remove it when done
+                    (certutil -d sql:$HOME/.pki/nssdb -D -n detour-dev): each run makes a new one
+
+        """
     }
 }
 

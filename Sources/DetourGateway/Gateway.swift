@@ -22,9 +22,18 @@ public struct Gateway: Sendable {
     /// Where a person signs in when no target is known (F2's `login_url`).
     public let loginURL: BrowserURL
 
-    public init(engine: PolicyEngine, scheme: BrowserURL.Scheme, defaultTarget: BrowserURL) {
+    /// Whether this gateway serves the plain-HTTP listener beside a TLS one (`server.http_listen`), where every
+    /// request with a readable path and host is answered H1 (308 to https), Detour's endpoints included.
+    public let upgradesToHTTPS: Bool
+
+    /// - Parameter upgradesToHTTPS: for `server.http_listen`; `engine` must then redirect http to https.
+    public init(
+        engine: PolicyEngine, scheme: BrowserURL.Scheme, defaultTarget: BrowserURL, upgradesToHTTPS: Bool = false
+    ) {
+        precondition(!upgradesToHTTPS || engine.settings.redirectHTTPToHTTPS, "an upgrading gateway's engine redirects")
         self.engine = engine
-        self.scheme = scheme
+        self.scheme = upgradesToHTTPS ? .http : scheme
+        self.upgradesToHTTPS = upgradesToHTTPS
         loginURL = engine.startURL(returnTo: defaultTarget)
     }
 
@@ -36,14 +45,14 @@ public struct Gateway: Sendable {
         } catch {
             return .refuse(.badPath(error))
         }
-        switch Endpoint.named(by: path.path, prefix: engine.settings.prefix) {
+        switch upgradesToHTTPS ? nil : Endpoint.named(by: path.path, prefix: engine.settings.prefix) {
         case .forwardAuth?:
             return ForwardedRequest.resolve(request, ownPath: path, defaultScheme: scheme)
         case let endpoint?:
             return .endpoint(endpoint)
         case nil:
             let forwardedScheme =
-                request.fromTrustedProxy
+                request.fromTrustedProxy && !upgradesToHTTPS
                 ? request.headers.first("x-forwarded-proto").flatMap(BrowserURL.Scheme.init) : nil
             return .decide(
                 CanonicalRequest(
@@ -56,6 +65,10 @@ public struct Gateway: Sendable {
 
     /// The step for a resolved request in `mode`, given what is known of the requester.
     public func decide(_ request: CanonicalRequest, _ mode: Mode, credentials: Credentials) -> GatewayDecision {
+        if upgradesToHTTPS {
+            // Nothing the request carries matters on the plain listener: it only learns where https is.
+            return GatewayDecision(answer(decided(request, nil), request), label: "https-redirect")
+        }
         let forwardAuth = mode != .proxy
         let identity: Identity?
         var accessToken: String?

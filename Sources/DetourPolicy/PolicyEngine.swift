@@ -119,7 +119,8 @@ public struct PolicyEngine: Sendable {
         if request.scheme == .http, settings.redirectHTTPToHTTPS,
             let https = try? BrowserURL(
                 parsing:
-                    "https://\(namesOrAllows(.https, hostName, request.host) ? String(hostName) : publicHost)\(path)")
+                    "https://\(namesOrAllows(.https, hostName, request.host) ? hostName + httpsPort : publicHost)\(path)"
+            )
         {
             return Decision(
                 outcome: .redirect(.permanentRedirect, location: https), reason: "https-redirect", rule: nil)
@@ -170,6 +171,13 @@ public struct PolicyEngine: Sendable {
         guard let targets = settings.returnTargets else { return false }
         if case .allowed = targets.evaluate("\(scheme.rawValue)://\(host)/") { return true }
         return false
+    }
+
+    /// `:PORT` when Detour serves https on a port of its own (an https public URL with a port), else nothing: a
+    /// configured host is sent to https on that port.
+    private var httpsPort: String {
+        guard settings.publicURL.scheme == .https, let port = settings.publicURL.port else { return "" }
+        return ":\(port)"
     }
 
     /// The public URL's host (and port), where an unconfigured `Host` is sent instead.

@@ -103,9 +103,7 @@ extension PolicySet {
             func file(_ key: String) -> String? {
                 guard let value = entries[key], !reader.isNull(value), let text = reader.string(value, "\(path).\(key)")
                 else { return nil }
-                if text.hasPrefix("/") { return text }
-                let folder = reader.file.split(separator: "/", omittingEmptySubsequences: false).dropLast()
-                return folder.isEmpty ? text : folder.joined(separator: "/") + "/" + text
+                return reader.path(text)
             }
             tls.caFile = file("ca_file")
             tls.certFile = file("cert_file")

@@ -24,13 +24,20 @@ public struct Application: Sendable {
     let host: String
     let port: Int
     let limits: HTTPServer.Limits
+    /// `server.tls`, loaded: the listener serves HTTPS with it; ``ListenerTLS/reload()`` swaps the pair.
+    public let tls: ListenerTLS?
+    /// The `Strict-Transport-Security` value answers over TLS carry; `nil` without TLS or with `hsts: 0s`.
+    let hsts: String?
+    /// `server.http_listen`: where the plain listener binds, and its dispatcher, which answers everything with H1.
+    let plain: (host: String, port: Int, dispatcher: Dispatcher)?
 
     /// - Parameters:
-    ///   - listen: where ``bind()`` listens.
+    ///   - listen: where ``bind(logger:)`` listens.
+    ///   - plainListen: where ``bindPlain(logger:)`` listens (`server.http_listen`).
     ///   - metrics: the registry `/metrics` renders, and the factory Detour's counters are made by.
     public init(
         configuration: Configuration, provider: OpenIDProvider, sessions: SessionCookies,
-        listen: (host: String, port: Int),
+        listen: (host: String, port: Int), plainListen: (host: String, port: Int)? = nil,
         metrics: (registry: PrometheusCollectorRegistry, factory: any MetricsFactory),
         logger: Logger
     ) throws(ConfigError) {
@@ -65,17 +72,29 @@ public struct Application: Sendable {
                 try await provider.refresh(token, subject: subject, now: now)
             },
             logger: logger)
-        dispatcher = Dispatcher(
-            gateway: Gateway(
-                engine: PolicyEngine(policies: policies, settings: configuration.engineSettings),
-                scheme: configuration.baseURL.scheme, defaultTarget: endpoints.defaultTarget),
-            endpoints: endpoints, sessions: sessions, trustedProxies: trusted, authentication: authentication,
-            upstreams: Upstreams(
-                timeouts: UpstreamTimeouts(
-                    connect: TimeAmount(configuration.server.upstreamConnectTimeout),
-                    response: TimeAmount(configuration.server.upstreamTimeout)),
-                tls: upstreamTLS),
-            counters: RequestCounters(factory: metrics.factory))
+        let upstreams = Upstreams(
+            timeouts: UpstreamTimeouts(
+                connect: TimeAmount(configuration.server.upstreamConnectTimeout),
+                response: TimeAmount(configuration.server.upstreamTimeout)),
+            tls: upstreamTLS)
+        let counters = RequestCounters(factory: metrics.factory)
+        let endpoints = endpoints
+        let makeDispatcher = { (upgradingToHTTPS: Bool) -> Dispatcher in
+            var settings = configuration.engineSettings
+            settings.redirectHTTPToHTTPS = settings.redirectHTTPToHTTPS || upgradingToHTTPS
+            return Dispatcher(
+                gateway: Gateway(
+                    engine: PolicyEngine(policies: policies, settings: settings),
+                    scheme: configuration.baseURL.scheme, defaultTarget: endpoints.defaultTarget,
+                    upgradesToHTTPS: upgradingToHTTPS),
+                endpoints: endpoints, sessions: sessions, trustedProxies: trusted, authentication: authentication,
+                upstreams: upstreams, counters: counters)
+        }
+        dispatcher = makeDispatcher(false)
+        tls = try configuration.server.tls.map { files throws(ConfigError) in try ListenerTLS(files) }
+        let maxAge = configuration.server.hsts.components.seconds
+        hsts = tls != nil && maxAge > 0 ? "max-age=\(maxAge)" : nil
+        plain = plainListen.map { ($0.host, $0.port, makeDispatcher(true)) }
         var limits = HTTPServer.Limits(maximumRequestBody: configuration.server.maxRequestBody)
         let configured = configuration.server.limits
         limits.maximumConnections = configured.maxConnections
@@ -115,11 +134,20 @@ public struct Application: Sendable {
         return clients
     }
 
-    /// Listens on the configured address; the listener serves until it is shut down (``HTTPServer/run()``).
+    /// Listens on the configured address, over TLS when configured; the listener serves until it is shut down
+    /// (``HTTPServer/run()``).
     public func bind(logger: Logger) async throws -> HTTPServer {
         let dispatcher = self.dispatcher
-        return try await HTTPServer.bind(host: host, port: port, limits: limits, logger: logger) {
-            dispatcher.dispatch($0, $1)
+        return try await HTTPServer.bind(
+            host: host, port: port, limits: limits, tls: tls, hsts: hsts, logger: logger
+        ) { dispatcher.dispatch($0, $1) }
+    }
+
+    /// Listens on `server.http_listen`, if configured: plain HTTP whose every answer is a 308 to https (row H1).
+    public func bindPlain(logger: Logger) async throws -> HTTPServer? {
+        guard let plain else { return nil }
+        return try await HTTPServer.bind(host: plain.host, port: plain.port, limits: limits, logger: logger) {
+            plain.dispatcher.dispatch($0, $1)
         }
     }
 }

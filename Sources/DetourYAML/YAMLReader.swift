@@ -17,6 +17,13 @@ public struct YAMLReader {
         self.environment = environment
     }
 
+    /// A file named in this file: `text` as written when absolute, else in this file's folder.
+    public func path(_ text: String) -> String {
+        if text.hasPrefix("/") { return text }
+        let folder = file.split(separator: "/", omittingEmptySubsequences: false).dropLast()
+        return folder.isEmpty ? text : folder.joined(separator: "/") + "/" + text
+    }
+
     /// Records a problem at `node`'s position (line 1, column 1 without a node).
     public mutating func report(_ node: Node?, _ message: String, severity: Diagnostic.Severity = .error) {
         let mark = node?.mark

@@ -43,6 +43,10 @@ struct Composition {
         }
         let listen = Self.parseListen(configuration.server.listen)
         if listen == nil { problems.append("server.listen must be HOST:PORT, such as 127.0.0.1:4180") }
+        let plainListen = configuration.server.httpListen.map(Self.parseListen)
+        if case .some(nil) = plainListen {
+            problems.append("server.http_listen must be HOST:PORT, such as 0.0.0.0:80")
+        }
         var codec: SealedCookieCodec?
         do {
             codec = try SealedCookieCodec(secrets: configuration.session.secrets)
@@ -73,7 +77,7 @@ struct Composition {
             lifetime: configuration.session.lifetime)
         application = try Application(
             configuration: configuration, provider: provider, sessions: sessions, listen: listen,
-            metrics: (Self.metrics, MetricsSystem.factory), logger: logger)
+            plainListen: plainListen ?? nil, metrics: (Self.metrics, MetricsSystem.factory), logger: logger)
     }
 
     static func parseListen(_ text: String) -> (host: String, port: Int)? {
@@ -89,16 +93,31 @@ struct Composition {
     /// every companion stop accepting, finish what is in flight, and the group returns.
     func run(logger: Logger, companions: [HTTPServer] = []) async throws {
         let server = try await application.bind(logger: logger)
-        logger.info("listening", metadata: ["address": "\(server.host):\(server.port)"])
-        let listeners = ([server] + companions).map {
+        var metadata: Logger.Metadata = ["address": "\(server.host):\(server.port)"]
+        if let tls = application.tls {
+            metadata["certificate"] = "\(tls.fingerprint)"
+            CertificateReload.warnIfExpired(tls, logger: logger)
+        }
+        logger.info(application.tls == nil ? "listening" : "listening over TLS", metadata: metadata)
+        var plain: [HTTPServer] = []
+        if let listener = try await application.bindPlain(logger: logger) {
+            logger.info("redirecting plain http to https", metadata: ["address": "\(listener.host):\(listener.port)"])
+            plain.append(listener)
+        }
+        let listeners = ([server] + plain + companions).map {
             ServiceGroupConfiguration.ServiceConfiguration(
                 service: $0, successTerminationBehavior: .gracefullyShutdownGroup)
         }
         let discovery = ServiceGroupConfiguration.ServiceConfiguration(
             service: ProviderDiscovery(provider: provider), successTerminationBehavior: .ignore)
+        let reload = application.tls.map {
+            ServiceGroupConfiguration.ServiceConfiguration(
+                service: CertificateReload(tls: $0, logger: logger), successTerminationBehavior: .ignore)
+        }
         let group = ServiceGroup(
             configuration: ServiceGroupConfiguration(
-                services: listeners + [discovery], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+                services: listeners + [discovery] + (reload.map { [$0] } ?? []),
+                gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
         logger.info("stopped")
     }

@@ -48,8 +48,12 @@ public final class HTTPServer: Service {
     /// The port actually bound (useful with port 0).
     public let port: Int
 
+    /// - Parameters:
+    ///   - tls: when given, the listener serves HTTPS (HTTP/2 and HTTP/1.1 by ALPN) with its current pair.
+    ///   - hsts: the `Strict-Transport-Security` value every response carries (only ever given with `tls`).
     public static func bind(
-        host: String, port: Int, limits: Limits = Limits(), logger: Logger, dispatcher: @escaping Dispatcher
+        host: String, port: Int, limits: Limits = Limits(), tls: ListenerTLS? = nil, hsts: String? = nil,
+        logger: Logger, dispatcher: @escaping Dispatcher
     ) async throws -> HTTPServer {
         let group = MultiThreadedEventLoopGroup.singleton
         let pools = UpstreamPools(group, logger: logger)
@@ -61,9 +65,14 @@ public final class HTTPServer: Service {
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     guard connections.open(channel) else { throw ChannelError.ioOnClosedChannel }
-                    try serve(
-                        channel, limits: limits, pool: pools.pool(for: channel.eventLoop), logger: logger,
-                        dispatcher: dispatcher)
+                    let pool = pools.pool(for: channel.eventLoop)
+                    if let tls {
+                        try serveSecure(
+                            channel, tls: tls, limits: limits, pool: pool, hsts: hsts, logger: logger,
+                            dispatcher: dispatcher)
+                    } else {
+                        try serve(channel, limits: limits, pool: pool, logger: logger, dispatcher: dispatcher)
+                    }
                 }
             }
         do {
@@ -81,7 +90,8 @@ public final class HTTPServer: Service {
     /// writes itself and writes each response as bytes, framing included, so no handler scans or copies every
     /// response's headers again.
     static func serve(
-        _ channel: any Channel, limits: Limits, pool: UpstreamPool, logger: Logger, dispatcher: @escaping Dispatcher
+        _ channel: any Channel, limits: Limits, pool: UpstreamPool, hsts: String? = nil, logger: Logger,
+        dispatcher: @escaping Dispatcher
     ) throws {
         var decoderLimits = NIOHTTPDecoderLimitConfiguration()
         decoderLimits.maxHeaderListSize = limits.maximumHeaderBytes
@@ -92,7 +102,9 @@ public final class HTTPServer: Service {
                 HTTPRequestDecoder(
                     leftOverBytesStrategy: .dropBytes, informationalResponseStrategy: .drop,
                     limitConfiguration: decoderLimits)))
-        try pipeline.addHandler(RequestHandler(dispatcher: dispatcher, pool: pool, limits: limits, logger: logger))
+        try pipeline.addHandler(
+            RequestHandler<HTTP1Wire>(
+                dispatcher: dispatcher, pool: pool, limits: limits, hsts: hsts, logger: logger))
     }
 
     private init(host: String, channel: any Channel, connections: Connections) {

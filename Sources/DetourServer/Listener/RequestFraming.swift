@@ -32,9 +32,11 @@ enum RequestFraming {
                 }
             }
         }
-        if hosts > 1 || (hosts == 0 && head.version.minor >= 1) { return .hostCount }
+        // HTTP/1.1 and later (an HTTP/2 stream arrives as version 2.0, its :authority as Host) must name a host.
+        let atLeastHTTP11 = head.version.major > 1 || head.version.minor >= 1
+        if hosts > 1 || (hosts == 0 && atLeastHTTP11) { return .hostCount }
         guard !codings.isEmpty else { return nil }
-        guard head.version.minor >= 1, codings.count == 1, ProxyHeaders.name(codings[0], spells: "chunked") else {
+        guard atLeastHTTP11, codings.count == 1, ProxyHeaders.name(codings[0], spells: "chunked") else {
             return .transferEncoding
         }
         return hasLength ? .transferEncodingAndLength : nil

@@ -17,12 +17,11 @@ import NIOHTTP1
 ///   control bytes, bare CR or LF and folded lines: a 502), and what the gateway adds to them is checked there, or
 ///   comes from the URL serialiser, which percent-encodes controls.
 /// - One timer per connection, no timer per request: it is moved only when a deadline comes sooner than it.
-final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler, UpstreamHandler.Delegate {
+final class RequestHandler<Wire: ResponseWire>: ChannelDuplexHandler, UpstreamHandler.Delegate, TunnelOwner {
     typealias InboundIn = HTTPServerRequestPart
-    typealias OutboundIn = ByteBuffer
-    /// Responses are written as bytes (``MessageBytes``): Detour frames what it writes, and no encoder copies or
-    /// scans a head again.
-    typealias OutboundOut = ByteBuffer
+    typealias OutboundIn = Wire.Part
+    /// Responses leave as the wire frames them: HTTP/1.1 bytes, or an HTTP/2 stream's parts.
+    typealias OutboundOut = Wire.Part
     typealias Action = ConnectionStateMachine.Action
 
     private let dispatcher: HTTPServer.Dispatcher
@@ -30,8 +29,11 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstr
     private let logger: Logger
     private var machine: ConnectionStateMachine
     private var context: ChannelHandlerContext?
-    /// The channel's, read once: every response asks for a buffer.
-    private var allocator = ByteBufferAllocator()
+    /// Made with the channel's allocator, once: every response asks for a buffer.
+    private var wire = Wire(allocator: ByteBufferAllocator())
+    /// The `Strict-Transport-Security` value every final response carries (answers over TLS), unless the upstream
+    /// sent its own.
+    private let hsts: String?
     private var connection = ConnectionInfo(remoteAddress: nil)
     /// The current exchange's upstream connection, while it carries the exchange.
     private var upstream: UpstreamHandler?
@@ -41,8 +43,12 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstr
     /// the timer, so it wakes at most this long before the one it finds due.
     private let timerStep: TimeAmount
 
-    init(dispatcher: @escaping HTTPServer.Dispatcher, pool: UpstreamPool, limits: HTTPServer.Limits, logger: Logger) {
+    init(
+        dispatcher: @escaping HTTPServer.Dispatcher, pool: UpstreamPool, limits: HTTPServer.Limits, hsts: String?,
+        logger: Logger
+    ) {
         self.dispatcher = dispatcher
+        self.hsts = hsts
         self.pool = pool
         self.logger = logger
         machine = ConnectionStateMachine(limits: limits, now: pool.eventLoop.now)
@@ -53,7 +59,7 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstr
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
-        allocator = context.channel.allocator
+        wire = Wire(allocator: context.channel.allocator)
         connection = ConnectionInfo(remoteAddress: context.channel.remoteAddress?.ipAddress)
         afterEvent()
     }
@@ -140,39 +146,38 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstr
             upstream?.send(part)
             if flush { upstream?.flush() }
         case .writeHead(let head, let version):
-            var bytes = MessageBytes(allocator: allocator)
-            bytes.statusLine(version, head.status)
-            head.forEachField { bytes.field($0, $1) }
-            bytes.endOfHead()
-            context.write(wrapOutboundOut(bytes.buffer), promise: nil)
+            let hsts = head.status.code >= 200 ? hsts : nil
+            let part = wire.head(head.status, version: version) { field in
+                var stated = false
+                head.forEachField { name, value in
+                    if hsts != nil, ProxyHeaders.name(name, spells: "strict-transport-security") { stated = true }
+                    field(name, value)
+                }
+                if let hsts, !stated { field("Strict-Transport-Security", hsts) }
+            }
+            context.write(wrapOutboundOut(part), promise: nil)
             // A response head or body part changes neither what is read nor a deadline to watch sooner.
             return
         case .writeBody(let chunk, let chunked):
-            if chunked {
-                for piece in MessageBytes.chunk(chunk, allocator: allocator) {
-                    context.write(wrapOutboundOut(piece), promise: nil)
-                }
-            } else {
-                context.write(wrapOutboundOut(chunk), promise: nil)
-            }
+            wire.body(chunk, chunked: chunked) { context.write(wrapOutboundOut($0), promise: nil) }
             if !context.channel.isWritable { upstream?.readPaused = true }
             return
         case .endResponse(let end):
             release(keep: end.keepsUpstream)
-            // A body of known length ends with its last byte: the empty write only keeps a closing in order.
-            let last = end.chunked ? MessageBytes.lastChunk(trailers: end.trailers, allocator: allocator) : ByteBuffer()
-            return finish(end.then, last: last, context)
+            return finish(end.then, last: wire.end(trailers: end.trailers, chunked: end.chunked), context)
         case .closeUpstream:
             upstream?.close()
         case .openTunnel(let plan, let head):
-            WebSocketTunnel.open(plan, request: head, client: context, handler: self)
+            guard Wire.carriesUpgrades else { return perform(machine.upgradeFailed(.upgradeRefused, now: now)) }
+            WebSocketTunnel.open(plan, request: head, client: context, owner: self)
         case .refuseUnparsable(let status):
-            var bytes = MessageBytes(allocator: allocator)
-            bytes.statusLine(.http1_1, status)
-            bytes.field("Connection", "close")
-            bytes.field("Content-Length", "0")
-            bytes.endOfHead()
-            context.writeAndFlush(wrapOutboundOut(bytes.buffer), promise: nil)
+            wire.whole(
+                status, version: .http1_1,
+                fields: { field in
+                    field("Connection", "close")
+                    field("Content-Length", "0")
+                }, body: [], write: { context.write(wrapOutboundOut($0), promise: nil) })
+            context.writeAndFlush(wrapOutboundOut(wire.end(trailers: nil, chunked: false)), promise: nil)
             context.close(promise: nil)
         case .close(let reason):
             switch reason {
@@ -220,25 +225,28 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstr
         }
         if response.closesUpstream { release(keep: false) }
         let answer = response.answer
-        var bytes = MessageBytes(allocator: allocator, capacity: 1024 + answer.body.count)
-        bytes.statusLine(response.request.version, HTTPResponseStatus(statusCode: answer.status))
-        // Detour sets the framing and, when closing, `Connection`, in place of any the answer carries.
-        for (name, value) in answer.headers
-        where !ProxyHeaders.name(name, spells: "content-length")
-            && !(response.closes && ProxyHeaders.name(name, spells: "connection"))
-        {
-            bytes.field(name, value)
+        let hsts = hsts
+        let fields = { (field: (String, String) -> Void) in
+            // Detour sets the framing and, when closing, `Connection`, in place of any the answer carries.
+            for (name, value) in answer.headers
+            where !ProxyHeaders.name(name, spells: "content-length")
+                && !(response.closes && ProxyHeaders.name(name, spells: "connection"))
+            {
+                field(name, value)
+            }
+            field("Content-Length", String(answer.body.count))
+            if response.closes { field("Connection", "close") }
+            if let hsts { field("Strict-Transport-Security", hsts) }
         }
-        bytes.field("Content-Length", String(answer.body.count))
-        if response.closes { bytes.field("Connection", "close") }
-        bytes.endOfHead()
-        if response.request.method != .HEAD { bytes.body(answer.body) }
-        context.write(wrapOutboundOut(bytes.buffer), promise: nil)
-        finish(response.then, last: ByteBuffer(), context)
+        wire.whole(
+            HTTPResponseStatus(statusCode: answer.status), version: response.request.version, fields: fields,
+            body: response.request.method == .HEAD ? [] : answer.body
+        ) { context.write(wrapOutboundOut($0), promise: nil) }
+        finish(response.then, last: wire.end(trailers: nil, chunked: false), context)
     }
 
     /// Writes a response's last bytes; then the connection closes, drops the rest of the request, or reads on.
-    private func finish(_ ending: ConnectionStateMachine.Ending, last: ByteBuffer, _ context: ChannelHandlerContext) {
+    private func finish(_ ending: ConnectionStateMachine.Ending, last: Wire.Part, _ context: ChannelHandlerContext) {
         switch ending {
         case .drain:
             context.writeAndFlush(wrapOutboundOut(last), promise: nil)
@@ -250,7 +258,7 @@ final class RequestHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstr
             afterEvent()
         case .readNext:
             // Kept alive: sent at the end of the loop's turn, with the other connections' responses.
-            if last.readableBytes > 0 { context.write(wrapOutboundOut(last), promise: nil) }
+            if !wire.isNothing(last) { context.write(wrapOutboundOut(last), promise: nil) }
             pool.flusher.flushSoon(context)
             servePipelined()
         }

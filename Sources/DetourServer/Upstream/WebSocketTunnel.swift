@@ -3,6 +3,12 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 
+/// The handler that serves an HTTP/1.1 connection and asked for a tunnel: removed when the tunnel opens, told when
+/// it does not.
+protocol TunnelOwner: RemovableChannelHandler {
+    func upgradeFailed(_ head: HTTPRequestHead, _ error: ConnectionError)
+}
+
 /// WebSocket upgrades (RFC 6455 section 4), passed through once the policy allowed the request.
 ///
 /// The upgrade request goes to the upstream over a raw connection on the client connection's event loop;
@@ -21,7 +27,7 @@ enum WebSocketTunnel {
 
     /// Asks the upstream to upgrade; on its 101, turns the client connection into one end of a tunnel.
     static func open(
-        _ plan: ProxyPlan, request: HTTPRequestHead, client: ChannelHandlerContext, handler: RequestHandler
+        _ plan: ProxyPlan, request: HTTPRequestHead, client: ChannelHandlerContext, owner: some TunnelOwner
     ) {
         var upgrade = plan.head
         upgrade.headers.replaceOrAdd(name: "Connection", value: "Upgrade")
@@ -50,33 +56,33 @@ enum WebSocketTunnel {
                 switch result {
                 case .success(let (upstream, answer)) where answer.switchesProtocols:
                     do {
-                        try joinTunnel(client: client, upstream: upstream, answer: answer.bytes)
+                        try joinTunnel(client: client, upstream: upstream, answer: answer.bytes, owner: owner)
                     } catch {
                         upstream.close(promise: nil)
                         client.close(promise: nil)
                     }
                 case .success(let (upstream, _)):
                     upstream.close(promise: nil)
-                    handler.upgradeFailed(request, .upgradeRefused)
+                    owner.upgradeFailed(request, .upgradeRefused)
                 case .failure:
-                    handler.upgradeFailed(request, .upstreamFailed)
+                    owner.upgradeFailed(request, .upstreamFailed)
                 }
             }
     }
 
     /// Replaces both channels' handlers by the two ends of a tunnel and passes the upstream's 101 on.
-    private static func joinTunnel(client: ChannelHandlerContext, upstream: any Channel, answer: ByteBuffer) throws {
+    private static func joinTunnel(
+        client: ChannelHandlerContext, upstream: any Channel, answer: ByteBuffer, owner: some TunnelOwner
+    ) throws {
         let (clientEnd, upstreamEnd) = TunnelHandler.pair()
         let clientPipeline = client.pipeline.syncOperations
         let upstreamPipeline = upstream.pipeline.syncOperations
         try clientPipeline.addHandler(clientEnd)
         try upstreamPipeline.addHandler(upstreamEnd)
         try upstreamPipeline.removeHandler(upstreamPipeline.handler(type: UpgradeResponseReader.self), promise: nil)
-        for removable in [
-            try? clientPipeline.handler(type: RequestHandler.self) as (any RemovableChannelHandler)?,
-            try? clientPipeline.handler(type: ByteToMessageHandler<HTTPRequestDecoder>.self),
-        ].compactMap({ $0 }) {
-            clientPipeline.removeHandler(removable, promise: nil)
+        clientPipeline.removeHandler(owner, promise: nil)
+        if let parser = try? clientPipeline.handler(type: ByteToMessageHandler<HTTPRequestDecoder>.self) {
+            clientPipeline.removeHandler(parser, promise: nil)
         }
         clientEnd.deliver(answer)
     }

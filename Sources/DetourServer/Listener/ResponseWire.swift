@@ -1,0 +1,74 @@
+import NIOCore
+import NIOHTTP1
+
+/// How one client connection's responses leave ``RequestHandler``: as HTTP/1.1 bytes Detour frames itself
+/// (``HTTP1Wire``), or as the parts an HTTP/2 stream's codec turns into frames (``HTTP2Wire``). The machine's
+/// decisions are the same for both; only the framing differs.
+///
+/// Guarantees: a head is written with its fields in the order given; a body part is framed for the head it follows
+/// (`chunked` only where the machine chose chunked framing); ``end(trailers:chunked:)`` always ends the response
+/// (HTTP/2 needs its end-of-stream even where HTTP/1.1 needs no byte).
+protocol ResponseWire: SendableMetatype {
+    associatedtype Part
+    /// Whether this wire can carry a WebSocket upgrade (an HTTP/1.1 connection can; an HTTP/2 stream cannot).
+    static var carriesUpgrades: Bool { get }
+
+    init(allocator: ByteBufferAllocator)
+    /// A response head: the status line (for `version`) and each field `fields` passes to its argument.
+    func head(
+        _ status: HTTPResponseStatus, version: HTTPVersion, fields: ((String, String) -> Void) -> Void
+    ) -> Part
+    /// A head and whole body in as few parts as the wire allows, written through `write`.
+    func whole(
+        _ status: HTTPResponseStatus, version: HTTPVersion, fields: ((String, String) -> Void) -> Void,
+        body: [UInt8], write: (Part) -> Void)
+    /// A piece of a body, framed as the head said.
+    func body(_ chunk: ByteBuffer, chunked: Bool, write: (Part) -> Void)
+    /// The end of a body, with the trailers the upstream sent.
+    func end(trailers: HTTPHeaders?, chunked: Bool) -> Part
+    /// Whether `part` writes nothing (it is written only to learn when what came before it left).
+    func isNothing(_ part: Part) -> Bool
+}
+
+/// HTTP/1.1 responses as bytes (``MessageBytes``): Detour frames what it writes, and no encoder copies or scans a
+/// head again.
+struct HTTP1Wire: ResponseWire {
+    typealias Part = ByteBuffer
+    static let carriesUpgrades = true
+    let allocator: ByteBufferAllocator
+
+    func head(
+        _ status: HTTPResponseStatus, version: HTTPVersion, fields: ((String, String) -> Void) -> Void
+    ) -> ByteBuffer {
+        var bytes = MessageBytes(allocator: allocator)
+        bytes.statusLine(version, status)
+        fields { bytes.field($0, $1) }
+        bytes.endOfHead()
+        return bytes.buffer
+    }
+
+    func whole(
+        _ status: HTTPResponseStatus, version: HTTPVersion, fields: ((String, String) -> Void) -> Void,
+        body: [UInt8], write: (ByteBuffer) -> Void
+    ) {
+        var bytes = MessageBytes(allocator: allocator, capacity: 1024 + body.count)
+        bytes.statusLine(version, status)
+        fields { bytes.field($0, $1) }
+        bytes.endOfHead()
+        bytes.body(body)
+        write(bytes.buffer)
+    }
+
+    func body(_ chunk: ByteBuffer, chunked: Bool, write: (ByteBuffer) -> Void) {
+        guard chunked else { return write(chunk) }
+        for piece in MessageBytes.chunk(chunk, allocator: allocator) { write(piece) }
+    }
+
+    /// The last chunk, or, for a body of known length (which ends with its last byte), an empty buffer that only
+    /// keeps a closing in order.
+    func end(trailers: HTTPHeaders?, chunked: Bool) -> ByteBuffer {
+        chunked ? MessageBytes.lastChunk(trailers: trailers, allocator: allocator) : ByteBuffer()
+    }
+
+    func isNothing(_ part: ByteBuffer) -> Bool { part.readableBytes == 0 }
+}

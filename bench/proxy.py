@@ -35,6 +35,8 @@ BINARIES = [pathlib.Path(path) for path in sys.argv[4:]] or [ROOT / ".build" / "
 
 
 def start_nginx(directory, body):
+    """nginx on a free port: `body` gives its `location`, and optionally an `upstream` port to proxy to, `listen`
+    parameters (" ssl http2") and more `server` directives (certificates)."""
     port = free_port()
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "nginx.conf").write_text(f"""
@@ -44,7 +46,7 @@ http {{
   access_log off; client_body_temp_path {directory}/b; proxy_temp_path {directory}/p;
   fastcgi_temp_path {directory}/f; uwsgi_temp_path {directory}/u; scgi_temp_path {directory}/s;
   upstream app {{ server 127.0.0.1:{body["upstream"]}; keepalive 64; }} 
-  server {{ listen 127.0.0.1:{port}; {body["location"]} }}
+  server {{ listen 127.0.0.1:{port}{body.get("listen", "")}; {body.get("server", "")} {body["location"]} }}
 }}""" if "upstream" in body else f"""
 worker_processes 1; daemon off; pid {directory}/nginx.pid; error_log {directory}/error.log;
 events {{ worker_connections 4096; }}

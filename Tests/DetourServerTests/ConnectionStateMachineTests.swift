@@ -140,6 +140,21 @@ import Testing
         #expect(machine.received(.end(nil), now: t).spelled == "respond 413 close close")
     }
 
+    /// Issue 16: a matrix answer (the plain listener's 308, a 401) needs no body: a body of any size is not read
+    /// into memory nor refused as too large; it is drained after the answer, then the connection closes.
+    @Test func anAnswerFromTheHeadIsGivenAtOnceAndTheBodyDrained() {
+        var machine = machine()
+        let head = F.head(.POST, "/upload", [("Content-Length", "1000000")])
+        _ = machine.received(.head(head), now: t)
+        let answer = Answer(status: 308, headers: [("Location", "https://app/upload")])
+        #expect(machine.dispatched(.answer(answer), for: head, now: t).spelled == "respond 308 drain close")
+        #expect(machine.received(.body(F.bytes(String(repeating: "x", count: 500))), now: t).spelled == "none")
+        #expect(machine.received(.end(nil), now: t).spelled == "close drained")
+        var bodiless = self.machine()
+        _ = bodiless.received(.head(F.head(.GET, "/x")), now: t)
+        #expect(bodiless.dispatched(.answer(answer), for: F.head(.GET, "/x"), now: t).spelled == "respond 308 readNext")
+    }
+
     @Test func collectingABodyThatStopsIsA408() {
         var machine = machine()
         let head = F.head(.POST, "/", [("Content-Length", "9")])

@@ -23,11 +23,11 @@ def free_port():
         return s.getsockname()[1]
 
 
-def wait_for(url, status=200, timeout=20):
+def wait_for(url, status=200, timeout=20, verify=True):
     deadline = time.time() + timeout
     while time.time() < deadline:
         try:
-            if requests.get(url, timeout=1).status_code == status:
+            if requests.get(url, timeout=1, verify=verify).status_code == status:
                 return
         except requests.ConnectionError:
             pass
@@ -44,12 +44,16 @@ def provider():
 
 
 class Detour:
-    """A running `detour serve` with its own configuration."""
+    """A running `detour serve` with its own configuration.
+
+    With `tls` (the CA file that signed the certificate `server` gives under `server.tls`, or False to trust any)
+    the listener and the public URL are https, and readiness is checked with that CA."""
 
     def __init__(self, tmp_path, issuer, response_mode="query", token_auth="client_secret_basic", extra="",
-                 trusted_proxies=(), server="", oidc="", session="", client=("detour-e2e", "s3cret")):
+                 trusted_proxies=(), server="", oidc="", session="", client=("detour-e2e", "s3cret"), tls=None):
         self.port = free_port()
-        self.base = f"http://localhost:{self.port}"
+        self.verify = True if tls is None else str(tls) if tls else False
+        self.base = f"{'http' if tls is None else 'https'}://localhost:{self.port}"
         self.config = tmp_path / f"detour-{self.port}.yaml"
         self.config.write_text(f"""
 server:
@@ -70,11 +74,12 @@ session:
 return_to:
   allowed_hosts: ["localhost:*", "app.example.com"]
 {extra}""")
-        self.log = open(tmp_path / f"detour-{self.port}.log", "w")
+        self.log_path = tmp_path / f"detour-{self.port}.log"
+        self.log = open(self.log_path, "w")
         self.process = subprocess.Popen(
             [str(DETOUR), "serve", "--config", str(self.config)], stdout=self.log, stderr=subprocess.STDOUT,
             env={**os.environ, "E2E_CLIENT_SECRET": client[1], "DETOUR_LOG_LEVEL": "debug"})
-        wait_for(self.base + "/ping")
+        wait_for(self.base + "/ping", verify=self.verify)
 
     def url(self, path):
         return self.base + path
@@ -104,7 +109,7 @@ def make_detour(tmp_path, provider):
         instances.append(instance)
         if issuer is None:
             # Discovery loads in the background after the listener is up: sign-in is possible once /ready says so.
-            wait_for(instance.url("/ready"))
+            wait_for(instance.url("/ready"), verify=instance.verify)
         return instance
 
     yield make

@@ -8,6 +8,7 @@ import NIOHTTP1
 struct HTTP2Wire: ResponseWire {
     typealias Part = HTTPServerResponsePart
     static let carriesUpgrades = false
+    static let endsItself = true
 
     init(allocator: ByteBufferAllocator) {}
 

@@ -59,11 +59,14 @@ extension HTTPServer {
         let management = NIOHTTP2ServerConnectionManagementHandler(
             eventLoop: channel.eventLoop,
             configuration: .init(maxIdleTime: limits.idleTimeout, maxAge: nil, maxGraceTime: nil, keepalive: nil))
+        let firstStream = ClosingDeadline(limits.headerTimeout)
         var connection = NIOHTTP2Handler.ConnectionConfiguration()
         connection.initialSettings = http2Settings(limits)
         _ = try pipeline.configureHTTP2Pipeline(
             mode: .server, connectionConfiguration: connection, streamConfiguration: .init(),
-            streamDelegate: management.http2StreamDelegate
+            streamDelegate: StreamWatch(
+                management: management.http2StreamDelegate,
+                firstStream: NIOLoopBound(firstStream, eventLoop: channel.eventLoop))
         ) { stream in
             stream.eventLoop.makeCompletedFuture {
                 let streamPipeline = stream.pipeline.syncOperations
@@ -75,6 +78,39 @@ extension HTTPServer {
             }
         }
         try pipeline.addHandler(management)
-        try pipeline.addHandler(ClosingDeadline(limits.headerTimeout) { $0 is NIOHTTP2StreamCreatedEvent })
+        try pipeline.addHandler(firstStream)
+        try pipeline.addHandler(ConnectionErrorCloser(logger: logger))
+    }
+}
+
+/// Tells the connection manager of each stream, and lifts the first-stream deadline at the first one. (SwiftNIO's
+/// multiplexer reports streams to its delegate, not down the pipeline.)
+private struct StreamWatch: NIOHTTP2StreamDelegate {
+    let management: NIOHTTP2ServerConnectionManagementHandler.HTTP2StreamDelegate
+    let firstStream: NIOLoopBound<ClosingDeadline>
+
+    func streamCreated(_ id: HTTP2StreamID, channel: any Channel) {
+        management.streamCreated(id, channel: channel)
+        firstStream.value.lift()
+    }
+
+    func streamClosed(_ id: HTTP2StreamID, channel: any Channel) {
+        management.streamClosed(id, channel: channel)
+    }
+}
+
+/// Closes an HTTP/2 connection when an error reaches the end of its pipeline: SwiftNIO's HTTP/2 handler has then
+/// sent GOAWAY for a connection error (a flood, a protocol violation: RFC 9113 5.4.1 says the connection MUST then
+/// close) or RST_STREAM for a stream error, and reports it here without closing. A stream error closes the
+/// connection too: clients that follow the protocol cause none, and one that does not loses only its own streams.
+private final class ConnectionErrorCloser: ChannelInboundHandler {
+    typealias InboundIn = HTTP2Frame
+    let logger: Logger
+
+    init(logger: Logger) { self.logger = logger }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        logger.debug("HTTP/2 connection closed on an error", metadata: ["error": "\(error)"])
+        context.close(promise: nil)
     }
 }

@@ -88,7 +88,7 @@ struct Dispatcher: Sendable {
         switch decision.step {
         case .answer(var answer):
             answer.headers += cookies
-            return counted(.respond { [answer] (_: EndpointRequest) in answer }, label: decision.label)
+            return counted(.answer(answer), label: decision.label)
         case .signIn(let returnTo):
             // The target was built from the Host header: it is checked like any rd, or a forged Host would make the
             // 303 after sign-in an open redirect.
@@ -166,6 +166,10 @@ struct Dispatcher: Sendable {
     }
 
     private func counted(_ dispatch: Dispatch, label: String) -> Dispatch {
+        if case .answer(let answer) = dispatch {
+            counters.count(route: label, status: answer.status, redirect: true)
+            return dispatch
+        }
         guard case .respond(let handler) = dispatch else { return dispatch }
         let counters = self.counters
         return .respond { request in

@@ -197,6 +197,11 @@ struct ConnectionStateMachine {
         case .respond(let responder):
             state = .collecting(head, responder, body: ByteBuffer(), tooLarge: false)
             return .none
+        case .answer(let answer):
+            // An announced body is not wanted: drained for a while after the answer, then the connection closes.
+            let hasBody = Self.hasBody(head)
+            state = hasBody ? .discarding : .answering(head)
+            return respond(answer, to: head, closing: hasBody || !head.isKeepAlive, now: now())
         case .proxy where WebSocketTunnel.isUpgrade(head) && Self.hasBody(head):
             // An opening handshake is a GET without a body (RFC 6455 4.1); one with a body would reach the upstream
             // announcing a body that never follows, and end in its timeout.

@@ -192,6 +192,7 @@ final class RequestHandler<Wire: ResponseWire>: ChannelDuplexHandler, UpstreamHa
             machine.closed()
             // The last response may still wait for the end of the loop's turn.
             context.flush()
+            if reason == .drained, Wire.endsItself { break }
             context.close(promise: nil)
         }
         afterEvent()

@@ -12,6 +12,9 @@ protocol ResponseWire: SendableMetatype {
     associatedtype Part
     /// Whether this wire can carry a WebSocket upgrade (an HTTP/1.1 connection can; an HTTP/2 stream cannot).
     static var carriesUpgrades: Bool { get }
+    /// Whether an exchange whose request and response have both ended ends its stream by itself (HTTP/2): closing
+    /// it then could cut short a response still being flushed.
+    static var endsItself: Bool { get }
 
     init(allocator: ByteBufferAllocator)
     /// A response head: the status line (for `version`) and each field `fields` passes to its argument.
@@ -35,6 +38,7 @@ protocol ResponseWire: SendableMetatype {
 struct HTTP1Wire: ResponseWire {
     typealias Part = ByteBuffer
     static let carriesUpgrades = true
+    static let endsItself = false
     let allocator: ByteBufferAllocator
 
     func head(

@@ -60,6 +60,8 @@ extension HTTPServer {
             eventLoop: channel.eventLoop,
             configuration: .init(maxIdleTime: limits.idleTimeout, maxAge: nil, maxGraceTime: nil, keepalive: nil))
         let firstStream = ClosingDeadline(limits.headerTimeout)
+        // One peer, one session cookie: the streams share the connection's memos, as HTTP/1.1 requests do.
+        let shared = ConnectionInfo(remoteAddress: channel.remoteAddress?.ipAddress)
         var connection = NIOHTTP2Handler.ConnectionConfiguration()
         connection.initialSettings = http2Settings(limits)
         _ = try pipeline.configureHTTP2Pipeline(
@@ -74,7 +76,8 @@ extension HTTPServer {
                 try streamPipeline.addHandler(HTTP2StreamGuard())
                 try streamPipeline.addHandler(
                     RequestHandler<HTTP2Wire>(
-                        dispatcher: dispatcher, pool: pool, limits: limits, hsts: hsts, logger: logger))
+                        dispatcher: dispatcher, pool: pool, limits: limits, hsts: hsts, logger: logger,
+                        connection: shared))
             }
         }
         try pipeline.addHandler(management)

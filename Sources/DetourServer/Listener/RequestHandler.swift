@@ -34,7 +34,9 @@ final class RequestHandler<Wire: ResponseWire>: ChannelDuplexHandler, UpstreamHa
     /// The `Strict-Transport-Security` value every final response carries (answers over TLS), unless the upstream
     /// sent its own.
     private let hsts: String?
-    private var connection = ConnectionInfo(remoteAddress: nil)
+    /// The client connection's memos: its own, or, for an HTTP/2 stream, those its connection's streams share.
+    private var connection: ConnectionInfo
+    private let sharesConnection: Bool
     /// The current exchange's upstream connection, while it carries the exchange.
     private var upstream: UpstreamHandler?
     private var timer: NIOScheduledCallback?
@@ -43,10 +45,14 @@ final class RequestHandler<Wire: ResponseWire>: ChannelDuplexHandler, UpstreamHa
     /// the timer, so it wakes at most this long before the one it finds due.
     private let timerStep: TimeAmount
 
+    /// - Parameter connection: the memos of the connection this handler serves a stream of (HTTP/2); by default,
+    ///   the handler's channel is the connection.
     init(
         dispatcher: @escaping HTTPServer.Dispatcher, pool: UpstreamPool, limits: HTTPServer.Limits, hsts: String?,
-        logger: Logger
+        logger: Logger, connection: ConnectionInfo? = nil
     ) {
+        self.connection = connection ?? ConnectionInfo(remoteAddress: nil)
+        sharesConnection = connection != nil
         self.dispatcher = dispatcher
         self.hsts = hsts
         self.pool = pool
@@ -60,7 +66,7 @@ final class RequestHandler<Wire: ResponseWire>: ChannelDuplexHandler, UpstreamHa
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
         wire = Wire(allocator: context.channel.allocator)
-        connection = ConnectionInfo(remoteAddress: context.channel.remoteAddress?.ipAddress)
+        if !sharesConnection { connection = ConnectionInfo(remoteAddress: context.channel.remoteAddress?.ipAddress) }
         afterEvent()
     }
 

@@ -51,7 +51,7 @@ extension ConnectionStateMachine {
 
         init(id: Int, plan: ProxyPlan, request: HTTPRequestHead) {
             terms = Terms(id: id, plan: plan, request: request)
-            closeClient = !request.isKeepAlive
+            closeClient = !request.keepsConnection
         }
     }
 

@@ -201,7 +201,7 @@ struct ConnectionStateMachine {
             // An announced body is not wanted: drained for a while after the answer, then the connection closes.
             let hasBody = Self.hasBody(head)
             state = hasBody ? .discarding : .answering(head)
-            return respond(answer, to: head, closing: hasBody || !head.isKeepAlive, now: now())
+            return respond(answer, to: head, closing: hasBody || !head.keepsConnection, now: now())
         case .proxy where WebSocketTunnel.isUpgrade(head) && Self.hasBody(head):
             // An opening handshake is a GET without a body (RFC 6455 4.1); one with a body would reach the upstream
             // announcing a body that never follows, and end in its timeout.
@@ -232,7 +232,7 @@ struct ConnectionStateMachine {
     /// Detour's own answer (``Action/answer(_:_:)``) is ready.
     mutating func answered(_ answer: Answer, now: @autoclosure () -> NIODeadline) -> Action {
         guard case .answering(let head) = state else { return .none }
-        return respond(answer, to: head, closing: !head.isKeepAlive, now: now())
+        return respond(answer, to: head, closing: !head.keepsConnection, now: now())
     }
 
     /// The client's side of the connection can take more bytes, or cannot.
@@ -393,6 +393,12 @@ struct ConnectionStateMachine {
     static func hasBody(_ head: HTTPRequestHead) -> Bool {
         head.headers.contains(name: "transfer-encoding") || head.headers["content-length"].contains { Int($0) != 0 }
     }
+}
+
+extension HTTPRequestHead {
+    /// Whether the connection stays open after this request: HTTP/1.1's keep-alive rules, and always for an HTTP/2
+    /// stream (whose end is the stream's, not the connection's; SwiftNIO's `isKeepAlive` knows HTTP/1 only).
+    var keepsConnection: Bool { version.major >= 2 || isKeepAlive }
 }
 
 extension HTTPServerRequestPart {

@@ -66,8 +66,17 @@ public struct Gateway: Sendable {
     /// The step for a resolved request in `mode`, given what is known of the requester.
     public func decide(_ request: CanonicalRequest, _ mode: Mode, credentials: Credentials) -> GatewayDecision {
         if upgradesToHTTPS {
-            // Nothing the request carries matters on the plain listener: it only learns where https is.
-            return GatewayDecision(answer(decided(request, nil), request), label: "https-redirect")
+            // Nothing the request carries matters on the plain listener: it only learns where https is. A request no
+            // https URL can be made for is refused, never decided further (no route is served over plain http).
+            let decision = decided(request, nil)
+            switch decision.outcome {
+            case .redirect, .badRequest:
+                return GatewayDecision(answer(decision, request), label: "https-redirect")
+            default:
+                let refusal = RequestRefusal.badRequest("no-https-url")
+                return GatewayDecision(
+                    .answer(refusal.answer(method: request.method, client: request.client)), label: "https-redirect")
+            }
         }
         let forwardAuth = mode != .proxy
         let identity: Identity?

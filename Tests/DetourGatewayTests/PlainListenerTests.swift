@@ -63,4 +63,24 @@ import Testing
             return
         }
     }
+
+    /// Whatever Host and path a client sends, the plain listener answers 308 or 400: never a route, a sign-in or a
+    /// crash (a host no https URL could be written for used to fall through to the routes).
+    @Test func everyHostAndPathIsRedirectedOrRefused() {
+        let hosts = [
+            "app.example.com:", "app.example.com:99999", "[::1]", "[::1]:8080", "1.2.3.4", "app.example.com.",
+            "a..b", "xn--", "xn--a.example", "%41.example", "ex ample.com", "", "[::1", "app.example.com:80:80",
+            "APP.example.com", "a\u{1}b",
+        ]
+        for host in hosts {
+            for target in ["/x", "/%2e%2e/y", "/a?b=%zz", "*", "//evil.example/x", "/x#f"] {
+                switch outcome(plain("GET", host, target)) {
+                case .answered(308, _?, _, _)?, .answered(400, nil, _, _)?:
+                    continue
+                case let other:
+                    Issue.record("\(host) \(target): \(String(describing: other))")
+                }
+            }
+        }
+    }
 }

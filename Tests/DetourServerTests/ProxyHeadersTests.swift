@@ -198,6 +198,23 @@ import Testing
         #expect(
             RequestFraming.problem(Self.head([host, ("Transfer-Encoding", "chunked"), ("Content-Length", "3")]))
                 == .transferEncodingAndLength)
+        for length in ["+5", "5, 5", "-0", " ", "0x5", "5 5", String(repeating: "9", count: 19)] {
+            #expect(
+                RequestFraming.problem(Self.head([host, ("Content-Length", length)])) == .contentLength, "\(length)")
+        }
+        #expect(
+            RequestFraming.problem(Self.head([host, ("Content-Length", "5"), ("content-length", "5")]))
+                == .contentLength)
+    }
+
+    /// Issue 16: SwiftNIO's HTTP/2 codec lets control bytes other than CR, LF and NUL through to the head.
+    @Test func refusesControlBytesInAnHTTP2Head() {
+        let host = ("Host", "a.example")
+        let http2 = HTTPVersion(major: 2, minor: 0)
+        for value in ["a\u{1}b", "a\u{1F}", "\u{7F}", "a\u{8}"] {
+            #expect(RequestFraming.problem(Self.head(version: http2, [host, ("x-note", value)])) == .controlByte)
+        }
+        #expect(RequestFraming.problem(Self.head(version: http2, [host, ("x-note", "tab\there é")])) == nil)
     }
 
     @Test func acceptsOrdinaryHeads() {
@@ -206,6 +223,7 @@ import Testing
         #expect(RequestFraming.problem(Self.head(version: .http1_0, [])) == nil)
         #expect(RequestFraming.problem(Self.head([host, ("Transfer-Encoding", " Chunked ")])) == nil)
         #expect(RequestFraming.problem(Self.head([host, ("Content-Length", "3")])) == nil)
+        #expect(RequestFraming.problem(Self.head([host, ("Content-Length", "0")])) == nil)
         #expect(
             RequestFraming.problem(Self.head([host, ("Transfer_Encoding", "gzip"), ("Content-Length", "3")])) == nil)
     }

@@ -340,6 +340,18 @@ def test_http2_and_http1_take_the_same_decisions_with_hsts(edge, pki, provider):
     assert seen["no route", "2"].status == 404 and seen["dead upstream", "2"].status == 502
 
 
+def test_a_signed_out_navigation_with_a_large_body_is_sent_to_sign_in_at_once(edge, pki, provider, tmp_path):
+    """Row A1 is decided from the head: a body the request carries is not read first, so it is never a 413 for
+    Detour's own endpoints' 64 KiB limit."""
+    upload = tmp_path / "upload.bin"
+    upload.write_bytes(b"x" * (1 << 20))
+    for flag in ("--http2", "--http1.1"):
+        answer = curl(edge.url("/echo/page"), flag, "-X", "GET", "-H", "Accept: text/html", "-H",
+                      "Sec-Fetch-Mode: navigate", "--data-binary", f"@{upload}", ca=pki / "ca.pem")
+        assert answer.status == 302, (flag, answer)
+        assert answer.header("Location").startswith(provider + "/oauth2/authorize?"), answer
+
+
 def test_tls_is_1_2_or_1_3_and_alpn_offers_h2_then_http1(edge, pki):
     ca = pki / "ca.pem"
     for version in (ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3):
@@ -594,6 +606,20 @@ def test_http2_settings_advertise_the_stream_and_header_limits(edge, pki, upstre
     assert h2_get(edge, pki / "ca.pem", "/ping")[2] == b"OK"
 
 
+def test_a_header_list_up_to_max_header_bytes_is_served_once_settings_are_acknowledged(edge, pki, upstream):
+    """SETTINGS_MAX_HEADER_LIST_SIZE takes effect when the client acknowledges it: from then on, a 24 KiB header list
+    (over SwiftNIO's own 16 KiB default, within max_header_bytes) is served, not refused."""
+    with Attacker(edge, pki / "ca.pem") as attacker:
+        attacker.read(lambda f: isinstance(f, SettingsFrame) and "ACK" not in f.flags)
+        block = attacker.block("/echo/public/large-header", extra=[("x-large", "l" * 24000)])
+        attacker.send(SettingsFrame(0, flags=["ACK"]).serialize() +
+                      HeadersFrame(1, data=block[:16000], flags=["END_STREAM"]).serialize() +
+                      ContinuationFrame(1, data=block[16000:], flags=["END_HEADERS"]).serialize())
+        response = attacker.read(lambda f: isinstance(f, HeadersFrame) and f.stream_id == 1)
+        assert response is not None and dict(response.fields)[":status"] == "200", attacker.frames
+    assert "/echo/public/large-header" in requests.get(upstream + "/stats").json()["hits"]
+
+
 def test_rapid_reset_ends_the_connection(edge, pki, upstream):
     with Attacker(edge, pki / "ca.pem") as attacker:
         attacker.send(b"".join(attacker.headers(1 + 2 * i, "/echo/public/rapid") +
@@ -667,6 +693,21 @@ def test_a_get_that_sends_data_without_framing_it_is_reset_not_smuggled(edge, pk
     assert "/echo/public/smuggled" not in hits and "/echo/public/overlong" not in hits
     status, _, body = h2_get(edge, ca, "/echo/public/after-smuggle")
     assert status == 200 and json.loads(body)["body"] == ""
+
+
+@pytest.mark.parametrize("field, body", [
+    (("content-length", "+5"), b"hello"), (("content-length", "5, 5"), b"hello"), (("content-length", "-0"), None),
+    (("x-note", "a\x01b"), None), (("x-note", "\x7f"), None), (("x-note", "bell\x07"), None)])
+def test_a_head_an_http1_upstream_could_read_another_way_is_refused(edge, pki, upstream, field, body):
+    """SwiftNIO's HTTP/2 codec reads `+5` and `5, 5` as lengths and checks values only for CR, LF and NUL; passed on
+    verbatim, an HTTP/1.1 upstream could frame the body differently or drop the line. Detour answers 400 instead."""
+    path = f"/echo/public/framing-{field[0]}-{ord(field[1][-1])}"
+    with Attacker(edge, pki / "ca.pem") as attacker:
+        attacker.send(attacker.headers(1, path, "POST", end_stream=body is None, extra=[field]) +
+                      (DataFrame(1, data=body, flags=["END_STREAM"]).serialize() if body else b""))
+        response = attacker.read(lambda f: isinstance(f, HeadersFrame) and f.stream_id == 1)
+        assert response is not None and dict(response.fields)[":status"] == "400", attacker.frames
+    assert path not in requests.get(upstream + "/stats").json()["hits"]
 
 
 def test_a_connection_ended_by_goaway_is_closed_at_once(edge, pki):

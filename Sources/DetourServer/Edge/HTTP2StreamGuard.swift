@@ -7,10 +7,10 @@ import NIOHTTP1
 /// Guarantees:
 /// - Cookie crumbs (HTTP/2 may split `Cookie` into several fields) are joined into one field with `; `, so that
 ///   the session cookie is read whole and the upstream gets one `Cookie` line.
-/// - A request whose head frames no body (no `Content-Length`, no `Transfer-Encoding`: a GET whose HEADERS frame
-///   did not end the stream) and that then sends DATA is reset: forwarded, those bytes would reach the upstream as
-///   the start of another request. (The codec adds `Transfer-Encoding: chunked` to other methods' heads without a
-///   length, and SwiftNIO's HTTP/2 handler checks DATA against a `Content-Length`.)
+/// - A request whose head frames no body (no `Content-Length`, no `Transfer-Encoding`: a GET, HEAD, DELETE or TRACE
+///   whose HEADERS frame did not end the stream) and that then sends DATA is reset: forwarded, those bytes would
+///   reach the upstream as the start of another request. (The codec adds `Transfer-Encoding: chunked` to other
+///   methods' heads without a length, and SwiftNIO's HTTP/2 handler checks DATA against a `Content-Length`.)
 final class HTTP2StreamGuard: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias InboundOut = HTTPServerRequestPart

@@ -41,11 +41,11 @@ extension HTTPServer {
                         try serveHTTP2(channel, limits: limits, pool: pool, hsts: hsts, logger: logger) {
                             dispatcher($0, $1)
                         }
-                    case .negotiated("http/1.1"), .fallback:
+                    default:
+                        // `http/1.1`, or a client that offered no protocol Detour knows (ALPN is optional; the server
+                        // never selects one it did not list).
                         try serve(
                             channel, limits: limits, pool: pool, hsts: hsts, logger: logger, dispatcher: dispatcher)
-                    case .negotiated:
-                        channel.close(promise: nil)
                     }
                 }
             })

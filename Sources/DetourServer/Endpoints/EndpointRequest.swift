@@ -2,6 +2,7 @@ import DetourGateway
 import DetourOIDC
 import DetourRedirect
 import DetourSessions
+import NIOHTTP1
 
 /// A request as Detour's endpoints see it: already read whole (they take small bodies only).
 public struct EndpointRequest: Sendable {
@@ -16,6 +17,13 @@ public struct EndpointRequest: Sendable {
         self.target = target
         self.headers = headers
         self.body = body
+    }
+
+    /// The request `head` begins, with `body` read whole.
+    init(_ head: HTTPRequestHead, body: [UInt8] = []) {
+        self.init(
+            method: head.method.rawValue, target: head.uri, headers: head.headers.map { ($0.name, $0.value) },
+            body: body)
     }
 
     /// A header's first value by case-insensitive name.

@@ -91,13 +91,10 @@ struct Dispatcher: Sendable {
             return counted(.answer(answer), label: decision.label)
         case .signIn(let returnTo):
             // The target was built from the Host header: it is checked like any rd, or a forged Host would make the
-            // 303 after sign-in an open redirect.
-            return counted(
-                .respond { [endpoints] (request: EndpointRequest) in
-                    var answer = endpoints.beginSignIn(request, requested: returnTo.href, now: Date())
-                    answer.headers += cookies
-                    return answer
-                }, label: decision.label)
+            // 303 after sign-in an open redirect. Row A1 needs the head alone: a body is not waited for.
+            var answer = endpoints.beginSignIn(EndpointRequest(exchange.head), requested: returnTo.href, now: Date())
+            answer.headers += cookies
+            return counted(.answer(answer), label: decision.label)
         case .proxy(let upstream):
             return plan(upstream, exchange, label: decision.label, memo: memo)
         case .check(.bearerToken(let token, let mode)):

@@ -156,9 +156,7 @@ struct ConnectionStateMachine {
             case .end:
                 state = .answering(head)
                 if tooLarge { return refuse(ConnectionError.bodyTooLarge, for: head, now: now()) }
-                let request = EndpointRequest(
-                    method: head.method.rawValue, target: head.uri, headers: head.headers.map { ($0.name, $0.value) },
-                    body: Array(body.readableBytesView))
+                let request = EndpointRequest(head, body: Array(body.readableBytesView))
                 return .answer(request, responder)
             case .head:
                 return .none

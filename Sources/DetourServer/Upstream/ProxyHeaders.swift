@@ -20,7 +20,8 @@ import NIOHTTP1
 ///   request (request smuggling).
 /// - ``firstInvalidValue(in:)`` finds the values that cannot be sent (RFC 9110 5.5: a CR, LF, NUL or other control
 ///   byte). The gateway applies it to what Detour adds (claims, tokens), so values from claims cannot add a
-///   header; the client's and the upstream's own headers were already refused by SwiftNIO's parser.
+///   header; the client's and the upstream's own headers were already refused by SwiftNIO's HTTP/1.1 parser or,
+///   over HTTP/2, by ``RequestFraming``.
 /// - The usual request and response (no `Connection` tokens beyond `keep-alive` and `close`, no identity headers)
 ///   are handled without building any string but the ones forwarded.
 enum ProxyHeaders {

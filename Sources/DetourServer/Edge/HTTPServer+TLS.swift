@@ -56,6 +56,7 @@ extension HTTPServer {
         dispatcher: @escaping Dispatcher
     ) throws {
         let pipeline = channel.pipeline.syncOperations
+        try pipeline.addHandler(FlushAtEndOfTurn(flusher: pool.flusher))
         let management = NIOHTTP2ServerConnectionManagementHandler(
             eventLoop: channel.eventLoop,
             configuration: .init(maxIdleTime: limits.idleTimeout, maxAge: nil, maxGraceTime: nil, keepalive: nil))

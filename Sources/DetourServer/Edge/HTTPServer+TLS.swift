@@ -73,6 +73,7 @@ extension HTTPServer {
         ) { stream in
             stream.eventLoop.makeCompletedFuture {
                 let streamPipeline = stream.pipeline.syncOperations
+                try streamPipeline.addHandler(EndWithLastData())
                 try streamPipeline.addHandler(HTTP2FramePayloadToHTTP1ServerCodec())
                 try streamPipeline.addHandler(HTTP2StreamGuard())
                 try streamPipeline.addHandler(

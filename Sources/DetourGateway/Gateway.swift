@@ -70,7 +70,7 @@ public struct Gateway: Sendable {
             // https URL can be made for is refused, never decided further (no route is served over plain http).
             let decision = decided(request, nil)
             switch decision.outcome {
-            case .redirect, .badRequest:
+            case .redirect where decision.reason == "https-redirect", .badRequest:
                 return GatewayDecision(answer(decision, request), label: "https-redirect")
             default:
                 let refusal = RequestRefusal.badRequest("no-https-url")

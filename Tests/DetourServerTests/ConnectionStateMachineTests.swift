@@ -153,6 +153,8 @@ import Testing
         var bodiless = self.machine()
         _ = bodiless.received(.head(F.head(.GET, "/x")), now: t)
         #expect(bodiless.dispatched(.answer(answer), for: F.head(.GET, "/x"), now: t).spelled == "respond 308 readNext")
+        #expect(bodiless.received(.end(nil), now: t).spelled == "none")
+        #expect(bodiless.nextDeadline == t + .seconds(30), "the request's end leaves the idle timeout running")
     }
 
     @Test func collectingABodyThatStopsIsA408() {

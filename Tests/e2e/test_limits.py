@@ -141,6 +141,12 @@ def test_a_stalled_body_gets_408_and_an_idle_keep_alive_connection_closes(guarde
         closed, received = closed_within(connection, 6)
         assert closed and received.startswith(b"HTTP/1.1 200"), "answered, then closed when idle_timeout passed"
     with socket.create_connection(("127.0.0.1", guarded_limits.port)) as connection:
+        # Answered from its head (row A1): the request's end, read after the answer, must not stop the idle clock.
+        connection.sendall(b"GET /echo/page HTTP/1.1\r\nHost: localhost\r\nAccept: text/html\r\n"
+                           b"Sec-Fetch-Mode: navigate\r\n\r\n")
+        closed, received = closed_within(connection, 6)
+        assert closed and received.startswith(b"HTTP/1.1 302"), "sent to sign in, then closed when idle_timeout passed"
+    with socket.create_connection(("127.0.0.1", guarded_limits.port)) as connection:
         connection.sendall(b"GET /echo/public/x HTTP/1.1\r\nHost: localhost\r\nX-Big: " + b"a" * 9000 + b"\r\n\r\n")
         assert connection.recv(4096).startswith(b"HTTP/1.1 431"), "max_header_bytes is the configured 8192"
 

@@ -10,7 +10,7 @@ import NIOCore
 /// Guarantees: every flush that reaches this handler reaches the TLS handler before the loop next waits for I/O
 /// (``TickFlusher``), and before a close passes it (a `GOAWAY` written just before closing is sent); writes pass at
 /// once and in order.
-final class FlushAtEndOfTurn: ChannelOutboundHandler, RemovableChannelHandler {
+final class FlushAtEndOfTurn: ChannelOutboundHandler {
     typealias OutboundIn = NIOAny
     typealias OutboundOut = NIOAny
 

@@ -131,6 +131,9 @@ struct ConnectionStateMachine {
     }
 
     private mutating func handle(_ part: HTTPServerRequestPart, now: @autoclosure () -> NIODeadline) -> Action {
+        // Between requests only a head counts: the end of a request answered from its head leaves the idle
+        // timeout running.
+        if case .idle = state, !part.isHead { return .none }
         // A head or a body part starts the body's clock; the end stops it until the next request is due.
         if case .end = part { deadlines.read = nil } else { deadlines.read = now() + limits.bodyTimeout }
         switch state {

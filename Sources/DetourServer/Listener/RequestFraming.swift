@@ -6,7 +6,7 @@ import NIOHTTP1
 /// Guarantees, beyond what SwiftNIO's HTTP/1.1 parser already refuses (bare CR or LF, obs-fold, control bytes,
 /// two different `Content-Length`s): exactly one `Host` in HTTP/1.1 and at most one in HTTP/1.0;
 /// `Transfer-Encoding` only in HTTP/1.1, only as exactly `chunked`, and never beside `Content-Length`; at most one
-/// `Content-Length`, and only digits (`+5`, `5, 5` and `-0` are refused, not passed on). An HTTP/2 stream's head,
+/// `Content-Length`, spelled with `-`, and only digits (`+5`, `5, 5` and `-0` are refused, not passed on). An HTTP/2 stream's head,
 /// which SwiftNIO's HTTP/2 codec checks only for CR, LF and NUL, also has no other control byte in any value.
 enum RequestFraming {
     /// Why a head cannot be served; a stable, kebab-case code.
@@ -30,7 +30,10 @@ enum RequestFraming {
                 hosts += 1
             } else if ProxyHeaders.name(name, spells: "content-length") {
                 lengths += 1
-                guard lengths == 1, isDecimalLength(value) else { return .contentLength }
+                // `Content_Length` frames nothing here but would to an upstream that reads `_` as `-` (CGI does).
+                guard lengths == 1, !name.utf8.contains(UInt8(ascii: "_")), isDecimalLength(value) else {
+                    return .contentLength
+                }
             } else if ProxyHeaders.isTransferEncoding(name) {  // the parser frames by this spelling alone
                 for coding in value.split(separator: ",", omittingEmptySubsequences: false) {
                     codings.append(ProxyHeaders.trimmed(coding))

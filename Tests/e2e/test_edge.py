@@ -378,6 +378,19 @@ def test_tls_is_1_2_or_1_3_and_alpn_offers_h2_then_http1(edge, pki):
         assert b"200 OK" not in plain.recv(4096), "plain HTTP on the TLS port is never served"
 
 
+@pytest.mark.parametrize("head, status", [
+    (b"GET /echo/public/x HTTP/1.1\r\nHost: localhost\r\nX-Big: " + b"b" * 40000 + b"\r\n\r\n", b"431"),
+    (b"GET /echo/public/x HTTP/1.1\r\nHost: localhost\r\nBad Header: x\r\n\r\n", b"400")])
+def test_refusals_of_unparsable_http1_heads_over_tls_carry_hsts_too(edge, pki, head, status):
+    with tls_socket(edge.port, pki / "ca.pem", alpn=("http/1.1",)) as connection:
+        connection.sendall(head)
+        received = b""
+        while b"\r\n\r\n" not in received and (chunk := connection.recv(4096)):
+            received += chunk
+    assert received.startswith(b"HTTP/1.1 " + status), received[:60]
+    assert f"strict-transport-security: {YEAR}".encode() in received.lower(), received
+
+
 def test_sign_in_over_https_sets_secure_host_cookies_usable_over_both_protocols(edge, pki):
     ca = pki / "ca.pem"
     session = https_session(ca)

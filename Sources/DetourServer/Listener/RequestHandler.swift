@@ -177,11 +177,13 @@ final class RequestHandler<Wire: ResponseWire>: ChannelDuplexHandler, UpstreamHa
             guard Wire.carriesUpgrades else { return perform(machine.upgradeFailed(.upgradeRefused, now: now)) }
             WebSocketTunnel.open(plan, request: head, client: context, owner: self)
         case .refuseUnparsable(let status):
+            let hsts = hsts
             wire.whole(
                 status, version: .http1_1,
                 fields: { field in
                     field("Connection", "close")
                     field("Content-Length", "0")
+                    if let hsts { field("Strict-Transport-Security", hsts) }
                 }, body: [], write: { context.write(wrapOutboundOut($0), promise: nil) })
             context.writeAndFlush(wrapOutboundOut(wire.end(trailers: nil, chunked: false)), promise: nil)
             context.close(promise: nil)

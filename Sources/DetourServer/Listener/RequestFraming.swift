@@ -6,8 +6,9 @@ import NIOHTTP1
 /// Guarantees, beyond what SwiftNIO's HTTP/1.1 parser already refuses (bare CR or LF, obs-fold, control bytes,
 /// two different `Content-Length`s): exactly one `Host` in HTTP/1.1 and at most one in HTTP/1.0;
 /// `Transfer-Encoding` only in HTTP/1.1, only as exactly `chunked`, and never beside `Content-Length`; at most one
-/// `Content-Length`, spelled with `-`, and only digits (`+5`, `5, 5` and `-0` are refused, not passed on). An HTTP/2 stream's head,
-/// which SwiftNIO's HTTP/2 codec checks only for CR, LF and NUL, also has no other control byte in any value.
+/// `Content-Length`, spelled with `-`, and only digits (`+5`, `5, 5` and `-0` are refused, not passed on). An
+/// HTTP/2 stream's head, which SwiftNIO's HTTP/2 codec checks only for CR, LF and NUL, also has no other control
+/// byte in any value.
 enum RequestFraming {
     /// Why a head cannot be served; a stable, kebab-case code.
     enum Problem: String, Sendable, CustomStringConvertible {

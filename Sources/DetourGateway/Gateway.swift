@@ -69,14 +69,12 @@ public struct Gateway: Sendable {
             // Nothing the request carries matters on the plain listener: it only learns where https is. A request no
             // https URL can be made for is refused, never decided further (no route is served over plain http).
             let decision = decided(request, nil)
-            switch decision.outcome {
-            case .redirect where decision.reason == "https-redirect", .badRequest:
-                return GatewayDecision(answer(decision, request), label: "https-redirect")
-            default:
+            guard decision.redirectsToHTTPS || decision.outcome == .badRequest else {
                 let refusal = RequestRefusal.badRequest("no-https-url")
                 return GatewayDecision(
                     .answer(refusal.answer(method: request.method, client: request.client)), label: "https-redirect")
             }
+            return GatewayDecision(answer(decision, request), label: "https-redirect")
         }
         let forwardAuth = mode != .proxy
         let identity: Identity?

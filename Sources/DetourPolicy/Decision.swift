@@ -51,6 +51,14 @@ public struct Decision: Sendable, Hashable {
 }
 
 extension Decision {
+    /// The reason of row H1's decision, the redirect from plain http to https.
+    static let httpsRedirectReason = "https-redirect"
+
+    /// Whether this is row H1's redirect to https, not a policy redirect rule (P1).
+    public var redirectsToHTTPS: Bool {
+        if case .redirect = outcome { reason == Self.httpsRedirectReason } else { false }
+    }
+
     /// The response Detour sends for this decision, per the redirect matrix; `nil` for proxied requests,
     /// Detour's own endpoints, and for row A1 when `authorizationURL` is not known (`policy test` runs
     /// without the provider).
@@ -61,7 +69,7 @@ extension Decision {
             return nil
         case .redirect(let status, let location):
             situation =
-                reason == "https-redirect"
+                redirectsToHTTPS
                 ? .insecureRequest(httpsURL: location) : .policyRedirect(status: status, location: location)
         case .signIn(let step, _, let start):
             switch step {

@@ -123,7 +123,8 @@ public struct PolicyEngine: Sendable {
             )
         {
             return Decision(
-                outcome: .redirect(.permanentRedirect, location: https), reason: "https-redirect", rule: nil)
+                outcome: .redirect(.permanentRedirect, location: https), reason: Decision.httpsRedirectReason, rule: nil
+            )
         }
         if let rule = redirects.first(host: hostName, path: path.path, where: { $0.rule.applies(to: request.method) })?
             .rule

@@ -710,10 +710,12 @@ def test_a_get_that_sends_data_without_framing_it_is_reset_not_smuggled(edge, pk
 
 @pytest.mark.parametrize("field, body", [
     (("content-length", "+5"), b"hello"), (("content-length", "5, 5"), b"hello"), (("content-length", "-0"), None),
+    (("content_length", "5"), b"hello"),
     (("x-note", "a\x01b"), None), (("x-note", "\x7f"), None), (("x-note", "bell\x07"), None)])
 def test_a_head_an_http1_upstream_could_read_another_way_is_refused(edge, pki, upstream, field, body):
     """SwiftNIO's HTTP/2 codec reads `+5` and `5, 5` as lengths and checks values only for CR, LF and NUL; passed on
-    verbatim, an HTTP/1.1 upstream could frame the body differently or drop the line. Detour answers 400 instead."""
+    verbatim, an HTTP/1.1 upstream could frame the body differently or drop the line; so could one that reads
+    `content_length` as `content-length` (CGI does). Detour answers 400 instead."""
     path = f"/echo/public/framing-{field[0]}-{ord(field[1][-1])}"
     with Attacker(edge, pki / "ca.pem") as attacker:
         attacker.send(attacker.headers(1, path, "POST", end_stream=body is None, extra=[field]) +

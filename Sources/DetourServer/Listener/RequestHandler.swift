@@ -10,7 +10,8 @@ import NIOHTTP1
 ///
 /// Guarantees, beyond the machine's:
 /// - Detour's endpoints and the provider calls run off the event loop; what is decided from a head alone (the
-///   gateway's decision from memos, row A1's redirect) runs on it, without I/O. Proxied bodies stream part by part, with backpressure both ways (a side that cannot write stops the other side's reads).
+///   gateway's decision from memos, row A1's redirect) runs on it, without I/O. Proxied bodies stream part by
+///   part, with backpressure both ways (a side that cannot write stops the other side's reads).
 /// - An upstream connection goes back to the pool only after a complete exchange that allowed keep-alive.
 /// - No header value written to the client holds a control byte (no response splitting): Detour's own answers
 ///   are checked by the machine; an upstream's headers were checked by the response parser (llhttp refuses

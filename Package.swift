@@ -29,6 +29,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
     ],
     targets: [
         // Pure: browser-faithful URL reading, the return-target allowlist and the redirect matrix. No I/O.
@@ -40,6 +41,16 @@ let package = Package(
         // Sessions and sign-in state in sealed (AES-256-GCM) cookies, with key rotation and chunking.
         .target(
             name: "DetourSessions", dependencies: [.product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: strictness),
+        // Server-side sessions and single-use values shared by replicas through PostgreSQL (postgres-nio): the schema
+        // and its migrations, the per-replica cache, and LISTEN/NOTIFY to drop ended sessions from every replica.
+        .target(
+            name: "DetourPostgres",
+            dependencies: [
+                "DetourSessions", .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Crypto", package: "swift-crypto"), .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ],
             swiftSettings: strictness),
         // OpenID Connect: discovery, keys, the authorization request, code exchange, ID-token validation.
         .target(
@@ -106,7 +117,7 @@ let package = Package(
             dependencies: [
                 "DetourRedirect", "DetourConfig", "DetourPolicy", "DetourYAML", "DetourServer", "DetourDev",
                 "DetourOIDC",
-                "DetourCurl", "DetourSessions",
+                "DetourCurl", "DetourSessions", "DetourPostgres",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),

@@ -110,7 +110,7 @@ public struct Configuration: Sendable {
         public var lifetime = Duration.seconds(8 * 3600)
         public var refreshBefore = Duration.seconds(300)
         public var cookieDomain: String?
-        public var store = "cookie"
+        public var store = SessionStoreSetting.cookie
     }
 
     /// `return_to:`: where sign-in and sign-out may return; the default passes both allowlists.

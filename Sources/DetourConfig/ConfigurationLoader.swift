@@ -235,11 +235,18 @@ extension Configuration {
             session.cookieDomain = text
         }
         if let value = entries["store"], let text = reader.string(value, "session.store") {
-            // A key that is accepted has its effect: server-side stores are refused until they are built.
-            if text != "cookie" {
-                reader.report(value, "not supported yet: session.store \"\(text)\" (only \"cookie\" is built)")
+            switch text {
+            case "cookie": session.store = .cookie
+            case "memory": session.store = .memory
+            default:
+                do {
+                    session.store = .postgres(try DatabaseURL(parsing: text))
+                } catch {
+                    // The message never repeats the URL: it holds the password.
+                    reader.report(
+                        value, "session.store: not \"cookie\", \"memory\" or a usable PostgreSQL URL: the URL \(error)")
+                }
             }
-            session.store = text
         }
     }
 

@@ -56,6 +56,7 @@ public struct DevelopmentStack: Sendable {
               client_secret: "\(secret)"
             session:
               secrets: ["\(cookieSecret)"]
+              store: memory
             return_to:
               allowed_hosts: ["localhost:*", "127.0.0.1:*"]
             routes:

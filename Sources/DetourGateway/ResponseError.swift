@@ -108,6 +108,8 @@ public struct RequestRefusal: ResponseError, Hashable {
         502, "unsendable-header",
         "Detour cannot pass this on: a header value, most likely from a claim, holds a character headers cannot carry.")
     /// A route's upstream that cannot be reached as configured (an https upstream without its TLS).
+    public static let sessionStoreUnavailable = RequestRefusal(
+        503, "session-store-unavailable", "Sessions cannot be read right now; try again shortly.")
     public static let badUpstream = RequestRefusal(502, "bad-upstream", "The application's address is unusable.")
 
     /// RFC 6750 3.1: a bearer token that did not check out; `reason` is safe to show.

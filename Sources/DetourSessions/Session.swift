@@ -67,38 +67,67 @@ public struct LoginState: Codable, Sendable, Hashable {
     }
 }
 
-/// Sessions and login states in sealed cookies: the one place that knows their names, purposes and lifetimes.
+/// Sessions and login states in cookies: the one place that knows their names, purposes and lifetimes. A session
+/// lives where ``store`` keeps it; its cookie holds what the store answers (the sealed session, or a sealed handle).
 public struct SessionCookies: Sendable {
     public let codec: SealedCookieCodec
     public let policy: CookiePolicy
     public let lifetime: Duration
+    public let store: any SessionStore
     /// How long a sign-in may take from start to callback.
     public static let loginStateLifetime = Duration.seconds(600)
 
-    public init(codec: SealedCookieCodec, policy: CookiePolicy, lifetime: Duration) {
+    public init(codec: SealedCookieCodec, policy: CookiePolicy, lifetime: Duration, store: any SessionStore) {
         self.codec = codec
         self.policy = policy
         self.lifetime = lifetime
+        self.store = store
     }
 
-    /// The request's session, or `nil` when it has none or its cookie is malformed, tampered or expired.
-    public func session(in cookies: RequestCookies, now: Date) -> Session? {
-        guard let sealed = policy.load(name: policy.sessionName, from: cookies),
-            let plaintext = codec.open(sealed, purpose: "session", now: now),
-            let session = Session(encoded: plaintext), session.expiry > now
-        else { return nil }
-        return session
+    /// The session cookie's value, joined from its chunks; `nil` without one.
+    public func sessionValue(in cookies: RequestCookies) -> String? {
+        policy.load(name: policy.sessionName, from: cookies)
     }
 
-    /// `Set-Cookie` headers storing `session` until its expiry.
-    ///
-    /// - Throws: ``CookieBudgetExceeded`` when the sealed session is too long for cookies.
-    public func store(_ session: Session, existing: RequestCookies, now: Date) throws(CookieBudgetExceeded)
+    /// The request's session, or `nil` when it has none or its cookie is malformed, tampered, expired or ended.
+    public func session(in cookies: RequestCookies, now: Date) async throws(SessionStoreError) -> Session? {
+        guard let value = sessionValue(in: cookies) else { return nil }
+        return try await store.session(value, now: now)
+    }
+
+    /// Keeps a new session, and answers the `Set-Cookie` headers that name it until its expiry.
+    public func store(_ session: Session, existing: RequestCookies, now: Date) async throws(SessionStoreError)
         -> [SetCookie]
     {
-        let sealed = codec.seal(session.encoded(), purpose: "session", expiry: session.expiry)
+        try cookies(for: await store.save(session, replacing: nil, now: now), session, existing: existing, now: now)
+    }
+
+    /// Replaces the request's session with `session` (a refresh): no cookie changes when the store keeps sessions
+    /// server-side, as the handle stays.
+    public func replace(_ session: Session, existing: RequestCookies, now: Date) async throws(SessionStoreError)
+        -> [SetCookie]
+    {
+        let current = sessionValue(in: existing)
+        let value = try await store.save(session, replacing: current, now: now)
+        return value == current ? [] : try cookies(for: value, session, existing: existing, now: now)
+    }
+
+    /// Ends the request's session in the store (on every replica, for a server-side one), and answers the
+    /// `Set-Cookie` headers that delete its cookie.
+    public func end(in cookies: RequestCookies, now: Date) async throws(SessionStoreError) -> [SetCookie] {
+        if let value = sessionValue(in: cookies) { try await store.end(value, now: now) }
+        return policy.delete(name: policy.sessionName, existing: cookies)
+    }
+
+    private func cookies(for value: String, _ session: Session, existing: RequestCookies, now: Date)
+        throws(SessionStoreError) -> [SetCookie]
+    {
         let maxAge = max(0, Int(session.expiry.timeIntervalSince(now)))
-        return try policy.store(sealed, name: policy.sessionName, maxAge: maxAge, sameSite: .lax, existing: existing)
+        do {
+            return try policy.store(value, name: policy.sessionName, maxAge: maxAge, sameSite: .lax, existing: existing)
+        } catch {
+            throw .tooLarge(error)
+        }
     }
 
     /// The login state the request carries, if valid and unexpired.

@@ -1,6 +1,7 @@
 import DetourConfig
 import DetourCurl
 import DetourOIDC
+import DetourPostgres
 import DetourRedirect
 import DetourServer
 import DetourSessions
@@ -18,6 +19,8 @@ import UnixSignals
 struct Composition {
     let application: Application
     let provider: OpenIDProvider
+    /// `session.store` when it is a PostgreSQL database: prepared before the listener binds, run beside it.
+    let database: PostgresSessionStore?
 
     /// The process's metrics registry: bootstrapped into swift-metrics once, here, and rendered by `/metrics`.
     static let metrics: PrometheusCollectorRegistry = {
@@ -69,12 +72,29 @@ struct Composition {
             transport: CurlClient(options: .init(timeout: oidc.timeout, caFile: oidc.caFile)))
         // Secure cookies everywhere but plain http on loopback (`detour dev`), where browsers would drop them.
         let secure = !(base.scheme == .http && base.host.isLoopback)
+        let store: any SessionStore
+        switch configuration.session.store {
+        case .cookie:
+            store = CookieSessionStore(codec: codec)
+            database = nil
+        case .memory:
+            store = MemorySessionStore(codec: codec)
+            database = nil
+        case .postgres(let url):
+            let postgres = PostgresSessionStore(
+                .init(
+                    host: url.host, port: url.port, user: url.user, password: url.password, database: url.database,
+                    verifiedTLS: url.verifiedTLS),
+                codec: codec, logger: logger)
+            store = postgres
+            database = postgres
+        }
         let sessions = SessionCookies(
             codec: codec,
             policy: CookiePolicy(
                 cookieName: configuration.session.cookieName, domain: configuration.session.cookieDomain, secure: secure
             ),
-            lifetime: configuration.session.lifetime)
+            lifetime: configuration.session.lifetime, store: store)
         application = try Application(
             configuration: configuration, provider: provider, sessions: sessions, listen: listen,
             plainListen: plainListen ?? nil, metrics: (Self.metrics, MetricsSystem.factory), logger: logger)
@@ -91,7 +111,11 @@ struct Composition {
 
     /// Binds, loads discovery in the background, and serves until SIGTERM or SIGINT, then drains: the listener and
     /// every companion stop accepting, finish what is in flight, and the group returns.
+    ///
+    /// - Throws: ``PostgresSessionStore/Refused`` when the session database refuses Detour (a wrong password, say),
+    ///   before anything listens.
     func run(logger: Logger, companions: [HTTPServer] = []) async throws {
+        try await database?.prepare()
         let server = try await application.bind(logger: logger)
         var metadata: Logger.Metadata = ["address": "\(server.host):\(server.port)"]
         if let tls = application.tls {
@@ -114,9 +138,14 @@ struct Composition {
             ServiceGroupConfiguration.ServiceConfiguration(
                 service: CertificateReload(tls: $0, logger: logger), successTerminationBehavior: .ignore)
         }
+        // First in the list, so that it is stopped last: requests that drain still reach their sessions.
+        let store = database.map {
+            ServiceGroupConfiguration.ServiceConfiguration(
+                service: SessionDatabase(store: $0), successTerminationBehavior: .ignore)
+        }
         let group = ServiceGroup(
             configuration: ServiceGroupConfiguration(
-                services: listeners + [discovery] + (reload.map { [$0] } ?? []),
+                services: (store.map { [$0] } ?? []) + listeners + [discovery] + (reload.map { [$0] } ?? []),
                 gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
         logger.info("stopped")
@@ -130,5 +159,14 @@ struct ProviderDiscovery: Service {
 
     func run() async {
         await cancelWhenGracefulShutdown { await provider.run() }
+    }
+}
+
+/// The session database's connections, notifications and sweeps (``PostgresSessionStore/run()``), until shutdown.
+struct SessionDatabase: Service {
+    let store: PostgresSessionStore
+
+    func run() async {
+        await cancelWhenGracefulShutdown { await store.run() }
     }
 }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import DetourConfig
+import DetourPostgres
 import Foundation
 import Logging
 
@@ -31,6 +32,11 @@ struct ServeCommand: AsyncParsableCommand {
             printErrors(error)
             throw ExitCode(2)
         }
-        try await composition.run(logger: logger)
+        do {
+            try await composition.run(logger: logger)
+        } catch let refused as PostgresSessionStore.Refused {
+            FileHandle.standardError.write(Data((refused.description + "\n").utf8))
+            throw ExitCode(2)
+        }
     }
 }

@@ -99,15 +99,39 @@ import Testing
     /// Issue 14.10: a key that is accepted has its effect; a security feature not built yet is refused, never ignored.
     @Test func featuresNotBuiltYetAreRefusedNotIgnored() throws {
         #expect(
-            diagnostics("session:\n  store: \"memory\"\nreturn_to:\n  preserve_post: true\n") == [
-                "detour.yaml:2:10: not supported yet: session.store \"memory\" (only \"cookie\" is built)",
-                "detour.yaml:4:18: not supported yet: return_to.preserve_post: true (row A2b)",
+            diagnostics("return_to:\n  preserve_post: true\n") == [
+                "detour.yaml:2:18: not supported yet: return_to.preserve_post: true (row A2b)"
             ])
-        #expect(
-            diagnostics("session:\n  store: \"postgres://u:p@127.0.0.1/db\"\n").first?.hasPrefix(
-                "detour.yaml:2:10: not supported yet: session.store") == true)
         let accepted = try load("session:\n  store: \"cookie\"\nreturn_to:\n  preserve_post: false\n")
-        #expect(accepted.session.store == "cookie" && !accepted.returnTo.preservePost)
+        #expect(accepted.session.store == .cookie && !accepted.returnTo.preservePost)
+    }
+
+    @Test func sessionStoresAreCookieMemoryOrAPostgreSQLURL() throws {
+        #expect(try load("session:\n  store: memory\n").session.store == .memory)
+        let store = try load("session:\n  store: \"postgresql://detour:p%40ss@db.internal:6432/sessions\"\n")
+        let url = try #require({ if case .postgres(let url) = store.session.store { url } else { nil } }())
+        #expect(url.user == "detour" && url.password == "p@ss" && url.host == "db.internal" && url.port == 6432)
+        #expect(url.database == "sessions" && url.verifiedTLS, "TLS is verified off loopback unless sslmode says")
+        #expect(url.description == "postgres://detour:***@db.internal:6432/sessions")
+        let loopback = try DatabaseURL(parsing: "postgres://u@127.0.0.1/db")
+        #expect(!loopback.verifiedTLS && loopback.port == 5432 && loopback.password == nil)
+        #expect(try DatabaseURL(parsing: "postgres://u:p@[::1]:5433/db?sslmode=verify-full").verifiedTLS)
+    }
+
+    /// A bad URL is named by its place and problem; the password it holds is never printed.
+    @Test func aBadDatabaseURLIsAConfigErrorWithoutThePassword() throws {
+        for (url, problem) in [
+            ("redis://u:secret@h/db", "is not a postgres://USER:PASS@HOST:PORT/DB URL"),
+            ("postgres://:secret@h/db", "names no user"),
+            ("postgres://u:secret@/db", "names no host"),
+            ("postgres://u:secret@h/db?sslmode=prefer", "sslmode \"prefer\" is not supported yet"),
+            ("postgres://u:secret@h/db?connect_timeout=3", "parameter \"connect_timeout\" is not supported yet"),
+        ] {
+            let found = diagnostics("session:\n  store: \"\(url)\"\n")
+            #expect(found.count == 1 && found[0].hasPrefix("detour.yaml:2:10: session.store: "), "\(found)")
+            #expect(found.first?.contains(problem) == true, "\(url): \(found)")
+            #expect(found.first?.contains("secret") == false, "the password is never printed")
+        }
     }
 
     @Test func environmentInterpolation() throws {

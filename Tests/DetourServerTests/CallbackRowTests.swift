@@ -97,9 +97,8 @@ import Testing
         #expect(answer.header("Cache-Control") == "no-store")
         let setCookies = answer.headers.filter { $0.name == "Set-Cookie" }.map(\.value)
         let session = setCookies.first { $0.hasPrefix("__Host-_detour=") }.map { String($0.split(separator: ";")[0]) }
-        let opened = session.flatMap {
-            endpoints.sessions.session(in: RequestCookies(headers: [$0]), now: now)
-        }
+        let cookieHeader = try #require(session)
+        let opened = try await endpoints.sessions.session(in: RequestCookies(headers: [cookieHeader]), now: now)
         #expect(opened?.subject == "u-1")
         #expect(
             setCookies.contains { $0.hasPrefix("__Host-_detour_state=;") && $0.contains("Max-Age=0") }, "state cleared")

@@ -45,12 +45,21 @@ import Testing
                 redirectURI: "https://auth.example.com/oauth2/callback", scopes: ["openid"], responseMode: .query),
             transport: transport)
         try await provider.load()
+        let codec = try SealedCookieCodec(secrets: ["MDEyMzQ1Njc4OTAxMjM0NTY3ODkwMTIzNDU2Nzg5MDE="])
         let sessions = SessionCookies(
-            codec: try SealedCookieCodec(secrets: ["MDEyMzQ1Njc4OTAxMjM0NTY3ODkwMTIzNDU2Nzg5MDE="]),
-            policy: CookiePolicy(cookieName: "_detour", domain: nil, secure: true), lifetime: .seconds(3600))
+            codec: codec, policy: CookiePolicy(cookieName: "_detour", domain: nil, secure: true),
+            lifetime: .seconds(3600),
+            store: CookieSessionStore(codec: codec, replayGuard: ReplayGuard(capacity: capacity)))
         return try Endpoints(
-            configuration: configuration, provider: provider, sessions: sessions, logger: Logger(label: "t"),
-            replayGuard: ReplayGuard(capacity: capacity))
+            configuration: configuration, provider: provider, sessions: sessions, logger: Logger(label: "t"))
+    }
+
+    /// The single-use table of the endpoints' cookie store.
+    static func replayGuard(_ endpoints: Endpoints) -> ReplayGuard {
+        guard let store = endpoints.sessions.store as? CookieSessionStore else {
+            preconditionFailure("these endpoints keep sessions in cookies")
+        }
+        return store.replayGuard
     }
 
     /// A sign-in started and abandoned at its callback; returns the callback's failure code.
@@ -74,12 +83,12 @@ import Testing
         let endpoints = try await Self.endpoints()
         let now = Date()
         var refused = 0
-        for index in 0..<(2 * endpoints.replayGuard.capacity) {
+        for index in 0..<(2 * Self.replayGuard(endpoints).capacity) {
             if await Self.abandonedSignIn(endpoints, now: now) != "code-missing" { refused += 1 }
             if index % 500 == 0 { await Task.yield() }  // a long loop that never suspends would starve other tests
         }
         #expect(refused == 0, "each abandoned callback got as far as the missing code")
-        #expect(endpoints.replayGuard.count == endpoints.replayGuard.capacity)
+        #expect(Self.replayGuard(endpoints).count == Self.replayGuard(endpoints).capacity)
         #expect(await Self.abandonedSignIn(endpoints, now: now) == "code-missing", "not state-replayed")
     }
 
@@ -92,6 +101,6 @@ import Testing
             if answer.status != 400 { Issue.record("a bogus callback got \(answer.status)") }
             if index % 500 == 0 { await Task.yield() }
         }
-        #expect(endpoints.replayGuard.count == 0)
+        #expect(Self.replayGuard(endpoints).count == 0)
     }
 }

@@ -63,19 +63,35 @@ enum FuzzTarget: String, CaseIterable {
         }
     }
 
-    static let sessions: SessionCookies = {
+    static let codec: SealedCookieCodec = {
         guard let codec = try? SealedCookieCodec(secrets: ["MDEyMzQ1Njc4OTAxMjM0NTY3ODkwMTIzNDU2Nzg5MDE="]) else {
             preconditionFailure("a valid secret")
         }
-        return SessionCookies(
-            codec: codec, policy: CookiePolicy(cookieName: "_detour", domain: nil, secure: true),
-            lifetime: .seconds(3600))
+        return codec
     }()
 
-    /// The cookie header parser and the sealed-cookie opener, chunks included: never a trap, never a session.
+    static let sessions = SessionCookies(
+        codec: codec, policy: CookiePolicy(cookieName: "_detour", domain: nil, secure: true),
+        lifetime: .seconds(3600), store: CookieSessionStore(codec: codec))
+
+    /// A server-side store holding one session, which forged handles must never name.
+    static let memory: MemorySessionStore = {
+        let store = MemorySessionStore(codec: codec)
+        _ = store.save(
+            Session(subject: "u", signedInAt: Date(), expiry: Date().addingTimeInterval(3600)), replacing: nil,
+            now: Date())
+        return store
+    }()
+
+    /// The cookie header parser and the sealed-cookie opener, chunks included, for the cookie store's sealed
+    /// sessions and the server-side stores' sealed handles: never a trap, never a session.
     static func cookie(_ header: String) {
         let cookies = RequestCookies(headers: [header, "__Host-_detour_0=" + header])
-        precondition(sessions.session(in: cookies, now: Date()) == nil, "forged bytes never open as a session")
+        let value = sessions.sessionValue(in: cookies)
+        precondition(
+            value.flatMap { CookieSessionStore(codec: codec).session($0, now: Date()) } == nil,
+            "forged bytes never open as a session")
+        precondition(value.flatMap { memory.session($0, now: Date()) } == nil, "nor as a session's handle")
         precondition(sessions.loginState(in: cookies, now: Date()) == nil, "nor as sign-in state")
         _ = Base64URL.decode(header)
     }

@@ -18,7 +18,6 @@ public struct Endpoints: Sendable {
     let configuration: Configuration
     let provider: OpenIDProvider
     let sessions: SessionCookies
-    let replayGuard: ReplayGuard
     /// `return_to.default`, resolved against the public URL.
     public let defaultTarget: BrowserURL
     let logger: Logger
@@ -28,17 +27,15 @@ public struct Endpoints: Sendable {
     static let loopLimit = 5
     static let loopWindow: TimeInterval = 120
 
-    /// - Parameter replayGuard: the single-use table for sign-in states (tests pass a small one).
     public init(
         configuration: Configuration, provider: OpenIDProvider, sessions: SessionCookies, logger: Logger,
-        metrics: PrometheusCollectorRegistry? = nil, replayGuard: ReplayGuard = ReplayGuard()
+        metrics: PrometheusCollectorRegistry? = nil
     ) throws {
         self.metrics = metrics
         self.configuration = configuration
         self.provider = provider
         self.sessions = sessions
         self.logger = logger
-        self.replayGuard = replayGuard
         defaultTarget = try BrowserURL(parsing: configuration.returnTo.defaultTarget, against: configuration.baseURL)
     }
 
@@ -47,7 +44,7 @@ public struct Endpoints: Sendable {
         switch endpoint {
         case .ping: return Answer(status: 200, headers: [("Content-Type", "text/plain")], body: "OK")
         case .ready:
-            if let problem = provider.readiness {
+            if let problem = provider.readiness ?? sessions.store.problem.map({ "session store: \($0)" }) {
                 return Answer(status: 503, headers: [("Content-Type", "text/plain")], body: "not ready: \(problem)\n")
             }
             return Answer(status: 200, headers: [("Content-Type", "text/plain")], body: "ready\n")
@@ -57,8 +54,8 @@ public struct Endpoints: Sendable {
                 body: metrics?.emitToString() ?? "")
         case .start: return start(request, now: now)
         case .callback: return await callback(request, now: now)
-        case .signOut: return signOut(request, now: now)
-        case .userinfo: return userinfo(request, now: now)
+        case .signOut: return await signOut(request, now: now)
+        case .userinfo: return await userinfo(request, now: now)
         case .forwardAuth, .unknown:
             return RequestRefusal.noEndpoint.answer(method: request.method, client: request.client)
         }
@@ -153,8 +150,13 @@ public struct Endpoints: Sendable {
                 request, 400, "state-mismatch", "This sign-in does not belong to this browser.", retry, clearState)
         }
         let expiry = state.startedAt.addingTimeInterval(Double(SessionCookies.loginStateLifetime.components.seconds))
-        guard replayGuard.firstUse(of: state.state, expiry: expiry, now: now) else {
-            return failure(request, 400, "state-replayed", "This sign-in was already completed.", retry, clearState)
+        do {
+            guard try await sessions.store.firstUse(of: state.state, expiry: expiry, now: now) else {
+                return failure(
+                    request, 400, "state-replayed", "This sign-in was already completed.", retry, clearState)
+            }
+        } catch {
+            return storeUnavailable(request, error, retry: retry)
         }
         if let error = parameter("error") {
             logger.info("the provider refused sign-in", metadata: ["error": "\(error)"])
@@ -189,10 +191,13 @@ public struct Endpoints: Sendable {
         }
         let cookies: [SetCookie]
         do {
-            cookies = try sessions.store(session, existing: request.cookies, now: now)
-        } catch {
+            cookies = try await sessions.store(session, existing: request.cookies, now: now)
+        } catch .tooLarge(let error) {
             Counter(label: "detour_sign_ins_total", dimensions: [("result", "session-too-large")]).increment()
             return sessionTooLarge(request, error, retry: retry, cookies: clearState)
+        } catch {
+            Counter(label: "detour_sign_ins_total", dimensions: [("result", "store-unavailable")]).increment()
+            return storeUnavailable(request, error, retry: retry)
         }
         Counter(label: "detour_sign_ins_total", dimensions: [("result", "success")]).increment()
         logger.info("signed in", metadata: ["sub": "\(session.subject)"])
@@ -243,14 +248,21 @@ public struct Endpoints: Sendable {
 
     // MARK: sign-out and userinfo
 
-    func signOut(_ request: EndpointRequest, now: Date) -> Answer {
+    func signOut(_ request: EndpointRequest, now: Date) async -> Answer {
         guard request.method == "GET" || request.method == "POST" else {
             return methodNotAllowed(request, ["GET", "POST"])
         }
         let rd = request.parameters.first { $0.0 == "rd" }?.1
         let target = configuration.signOutTargets.returnTarget(for: rd, fallback: defaultTarget).target
-        let session = sessions.session(in: request.cookies, now: now)
-        let cleared = sessions.policy.delete(name: sessions.policy.sessionName, existing: request.cookies)
+        let session = try? await sessions.session(in: request.cookies, now: now)
+        let cleared: [SetCookie]
+        do {
+            cleared = try await sessions.end(in: request.cookies, now: now)
+        } catch {
+            // The cookie is kept, so that signing out can be tried again: deleting it here would leave every copy
+            // of it signed in.
+            return storeUnavailable(request, error, retry: nil)
+        }
         var next = target
         if let endSession = provider.endSessionURL(postLogoutRedirect: target.href),
             let url = try? BrowserURL(parsing: endSession)
@@ -263,8 +275,14 @@ public struct Endpoints: Sendable {
         )
     }
 
-    func userinfo(_ request: EndpointRequest, now: Date) -> Answer {
-        guard let session = sessions.session(in: request.cookies, now: now) else {
+    func userinfo(_ request: EndpointRequest, now: Date) async -> Answer {
+        let session: Session?
+        do {
+            session = try await sessions.session(in: request.cookies, now: now)
+        } catch {
+            return storeUnavailable(request, error, retry: nil)
+        }
+        guard let session else {
             return Answer(
                 RedirectMatrix.answer(
                     .unauthenticated(loginURL: startURL(defaultTarget)), method: request.method, client: .api))
@@ -308,6 +326,14 @@ public struct Endpoints: Sendable {
         return Answer(
             RedirectMatrix.answer(.callbackFailed(failure), method: request.method, client: request.client),
             cookies: cookies)
+    }
+
+    /// The session store could not be asked (CONTRACT section 8): a 503 page; nobody is signed in or out.
+    func storeUnavailable(_ request: EndpointRequest, _ error: SessionStoreError, retry: BrowserURL?) -> Answer {
+        logger.error("the session store is unavailable", metadata: ["detail": "\(error)"])
+        return failure(
+            request, 503, "session-store-unavailable", "Sessions cannot be read or kept right now; try again shortly.",
+            retry, [])
     }
 
     func providerUnavailable(_ request: EndpointRequest, detail: String) -> Answer {

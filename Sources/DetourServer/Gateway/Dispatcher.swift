@@ -52,19 +52,45 @@ struct Dispatcher: Sendable {
             return counted(.respond { refusal.answer(method: $0.method, client: $0.client) }, label: refusal.code)
         case .decide(let canonical, let mode):
             let now = Date()
-            let (session, identity) = signedIn(head.headers, on: connection, now: now)
-            let credentials = Credentials(
-                session: session.flatMap { session in
-                    identity.map {
-                        SessionCredentials(
-                            identity: $0, accessToken: session.accessToken,
-                            needsRefresh: authentication.refresher.needsRefresh(session, now: now))
+            switch signedIn(head.headers, on: connection, now: now) {
+            case .known(let session, let identity):
+                return decide(canonical, mode, head, session: session, identity: identity, now: now, memo: connection)
+            case .ask(let cookie):
+                // A server-side session this replica has not read yet: the store is asked off the event loop.
+                return .later { [self] in
+                    let now = Date()
+                    do {
+                        let session = try await sessions.store.session(cookie, now: now)
+                        return decide(
+                            canonical, mode, head, session: session, identity: session.map(Self.identity), now: now,
+                            memo: nil)
+                    } catch {
+                        authentication.logger.error(
+                            "the session store is unavailable", metadata: ["detail": "\(error)"])
+                        let refusal = RequestRefusal.sessionStoreUnavailable
+                        return counted(
+                            .respond { refusal.answer(method: $0.method, client: $0.client) }, label: refusal.code)
                     }
-                })
-            let exchange = Exchange(head: head, request: canonical, mode: mode, session: session)
-            return perform(
-                gateway.decide(canonical, mode, credentials: credentials), exchange, credentials, memo: connection)
+                }
+            }
         }
+    }
+
+    /// The gateway's decision for a resolved request and the session it carries, performed.
+    private func decide(
+        _ canonical: CanonicalRequest, _ mode: Mode, _ head: HTTPRequestHead, session: Session?, identity: Identity?,
+        now: Date, memo: ConnectionInfo?
+    ) -> Dispatch {
+        let credentials = Credentials(
+            session: session.flatMap { session in
+                identity.map {
+                    SessionCredentials(
+                        identity: $0, accessToken: session.accessToken,
+                        needsRefresh: authentication.refresher.needsRefresh(session, now: now))
+                }
+            })
+        let exchange = Exchange(head: head, request: canonical, mode: mode, session: session)
+        return perform(gateway.decide(canonical, mode, credentials: credentials), exchange, credentials, memo: memo)
     }
 
     /// One request between its decisions: what deciding again after a check needs.
@@ -190,33 +216,56 @@ struct Dispatcher: Sendable {
     /// The session with fresh tokens and the cookies that store it, or `nil` and the cookies that end it.
     private func refreshed(_ session: Session?, _ head: HTTPRequestHead, now: Date) async -> (Session?, [SetCookie]) {
         let existing = RequestCookies(headers: head.headers["cookie"])
-        let ended = sessions.policy.delete(name: sessions.policy.sessionName, existing: existing)
         guard let session, let renewed = await authentication.refresher.refreshed(session, now: now) else {
-            return (nil, ended)
+            // A session the provider no longer refreshes is over, in the store too (best effort: the cookie goes).
+            let ended = sessions.policy.delete(name: sessions.policy.sessionName, existing: existing)
+            return (nil, (try? await sessions.end(in: existing, now: now)) ?? ended)
         }
         do {
-            return (renewed, try sessions.store(renewed, existing: existing, now: now))
-        } catch {
+            return (renewed, try await sessions.replace(renewed, existing: existing, now: now))
+        } catch .tooLarge(let error) {
             // Fresh tokens that no longer fit end the session; signing in again explains why (a 500 page).
             authentication.logger.warning(
                 "session ended: the refreshed session is too large for cookies", metadata: ["detail": "\(error)"])
-            return (nil, ended)
+            return (nil, sessions.policy.delete(name: sessions.policy.sessionName, existing: existing))
+        } catch {
+            // Fresh tokens this request may use though they could not be kept: the next one refreshes again (the
+            // refresher remembers this answer for a while, so the provider is not asked twice).
+            authentication.logger.warning("refreshed session not kept", metadata: ["detail": "\(error)"])
+            return (renewed, [])
         }
     }
 
+    /// Who a request's cookies sign in, as far as it is known on the event loop.
+    private enum SignedIn {
+        case known(Session?, Identity?)
+        /// The session cookie's value, which only the shared store can open.
+        case ask(String)
+    }
+
     /// The session the cookies hold and its identity for policies. A connection remembers the last cookie
-    /// header it opened: a browser sends the same one with each request, and only the expiry is checked again.
-    private func signedIn(_ headers: HTTPHeaders, on connection: ConnectionInfo, now: Date) -> (Session?, Identity?) {
-        if let memo = connection.lastSession, Self.cookieValues(in: headers, are: memo.cookieHeaders) {
-            guard let session = memo.session, session.expiry > now else { return (nil, nil) }
-            return (session, memo.identity)
+    /// header it opened: a browser sends the same one with each request, and only the expiry is checked again,
+    /// until the store reports a session ended or replaced anywhere.
+    private func signedIn(_ headers: HTTPHeaders, on connection: ConnectionInfo, now: Date) -> SignedIn {
+        let changes = sessions.store.changes
+        if let memo = connection.lastSession, memo.changes == changes,
+            Self.cookieValues(in: headers, are: memo.cookieHeaders)
+        {
+            guard let session = memo.session, session.expiry > now else { return .known(nil, nil) }
+            return .known(session, memo.identity)
         }
         let cookieHeaders = headers["cookie"]
-        let session =
-            cookieHeaders.isEmpty ? nil : sessions.session(in: RequestCookies(headers: cookieHeaders), now: now)
+        var session: Session?
+        if !cookieHeaders.isEmpty, let value = sessions.sessionValue(in: RequestCookies(headers: cookieHeaders)) {
+            switch sessions.store.cached(value, now: now) {
+            case .known(let known): session = known
+            case .unknown: return .ask(value)
+            }
+        }
         let identity = session.map(Self.identity)
-        connection.lastSession = OpenedCookies(cookieHeaders: cookieHeaders, session: session, identity: identity)
-        return (session, identity)
+        connection.lastSession = OpenedCookies(
+            cookieHeaders: cookieHeaders, session: session, identity: identity, changes: changes)
+        return .known(session, identity)
     }
 
     /// Whether the request's `Cookie` headers hold `values`, in order: compared where they are, without building

@@ -6,23 +6,27 @@ import Foundation
 enum SessionBenchmark {
     static func run(seconds: Double) throws {
         let secret = Data((0..<32).map { UInt8($0) }).base64EncodedString()
-        let cookies = SessionCookies(
-            codec: try SealedCookieCodec(secrets: [secret]),
-            policy: CookiePolicy(cookieName: "_detour", domain: nil, secure: true), lifetime: .seconds(28_800))
+        let store = CookieSessionStore(codec: try SealedCookieCodec(secrets: [secret]))
+        let policy = CookiePolicy(cookieName: "_detour", domain: nil, secure: true)
         let now = Date()
         let token = String(repeating: "x", count: 900)
         for (label, groups) in [("typical", 5), ("large, chunked", 300)] {
             let session = Session(
                 subject: "u-1", email: "ann@example.com", groups: (0..<groups).map { "group-\($0)" },
                 accessToken: token, signedInAt: now, expiry: now.addingTimeInterval(28_800))
-            let setCookies = try cookies.store(session, existing: RequestCookies(headers: []), now: now)
+            let setCookies = try policy.store(
+                store.save(session, replacing: nil, now: now), name: policy.sessionName, maxAge: 28_800, sameSite: .lax,
+                existing: RequestCookies(headers: []))
             let header = setCookies.map { "\($0.name)=\($0.value)" }.joined(separator: "; ") + "; other=1"
             let clock = ContinuousClock()
             var opened = 0
             let start = clock.now
             let deadline = start + .milliseconds(Int(seconds * 1000))
             while clock.now < deadline {
-                for _ in 0..<1000 where cookies.session(in: RequestCookies(headers: [header]), now: now) != nil {
+                for _ in 0..<1000
+                where policy.load(name: policy.sessionName, from: RequestCookies(headers: [header])).flatMap({
+                    store.session($0, now: now)
+                }) != nil {
                     opened += 1
                 }
             }

@@ -1,0 +1,125 @@
+import DetourSessions
+import NIOCore
+import PostgresNIO
+
+extension PostgresSessionStore {
+    /// Detour's schema, one migration per version: applied in order, each once, by whichever replica gets there
+    /// first (they are serialised by an advisory lock, so replicas starting together do not race).
+    static let migrations: [String] = [
+        """
+        CREATE TABLE IF NOT EXISTS detour_sessions (
+            key text PRIMARY KEY,
+            sealed text NOT NULL,
+            subject text NOT NULL,
+            expires_at timestamptz NOT NULL);
+        CREATE INDEX IF NOT EXISTS detour_sessions_expiry ON detour_sessions (expires_at);
+        CREATE INDEX IF NOT EXISTS detour_sessions_subject ON detour_sessions (subject);
+        CREATE TABLE IF NOT EXISTS detour_single_use (
+            digest text PRIMARY KEY,
+            expires_at timestamptz NOT NULL);
+        CREATE INDEX IF NOT EXISTS detour_single_use_expiry ON detour_single_use (expires_at);
+        """
+    ]
+
+    /// The schema's current version, as `detour_schema` records it.
+    static let schemaVersion = migrations.count
+
+    /// A refusal that retrying will not mend: the database exists and answers, but will not let Detour in.
+    public struct Refused: Error, CustomStringConvertible {
+        public let description: String
+    }
+
+    /// Connects once and brings the schema up to date, so that a wrong password or database name stops start-up
+    /// with a clear message rather than a `/ready` that never turns. A database that cannot be reached yet is not
+    /// an error here: ``run()`` keeps trying, and `/ready` says 503 meanwhile.
+    ///
+    /// - Throws: ``Refused`` for an authentication failure, an unknown database, or a missing privilege.
+    public func prepare() async throws(Refused) {
+        do {
+            try await migrate()
+        } catch .unavailable(let reason) {
+            setProblem("database unreachable: \(reason)")
+            // SQLSTATE classes 28 (authorization) and 3D (no such database), and 42501 (no privilege), are the
+            // operator's to mend: retrying does not.
+            if reason.contains("SQLSTATE 28") || reason.contains("SQLSTATE 3D") || reason.contains("SQLSTATE 42501") {
+                throw Refused(description: "session.store: the database refused Detour: \(reason)")
+            }
+            logger.warning("session store: database unreachable; retrying", metadata: ["reason": "\(reason)"])
+        } catch {
+            return
+        }
+    }
+
+    /// The connection pool, the notifications that keep every replica's cache honest, and the sweep of expired
+    /// rows, until cancelled.
+    public func run() async {
+        await withDiscardingTaskGroup { group in
+            group.addTask { await self.client.run() }
+            group.addTask { await self.listen() }
+            group.addTask { await self.sweep() }
+        }
+    }
+
+    func migrate() async throws(SessionStoreError) {
+        try await call { client in
+            try await client.withTransaction(logger: self.logger) { connection in
+                try await connection.query("SELECT pg_advisory_xact_lock(7461636865)", logger: self.logger)
+                try await connection.query(
+                    "CREATE TABLE IF NOT EXISTS detour_schema (version integer NOT NULL)", logger: self.logger)
+                var version = 0
+                for try await row in try await connection.query(
+                    "SELECT max(version) FROM detour_schema", logger: self.logger)
+                {
+                    version = try row.decode(Int?.self) ?? 0
+                }
+                guard version < Self.schemaVersion else { return }
+                for (index, migration) in Self.migrations.enumerated() where index + 1 > version {
+                    try await connection.query(PostgresQuery(unsafeSQL: migration), logger: self.logger)
+                    try await connection.query(
+                        "INSERT INTO detour_schema (version) VALUES (\(index + 1))", logger: self.logger)
+                }
+            }
+        }
+        setMigrated()
+    }
+
+    /// Listens for changed sessions on a connection of its own, evicting each from the cache; when the connection
+    /// is lost, empties the cache and tries again every second.
+    func listen() async {
+        while !Task.isCancelled {
+            do {
+                try await migrate()
+                try await client.withConnection { connection in
+                    try await connection.listen(on: Self.notificationChannel) { notifications in
+                        self.setListening(true)
+                        self.logger.info("session store: listening for ended sessions")
+                        for try await notification in notifications { self.evict(notification.payload) }
+                    }
+                }
+                setProblem("database connection closed")
+            } catch {
+                setProblem("database unreachable: \(Self.reason(error))")
+            }
+            if isListening {
+                logger.warning("session store: lost the database; sessions are not served from cache")
+            }
+            setListening(false)
+            try? await Task.sleep(for: .seconds(1))
+        }
+    }
+
+    /// Deletes expired sessions and single-use values every ``sweepInterval``.
+    func sweep() async {
+        while !Task.isCancelled {
+            try? await Task.sleep(for: sweepInterval)
+            do {
+                try await call { client in
+                    _ = try await client.query("DELETE FROM detour_sessions WHERE expires_at <= now()")
+                    _ = try await client.query("DELETE FROM detour_single_use WHERE expires_at <= now()")
+                }
+            } catch {
+                logger.debug("session store: sweep skipped", metadata: ["reason": "\(error)"])
+            }
+        }
+    }
+}

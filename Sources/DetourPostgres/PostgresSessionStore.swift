@@ -1,0 +1,242 @@
+public import DetourSessions
+public import Foundation
+public import Logging
+import NIOCore
+import PostgresNIO
+import Synchronization
+
+/// `session.store: postgres://...`: sessions and single-use values shared by every replica that points at the same
+/// database, through postgres-nio.
+///
+/// Guarantees:
+/// - A signed-in request does not wait for the database each time: a session read once is kept in this replica's
+///   cache, and every replica drops its copy when a session ends or is replaced, told by `NOTIFY` on the
+///   ``notificationChannel`` (well within a second).
+/// - The cache is trusted only while this replica is listening: when the listening connection is lost, the cache is
+///   emptied and ``problem`` says why, so a session ended meanwhile cannot be served from a stale copy.
+/// - Every call gives up after ``timeout`` with ``SessionStoreError/unavailable(_:)``: a database that is down or
+///   slow makes sign-in a 503, never a hang, and never signs anybody in or keeps anybody signed in unchecked.
+/// - Rows hold sessions sealed with `session.secrets` and keyed by the SHA-256 of the handle ( ``SessionHandles``):
+///   a dump reveals no token and no cookie. Expired rows are deleted in the background.
+public final class PostgresSessionStore: SessionStore {
+    /// Where the database is, and how to reach it.
+    public struct Connection: Sendable {
+        public var host: String
+        public var port: Int
+        public var user: String
+        public var password: String?
+        public var database: String?
+        /// Whether to speak TLS, verifying the server's certificate and host name.
+        public var verifiedTLS: Bool
+
+        public init(host: String, port: Int, user: String, password: String?, database: String?, verifiedTLS: Bool) {
+            self.host = host
+            self.port = port
+            self.user = user
+            self.password = password
+            self.database = database
+            self.verifiedTLS = verifiedTLS
+        }
+    }
+
+    public static let notificationChannel = "detour_sessions_changed"
+    /// How long any call waits for the database.
+    public let timeout: Duration
+    /// How often expired rows are deleted.
+    public let sweepInterval: Duration
+
+    let client: PostgresClient
+    let handles: SessionHandles
+    let logger: Logger
+    private let state = Mutex(State())
+    /// Past this many cached sessions the cache starts afresh (a signed-in request then asks the database once).
+    static let cacheCapacity = 50_000
+
+    struct State {
+        /// Sessions read from the database, trusted only while ``listening``; `nil` caches "no such session".
+        var cache: [String: Session?] = [:]
+        var listening = false
+        var migrated = false
+        var problem = "connecting to the database"
+        var changes: UInt64 = 0
+    }
+
+    public init(
+        _ connection: Connection, codec: SealedCookieCodec, logger: Logger, timeout: Duration = .seconds(3),
+        sweepInterval: Duration = .seconds(60)
+    ) {
+        var configuration = PostgresClient.Configuration(
+            host: connection.host, port: connection.port, username: connection.user, password: connection.password,
+            database: connection.database,
+            tls: connection.verifiedTLS ? .require(.makeClientConfiguration()) : .disable)
+        configuration.options.connectTimeout = timeout
+        configuration.options.maximumConnections = 8
+        client = PostgresClient(configuration: configuration, backgroundLogger: logger)
+        handles = SessionHandles(codec: codec)
+        self.logger = logger
+        self.timeout = timeout
+        self.sweepInterval = sweepInterval
+    }
+
+    public var isServerSide: Bool { true }
+
+    public var problem: String? {
+        state.withLock { $0.listening && $0.migrated ? nil : $0.problem }
+    }
+
+    public var changes: UInt64 { state.withLock { $0.changes } }
+
+    // MARK: sessions
+
+    public func cached(_ cookie: String, now: Date) -> SessionLookup {
+        guard let key = handles.key(cookie, now: now) else { return .known(nil) }
+        return state.withLock { state in
+            guard state.listening, let entry = state.cache[key] else { return .unknown }
+            return .known(entry.flatMap { $0.expiry > now ? $0 : nil })
+        }
+    }
+
+    public func session(_ cookie: String, now: Date) async throws(SessionStoreError) -> Session? {
+        guard let key = handles.key(cookie, now: now) else { return nil }
+        if case .known(let session) = cached(cookie, now: now) { return session }
+        let (sealed, listening) = try await call { client in
+            // Read whether this replica listens before the row: a change notified after this point evicts what is
+            // cached below, and one notified before it is already in the row read.
+            let listening = self.isListening
+            let rows = try await client.query(
+                "SELECT sealed FROM detour_sessions WHERE key = \(key) AND expires_at > now()")
+            var sealed: String?
+            for try await row in rows { sealed = try row.decode(String.self) }
+            return (sealed, listening)
+        }
+        let session = sealed.flatMap { handles.open($0, now: now) }
+        if listening {
+            state.withLock { state in
+                guard state.listening else { return }
+                if state.cache.count >= Self.cacheCapacity { state.cache.removeAll(keepingCapacity: true) }
+                state.cache[key] = .some(session)
+            }
+        }
+        return session
+    }
+
+    public func save(_ session: Session, replacing: String?, now: Date) async throws(SessionStoreError) -> String {
+        let sealed = handles.seal(session)
+        let expiry = session.expiry
+        if let replacing, let key = handles.key(replacing, now: now) {
+            // Only a session still there is replaced: one ended meanwhile stays ended.
+            try await call { client in
+                _ = try await client.query(
+                    """
+                    WITH updated AS (
+                        UPDATE detour_sessions SET sealed = \(sealed), expires_at = \(expiry) WHERE key = \(key)
+                        RETURNING key)
+                    SELECT pg_notify(\(Self.notificationChannel), key) FROM updated
+                    """)
+            }
+            evict(key)
+            return replacing
+        }
+        let (cookie, key) = handles.make(for: session)
+        try await call { client in
+            _ = try await client.query(
+                """
+                INSERT INTO detour_sessions (key, sealed, subject, expires_at)
+                VALUES (\(key), \(sealed), \(session.subject), \(expiry))
+                """)
+        }
+        return cookie
+    }
+
+    public func end(_ cookie: String, now: Date) async throws(SessionStoreError) {
+        guard let key = handles.key(cookie, now: now) else { return }
+        try await call { client in
+            _ = try await client.query(
+                """
+                WITH ended AS (DELETE FROM detour_sessions WHERE key = \(key) RETURNING key)
+                SELECT pg_notify(\(Self.notificationChannel), \(key))
+                """)
+        }
+        evict(key)
+    }
+
+    public func firstUse(of value: String, expiry: Date, now: Date) async throws(SessionStoreError) -> Bool {
+        let digest = SessionHandles.digest(Array(value.utf8))
+        return try await call { client in
+            let rows = try await client.query(
+                """
+                INSERT INTO detour_single_use (digest, expires_at) VALUES (\(digest), \(expiry))
+                ON CONFLICT (digest) DO UPDATE SET expires_at = EXCLUDED.expires_at
+                    WHERE detour_single_use.expires_at <= now()
+                RETURNING digest
+                """)
+            var inserted = false
+            for try await _ in rows { inserted = true }
+            return inserted
+        }
+    }
+
+    /// Drops a session from this replica's cache, and tells memos of it to look again.
+    func evict(_ key: String) {
+        state.withLock {
+            $0.cache[key] = nil
+            $0.changes &+= 1
+        }
+    }
+
+    /// Runs `body` against the database, giving up after ``timeout``.
+    @discardableResult
+    func call<Value: Sendable>(_ body: @escaping @Sendable (PostgresClient) async throws -> Value)
+        async throws(SessionStoreError) -> Value
+    {
+        let (client, timeout) = (self.client, self.timeout)
+        do {
+            return try await withThrowingTaskGroup(of: Value?.self) { group in
+                group.addTask { try await body(client) }
+                group.addTask {
+                    try await Task.sleep(for: timeout)
+                    return nil
+                }
+                defer { group.cancelAll() }
+                guard let first = try await group.next(), let value = first else {
+                    throw SessionStoreError.unavailable("no answer within \(timeout)")
+                }
+                return value
+            }
+        } catch let error as SessionStoreError {
+            throw error
+        } catch {
+            throw .unavailable(Self.reason(error))
+        }
+    }
+
+    /// What went wrong, in words that never include the password (postgres-nio's own descriptions are generic for
+    /// that reason; the server's message is safe).
+    static func reason(_ error: any Error) -> String {
+        guard let error = error as? PSQLError else { return "\(type(of: error))" }
+        if let info = error.serverInfo, let message = info[.message] {
+            return "\(message) (SQLSTATE \(info[.sqlState] ?? "?"))"
+        }
+        return "\(error.code)"
+    }
+
+    func setProblem(_ problem: String?) {
+        state.withLock { state in
+            if let problem { state.problem = problem }
+        }
+    }
+
+    func setListening(_ listening: Bool) {
+        state.withLock { state in
+            state.listening = listening
+            if !listening {
+                state.cache.removeAll()
+                state.changes &+= 1
+            }
+        }
+    }
+
+    func setMigrated() { state.withLock { $0.migrated = true } }
+
+    var isListening: Bool { state.withLock { $0.listening } }
+}

@@ -1,0 +1,83 @@
+import DetourSessions
+import Foundation
+import Testing
+
+@Suite struct SessionStoreTests {
+    static let now = SealedCookieCodecTests.now
+    static func codec() throws -> SealedCookieCodec {
+        try SealedCookieCodec(secrets: [SealedCookieCodecTests.secretA])
+    }
+
+    static func session(_ subject: String = "u-1", lasting seconds: TimeInterval = 3600) -> Session {
+        Session(
+            subject: subject, groups: ["admins"], accessToken: "at", signedInAt: now,
+            expiry: now.addingTimeInterval(seconds))
+    }
+
+    /// Section 7: after sign-out a copied cookie no longer works when the store is server-side.
+    @Test func theMemoryStoreEndsASessionForEveryCopyOfItsCookie() throws {
+        let store = MemorySessionStore(codec: try Self.codec())
+        let cookie = store.save(Self.session(), replacing: nil, now: Self.now)
+        let copy = String(cookie)
+        #expect(store.cached(copy, now: Self.now) == .known(Self.session()))
+        let before = store.changes
+        store.end(cookie, now: Self.now)
+        #expect(store.cached(copy, now: Self.now) == .known(nil))
+        #expect(store.changes != before, "memos of the ended session are looked up again")
+        #expect(cookie.utf8.count < 200, "the cookie holds a sealed handle, not the session")
+        #expect(!cookie.contains("at"), "nor its tokens")
+    }
+
+    @Test func aRefreshReplacesTheSessionUnderTheSameCookieButNeverRevivesAnEndedOne() throws {
+        let store = MemorySessionStore(codec: try Self.codec())
+        let cookie = store.save(Self.session(), replacing: nil, now: Self.now)
+        var renewed = Self.session()
+        renewed.accessToken = "fresh"
+        #expect(store.save(renewed, replacing: cookie, now: Self.now) == cookie)
+        #expect(store.session(cookie, now: Self.now)?.accessToken == "fresh")
+        store.end(cookie, now: Self.now)
+        _ = store.save(renewed, replacing: cookie, now: Self.now)
+        #expect(store.session(cookie, now: Self.now) == nil)
+        #expect(store.count == 0)
+    }
+
+    @Test func forgedExpiredOrForeignHandlesOpenToNothing() throws {
+        let store = MemorySessionStore(codec: try Self.codec())
+        let cookie = store.save(Self.session(lasting: 60), replacing: nil, now: Self.now)
+        #expect(store.session(cookie, now: Self.now.addingTimeInterval(61)) == nil, "expired with the session")
+        let other = MemorySessionStore(codec: try SealedCookieCodec(secrets: [SealedCookieCodecTests.secretB]))
+        #expect(other.session(cookie, now: Self.now) == nil, "sealed by another key")
+        for forged in ["", "garbage", String(cookie.dropLast(2)), cookie + "AA"] {
+            #expect(store.session(forged, now: Self.now) == nil)
+        }
+        let sealedSession = CookieSessionStore(codec: try Self.codec()).save(
+            Self.session(), replacing: nil, now: Self.now)
+        #expect(store.session(sealedSession, now: Self.now) == nil, "a cookie-store session is no handle")
+        #expect(CookieSessionStore(codec: try Self.codec()).session(cookie, now: Self.now) == nil, "nor the reverse")
+    }
+
+    @Test func theMemoryStoreIsBoundedDroppingExpiredThenSoonestToExpire() throws {
+        let store = MemorySessionStore(codec: try Self.codec(), capacity: 3)
+        let short = store.save(Self.session("short", lasting: 10), replacing: nil, now: Self.now)
+        let cookies = (0..<3).map {
+            store.save(Self.session("u-\($0)", lasting: 3600 + Double($0)), replacing: nil, now: Self.now)
+        }
+        #expect(store.count == 3)
+        #expect(store.session(short, now: Self.now) == nil, "the session closest to its expiry made room")
+        #expect(cookies.allSatisfy { store.session($0, now: Self.now) != nil })
+        let later = Self.now.addingTimeInterval(3601)
+        _ = store.save(Self.session("new", lasting: 3600 * 2), replacing: nil, now: later)
+        #expect(store.count == 2, "expired sessions go first when the store is full")
+    }
+
+    @Test func theCookieStoreCannotRevokeAndSaysSo() throws {
+        let store = CookieSessionStore(codec: try Self.codec())
+        let cookie = store.save(Self.session(), replacing: nil, now: Self.now)
+        store.end(cookie, now: Self.now)
+        #expect(store.session(cookie, now: Self.now) == Self.session())
+        let memory = MemorySessionStore(codec: try Self.codec())
+        #expect(!store.isServerSide && memory.isServerSide)
+        #expect(store.firstUse(of: "s", expiry: Self.now.addingTimeInterval(60), now: Self.now))
+        #expect(!store.firstUse(of: "s", expiry: Self.now.addingTimeInterval(60), now: Self.now))
+    }
+}

@@ -1,24 +1,26 @@
 import DetourSessions
+import Logging
 import NIOCore
+import NIOSSL
 import PostgresNIO
 
 extension PostgresSessionStore {
-    /// Detour's schema, one migration per version: applied in order, each once, by whichever replica gets there
+    /// Detour's schema, one migration (its statements) per version: applied in order, each once, in one transaction, by whichever replica gets there
     /// first (they are serialised by an advisory lock, so replicas starting together do not race).
-    static let migrations: [String] = [
-        """
-        CREATE TABLE IF NOT EXISTS detour_sessions (
-            key text PRIMARY KEY,
-            sealed text NOT NULL,
-            subject text NOT NULL,
-            expires_at timestamptz NOT NULL);
-        CREATE INDEX IF NOT EXISTS detour_sessions_expiry ON detour_sessions (expires_at);
-        CREATE INDEX IF NOT EXISTS detour_sessions_subject ON detour_sessions (subject);
-        CREATE TABLE IF NOT EXISTS detour_single_use (
-            digest text PRIMARY KEY,
-            expires_at timestamptz NOT NULL);
-        CREATE INDEX IF NOT EXISTS detour_single_use_expiry ON detour_single_use (expires_at);
-        """
+    static let migrations: [[String]] = [
+        [
+            """
+            CREATE TABLE detour_sessions (
+                key text PRIMARY KEY,
+                sealed text NOT NULL,
+                subject text NOT NULL,
+                expires_at timestamptz NOT NULL)
+            """,
+            "CREATE INDEX detour_sessions_expiry ON detour_sessions (expires_at)",
+            "CREATE INDEX detour_sessions_subject ON detour_sessions (subject)",
+            "CREATE TABLE detour_single_use (digest text PRIMARY KEY, expires_at timestamptz NOT NULL)",
+            "CREATE INDEX detour_single_use_expiry ON detour_single_use (expires_at)",
+        ]
     ]
 
     /// The schema's current version, as `detour_schema` records it.
@@ -29,14 +31,32 @@ extension PostgresSessionStore {
         public let description: String
     }
 
-    /// Connects once and brings the schema up to date, so that a wrong password or database name stops start-up
-    /// with a clear message rather than a `/ready` that never turns. A database that cannot be reached yet is not
-    /// an error here: ``run()`` keeps trying, and `/ready` says 503 meanwhile.
+    /// Connects once, on a connection of its own (the pool runs only with ``run()``), and brings the schema up to
+    /// date, so that a wrong password or database name stops start-up with a clear message rather than a `/ready`
+    /// that never turns. A database that cannot be reached yet is not an error here: ``run()`` keeps trying, and
+    /// `/ready` says 503 meanwhile.
     ///
     /// - Throws: ``Refused`` for an authentication failure, an unknown database, or a missing privilege.
     public func prepare() async throws(Refused) {
+        let (connection, logger) = (self.connection, self.logger)
         do {
-            try await migrate()
+            try await Self.within(timeout) {
+                let tls: PostgresConnection.Configuration.TLS =
+                    connection.verifiedTLS ? .require(try NIOSSLContext(configuration: .makeClientConfiguration())) : .disable
+                let opened = try await PostgresConnection.connect(
+                    configuration: .init(
+                        host: connection.host, port: connection.port, username: connection.user,
+                        password: connection.password, database: connection.database, tls: tls),
+                    id: 0, logger: logger)
+                do {
+                    try await Self.migrate(on: opened, logger: logger)
+                } catch {
+                    try? await opened.close().get()
+                    throw error
+                }
+                try await opened.close().get()
+            }
+            setMigrated()
         } catch .unavailable(let reason) {
             setProblem("database unreachable: \(reason)")
             // SQLSTATE classes 28 (authorization) and 3D (no such database), and 42501 (no privilege), are the
@@ -60,25 +80,29 @@ extension PostgresSessionStore {
         }
     }
 
-    func migrate() async throws(SessionStoreError) {
-        try await call { client in
-            try await client.withTransaction(logger: self.logger) { connection in
-                try await connection.query("SELECT pg_advisory_xact_lock(7461636865)", logger: self.logger)
-                try await connection.query(
-                    "CREATE TABLE IF NOT EXISTS detour_schema (version integer NOT NULL)", logger: self.logger)
-                var version = 0
-                for try await row in try await connection.query(
-                    "SELECT max(version) FROM detour_schema", logger: self.logger)
-                {
-                    version = try row.decode(Int?.self) ?? 0
-                }
-                guard version < Self.schemaVersion else { return }
-                for (index, migration) in Self.migrations.enumerated() where index + 1 > version {
-                    try await connection.query(PostgresQuery(unsafeSQL: migration), logger: self.logger)
-                    try await connection.query(
-                        "INSERT INTO detour_schema (version) VALUES (\(index + 1))", logger: self.logger)
-                }
+    /// Brings the schema up to date in one transaction, serialised across replicas by an advisory lock.
+    static func migrate(on connection: PostgresConnection, logger: Logger) async throws {
+        try await connection.withTransaction(logger: logger) { connection in
+            try await connection.query("SELECT pg_advisory_xact_lock(7461636865)", logger: logger)
+            try await connection.query(
+                "CREATE TABLE IF NOT EXISTS detour_schema (version integer NOT NULL)", logger: logger)
+            var version = 0
+            for try await row in try await connection.query("SELECT max(version) FROM detour_schema", logger: logger) {
+                version = try row.decode(Int?.self) ?? 0
             }
+            for (index, migration) in migrations.enumerated() where index + 1 > version {
+                for statement in migration {
+                    try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger)
+                }
+                try await connection.query("INSERT INTO detour_schema (version) VALUES (\(index + 1))", logger: logger)
+            }
+        }
+    }
+
+    func migrate() async throws(SessionStoreError) {
+        let logger = self.logger
+        try await call { client in
+            try await client.withConnection { try await Self.migrate(on: $0, logger: logger) }
         }
         setMigrated()
     }

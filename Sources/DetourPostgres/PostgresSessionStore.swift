@@ -46,6 +46,7 @@ public final class PostgresSessionStore: SessionStore {
     public let sweepInterval: Duration
 
     let client: PostgresClient
+    let connection: Connection
     let handles: SessionHandles
     let logger: Logger
     private let state = Mutex(State())
@@ -71,7 +72,11 @@ public final class PostgresSessionStore: SessionStore {
             tls: connection.verifiedTLS ? .require(.makeClientConfiguration()) : .disable)
         configuration.options.connectTimeout = timeout
         configuration.options.maximumConnections = 8
-        client = PostgresClient(configuration: configuration, backgroundLogger: logger)
+        // postgres-nio reports every reconnection attempt at `info`; the store reports an outage once, itself.
+        var background = logger
+        background.logLevel = max(logger.logLevel, .warning)
+        client = PostgresClient(configuration: configuration, backgroundLogger: background)
+        self.connection = connection
         handles = SessionHandles(codec: codec)
         self.logger = logger
         self.timeout = timeout
@@ -189,10 +194,17 @@ public final class PostgresSessionStore: SessionStore {
     func call<Value: Sendable>(_ body: @escaping @Sendable (PostgresClient) async throws -> Value)
         async throws(SessionStoreError) -> Value
     {
-        let (client, timeout) = (self.client, self.timeout)
+        let client = self.client
+        return try await Self.within(timeout) { try await body(client) }
+    }
+
+    /// `body`'s value, or ``SessionStoreError/unavailable(_:)`` when it fails or takes longer than `timeout`.
+    static func within<Value: Sendable>(_ timeout: Duration, _ body: @escaping @Sendable () async throws -> Value)
+        async throws(SessionStoreError) -> Value
+    {
         do {
             return try await withThrowingTaskGroup(of: Value?.self) { group in
-                group.addTask { try await body(client) }
+                group.addTask { try await body() }
                 group.addTask {
                     try await Task.sleep(for: timeout)
                     return nil
@@ -213,6 +225,11 @@ public final class PostgresSessionStore: SessionStore {
     /// What went wrong, in words that never include the password (postgres-nio's own descriptions are generic for
     /// that reason; the server's message is safe).
     static func reason(_ error: any Error) -> String {
+        if let failed = error as? PostgresTransactionError,
+            let cause = failed.beginError ?? failed.closureError ?? failed.commitError
+        {
+            return reason(cause)
+        }
         guard let error = error as? PSQLError else { return "\(type(of: error))" }
         if let info = error.serverInfo, let message = info[.message] {
             return "\(message) (SQLSTATE \(info[.sqlState] ?? "?"))"

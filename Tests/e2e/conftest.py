@@ -1,11 +1,14 @@
 """Fixtures for Detour's end-to-end tests: a real OpenID provider (oidc-provider-mock) on loopback,
 Detour built from this checkout and run as a process, and helpers that drive the sign-in flow."""
+import glob
 import os
 import pathlib
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from urllib.parse import parse_qs, urlparse
 
@@ -50,7 +53,8 @@ class Detour:
     the listener and the public URL are https, and readiness is checked with that CA."""
 
     def __init__(self, tmp_path, issuer, response_mode="query", token_auth="client_secret_basic", extra="",
-                 trusted_proxies=(), server="", oidc="", session="", client=("detour-e2e", "s3cret"), tls=None):
+                 trusted_proxies=(), server="", oidc="", session="", client=("detour-e2e", "s3cret"), tls=None,
+                 public_url=None):
         self.port = free_port()
         self.verify = True if tls is None else str(tls) if tls else False
         self.base = f"{'http' if tls is None else 'https'}://localhost:{self.port}"
@@ -58,7 +62,7 @@ class Detour:
         self.config.write_text(f"""
 server:
   listen: "127.0.0.1:{self.port}"
-  public_url: "{self.base}"
+  public_url: "{public_url or self.base}"
   trusted_proxies: {list(trusted_proxies)!r}
 {server}
 oidc:
@@ -240,3 +244,73 @@ def signed_in(detour, subject="alice"):
     done = session.get(sign_in_at_provider(session, authorize, subject), allow_redirects=False)
     assert done.status_code == 303
     return session
+
+
+def postgres_program(name):
+    """A PostgreSQL server program: on PATH, or where Debian's `postgresql` package puts it."""
+    found = shutil.which(name) or next(iter(sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"), reverse=True)), None)
+    if found is None:
+        raise RuntimeError(f"{name} not found: install Debian's postgresql package (.ci/run does)")
+    return found
+
+
+class Postgres:
+    """A private PostgreSQL cluster (initdb in a temporary folder, a free loopback port, password authentication
+    for user `detour`), run as the `postgres` user when the tests run as root, as PostgreSQL requires."""
+
+    PASSWORD = "pg-s3cret"
+
+    def __init__(self, folder):
+        self.folder = folder
+        self.port = free_port()
+        self.data = folder / "data"
+        self.as_owner = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        folder.mkdir(parents=True, exist_ok=True)
+        os.chmod(folder.parent, 0o755)
+        (folder / "password").write_text(self.PASSWORD + "\n")
+        if self.as_owner:
+            shutil.chown(folder, "postgres")
+            shutil.chown(folder / "password", "postgres")
+        subprocess.run(self.as_owner + [postgres_program("initdb"), "-D", str(self.data), "-U", "detour",
+                                        "--pwfile", str(folder / "password"), "--auth-host=scram-sha-256",
+                                        "--auth-local=trust", "--no-sync"],
+                       check=True, capture_output=True)
+        self.databases = 0
+        self.start()
+
+    def pg_ctl(self, *arguments):
+        subprocess.run(self.as_owner + [postgres_program("pg_ctl"), "-D", str(self.data), *arguments],
+                       check=True, capture_output=True, timeout=60)
+
+    def start(self):
+        self.pg_ctl("-w", "-l", str(self.folder / "server.log"), "-o",
+                    f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 -c fsync=off", "start")
+
+    def stop(self):
+        self.pg_ctl("-w", "-m", "fast", "stop")
+
+    def sql(self, statement, database="postgres"):
+        """Runs SQL as the cluster's owner over its socket; returns psql's unaligned output."""
+        return subprocess.run(self.as_owner + [postgres_program("psql"), "-h", str(self.folder), "-p", str(self.port),
+                                               "-U", "detour", "-d", database, "-At", "-c", statement],
+                              check=True, capture_output=True, text=True).stdout
+
+    def new_database(self):
+        """A fresh, empty database; returns its name and the URL Detour reaches it by."""
+        self.databases += 1
+        name = f"detour_{self.databases}"
+        self.sql(f"CREATE DATABASE {name}")
+        return name, f"postgres://detour:{self.PASSWORD}@127.0.0.1:{self.port}/{name}"
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    # Not under pytest's own temporary folder: that is private to this user, and the cluster's owner must reach it.
+    folder = pathlib.Path(tempfile.mkdtemp(prefix="detour-postgres-"))
+    cluster = Postgres(folder / "cluster")
+    yield cluster
+    try:
+        cluster.stop()
+    except subprocess.CalledProcessError:
+        pass  # a test stopped it already
+    shutil.rmtree(folder, ignore_errors=True)

@@ -20,7 +20,11 @@ extension PostgresSessionStore {
             "CREATE INDEX detour_sessions_subject ON detour_sessions (subject)",
             "CREATE TABLE detour_single_use (digest text PRIMARY KEY, expires_at timestamptz NOT NULL)",
             "CREATE INDEX detour_single_use_expiry ON detour_single_use (expires_at)",
-        ]
+        ],
+        [
+            "CREATE TABLE detour_sign_in_starts (digest text PRIMARY KEY, count integer NOT NULL, expires_at timestamptz NOT NULL)",
+            "CREATE INDEX detour_sign_in_starts_expiry ON detour_sign_in_starts (expires_at)",
+        ],
     ]
 
     /// The schema's current version, as `detour_schema` records it.
@@ -42,7 +46,8 @@ extension PostgresSessionStore {
         do {
             try await Self.within(timeout) {
                 let tls: PostgresConnection.Configuration.TLS =
-                    connection.verifiedTLS ? .require(try NIOSSLContext(configuration: .makeClientConfiguration())) : .disable
+                    connection.verifiedTLS
+                    ? .require(try NIOSSLContext(configuration: .makeClientConfiguration())) : .disable
                 let opened = try await PostgresConnection.connect(
                     configuration: .init(
                         host: connection.host, port: connection.port, username: connection.user,
@@ -132,7 +137,7 @@ extension PostgresSessionStore {
         }
     }
 
-    /// Deletes expired sessions and single-use values every ``sweepInterval``.
+    /// Deletes expired sessions, single-use values and sign-in counts every ``sweepInterval``.
     func sweep() async {
         while !Task.isCancelled {
             try? await Task.sleep(for: sweepInterval)
@@ -140,6 +145,7 @@ extension PostgresSessionStore {
                 try await call { client in
                     _ = try await client.query("DELETE FROM detour_sessions WHERE expires_at <= now()")
                     _ = try await client.query("DELETE FROM detour_single_use WHERE expires_at <= now()")
+                    _ = try await client.query("DELETE FROM detour_sign_in_starts WHERE expires_at <= now()")
                 }
             } catch {
                 logger.debug("session store: sweep skipped", metadata: ["reason": "\(error)"])

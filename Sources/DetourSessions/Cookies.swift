@@ -112,6 +112,13 @@ public struct CookiePolicy: Sendable {
 
     public var sessionName: String { baseName }
     public var stateName: String { baseName + "_state" }
+    /// The browser's own random id, for row S2's loop guard: lives as long as the browser session.
+    public var browserName: String { baseName + "_browser" }
+
+    /// The `Set-Cookie` header giving a browser its id.
+    public func browserCookie(_ id: String) -> SetCookie {
+        SetCookie(name: browserName, value: id, maxAge: nil, domain: domain, secure: secure, sameSite: .lax)
+    }
 
     /// `Set-Cookie` headers that store `value` under `name`, chunked when long, and delete stale chunks.
     ///
@@ -163,7 +170,7 @@ public struct CookiePolicy: Sendable {
         return joined.isEmpty ? nil : joined
     }
 
-    /// Whether a cookie name is one of Detour's (session, state, or a chunk of either), so that it is
+    /// Whether a cookie name is one of Detour's (session, state, browser id, or a chunk), so that it is
     /// removed before the request reaches the upstream.
     public func isOwnCookie(_ name: String) -> Bool {
         name == sessionName || name == stateName || name.hasPrefix(sessionName + "_")

@@ -49,21 +49,13 @@ public struct LoginState: Codable, Sendable, Hashable {
     /// Where to go after sign-in: a validated absolute URL.
     public var returnTo: String
     public var startedAt: Date
-    /// Sign-in attempts this browser started for ``returnTo`` since ``firstAttemptAt`` (row S2's loop guard).
-    public var attempts: Int
-    public var firstAttemptAt: Date
 
-    public init(
-        state: String, nonce: String, codeVerifier: String, returnTo: String, startedAt: Date, attempts: Int = 1,
-        firstAttemptAt: Date? = nil
-    ) {
+    public init(state: String, nonce: String, codeVerifier: String, returnTo: String, startedAt: Date) {
         self.state = state
         self.nonce = nonce
         self.codeVerifier = codeVerifier
         self.returnTo = returnTo
         self.startedAt = startedAt
-        self.attempts = attempts
-        self.firstAttemptAt = firstAttemptAt ?? startedAt
     }
 }
 

@@ -55,10 +55,11 @@ public struct SessionHandles: Sendable {
 ///
 /// Bounded: past ``capacity`` sessions, the expired ones are dropped, then the one closest to its expiry, so that
 /// memory stays bounded (only completed sign-ins add sessions). Single-use values are remembered as
-/// ``ReplayGuard`` does.
+/// ``ReplayGuard`` does, sign-in starts as ``SignInCounter`` counts them.
 public final class MemorySessionStore: SessionStore {
     private let handles: SessionHandles
     private let replayGuard: ReplayGuard
+    private let signIns = SignInCounter()
     private let table: Mutex<Table>
     public let capacity: Int
 
@@ -126,5 +127,13 @@ public final class MemorySessionStore: SessionStore {
 
     public func firstUse(of value: String, expiry: Date, now: Date) -> Bool {
         replayGuard.firstUse(of: value, expiry: expiry, now: now)
+    }
+
+    public func countSignInHere(_ key: String, window: Duration, now: Date) -> Int? {
+        signIns.count(key, window: window, now: now)
+    }
+
+    public func countSignIn(_ key: String, window: Duration, now: Date) -> Int {
+        signIns.count(key, window: window, now: now)
     }
 }

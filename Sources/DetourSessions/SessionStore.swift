@@ -28,6 +28,14 @@ public protocol SessionStore: Sendable {
     /// True the first time `value` is used before `expiry` on any replica; false for a replay.
     func firstUse(of value: String, expiry: Date, now: Date) async throws(SessionStoreError) -> Bool
 
+    /// Row S2's loop guard: counts one sign-in start under `key` (a browser and its target) and answers how many
+    /// started within `window` of the first, this one included, on any replica; `nil` when only the shared store
+    /// knows (ask ``countSignIn(_:window:now:)``).
+    func countSignInHere(_ key: String, window: Duration, now: Date) -> Int?
+
+    /// Row S2's loop guard, asking the shared store.
+    func countSignIn(_ key: String, window: Duration, now: Date) async throws(SessionStoreError) -> Int
+
     /// Why the store cannot serve now (`/ready` says it), or `nil` when it can.
     var problem: String? { get }
 
@@ -65,6 +73,7 @@ public struct CookieSessionStore: SessionStore {
     let codec: SealedCookieCodec
     /// The single-use values this process has seen.
     public let replayGuard: ReplayGuard
+    let signIns = SignInCounter()
 
     public init(codec: SealedCookieCodec, replayGuard: ReplayGuard = ReplayGuard()) {
         self.codec = codec
@@ -92,6 +101,14 @@ public struct CookieSessionStore: SessionStore {
     }
 
     public func end(_ cookie: String, now: Date) {}
+
+    public func countSignInHere(_ key: String, window: Duration, now: Date) -> Int? {
+        signIns.count(key, window: window, now: now)
+    }
+
+    public func countSignIn(_ key: String, window: Duration, now: Date) -> Int {
+        signIns.count(key, window: window, now: now)
+    }
 
     public func firstUse(of value: String, expiry: Date, now: Date) -> Bool {
         replayGuard.firstUse(of: value, expiry: expiry, now: now)

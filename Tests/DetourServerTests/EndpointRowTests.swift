@@ -22,6 +22,20 @@ import Testing
         answer.headers.first { $0.name == "Set-Cookie" }.map { String($0.value.split(separator: ";")[0]) }
     }
 
+    /// The `Cookie` header a browser sends after `answer`, given the one it sent before: a cookie jar.
+    static func jar(_ answer: Answer, after previous: String?) -> String {
+        var cookies: [(String, String)] = (previous ?? "").split(separator: ";").compactMap {
+            let pair = $0.trimmingCharacters(in: .whitespaces).split(separator: "=", maxSplits: 1).map(String.init)
+            return pair.count == 2 ? (pair[0], pair[1]) : nil
+        }
+        for header in answer.headers where header.name == "Set-Cookie" {
+            let pair = header.value.split(separator: ";")[0].split(separator: "=", maxSplits: 1).map(String.init)
+            cookies.removeAll { $0.0 == pair[0] }
+            if pair.count == 2, !header.value.contains("Max-Age=0") { cookies.append((pair[0], pair[1])) }
+        }
+        return cookies.map { "\($0.0)=\($0.1)" }.joined(separator: "; ")
+    }
+
     @Test func s1ARejectedReturnTargetBecomesTheDefaultAndC2IsAPageNotARedirect() async throws {
         let endpoints = try await SignInFloodTests.endpoints()
         let now = Date()
@@ -52,8 +66,9 @@ import Testing
         for attempt in 1...5 {
             let answer = await start(endpoints, rd: "%2Fapp", cookie: cookie, now: now + Double(attempt))
             #expect(answer.status == 302, "attempt \(attempt)")
-            cookie = Self.cookie(answer)
+            cookie = Self.jar(answer, after: cookie)
         }
+        #expect(cookie?.contains("__Host-_detour_browser=") == true, "the browser was given an id")
         let sixth = await start(endpoints, rd: "%2Fapp", cookie: cookie, now: now + 6)
         #expect(sixth.status == 200)
         #expect(sixth.header("Location") == nil)

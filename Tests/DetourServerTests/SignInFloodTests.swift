@@ -64,7 +64,7 @@ import Testing
 
     /// A sign-in started and abandoned at its callback; returns the callback's failure code.
     static func abandonedSignIn(_ endpoints: Endpoints, now: Date) async -> String? {
-        let started = endpoints.start(
+        let started = await endpoints.start(
             EndpointRequest(method: "GET", target: "/oauth2/start?rd=/", headers: [("Host", "auth.example.com")]),
             now: now)
         let cookie = started.headers.first { $0.name == "Set-Cookie" }?.value.split(separator: ";").first ?? ""

@@ -81,3 +81,23 @@ import Testing
         #expect(!store.firstUse(of: "s", expiry: Self.now.addingTimeInterval(60), now: Self.now))
     }
 }
+
+@Suite struct SignInCounterTests {
+    static let now = SealedCookieCodecTests.now
+
+    @Test func startsAreCountedWithinTheWindowThenAfresh() {
+        let counter = SignInCounter()
+        let counts = (0..<6).map { counter.count("b a", window: .seconds(120), now: Self.now + Double($0)) }
+        #expect(counts == [1, 2, 3, 4, 5, 6])
+        #expect(counter.count("other a", window: .seconds(120), now: Self.now) == 1, "each browser on its own")
+        #expect(counter.count("b a", window: .seconds(120), now: Self.now + 120) == 1, "a window later: no loop")
+    }
+
+    @Test func aFloodOfStartsStaysWithinCapacityAndForgetsTheOldest() {
+        let counter = SignInCounter(capacity: 100)
+        for index in 0..<10_000 { _ = counter.count("flood \(index)", window: .seconds(120), now: Self.now) }
+        #expect(counter.count == 100)
+        #expect(counter.count("flood 9999", window: .seconds(120), now: Self.now) == 2, "the newest are kept")
+        #expect(counter.count("flood 0", window: .seconds(120), now: Self.now) == 1, "the oldest forgotten")
+    }
+}

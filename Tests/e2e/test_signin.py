@@ -28,10 +28,13 @@ def test_start_redirects_to_the_provider_with_state_nonce_and_pkce(detour, provi
     assert len(params["code_challenge"]) == 43
     assert "dashboard" not in location, "the return target must not travel through the provider"
     assert response.headers["Cache-Control"] == "no-store"
-    [state_cookie] = set_cookies(response)
+    state_cookie, browser_cookie = set_cookies(response)
     assert state_cookie.startswith("_detour_state=")
     assert "HttpOnly" in state_cookie and "SameSite=Lax" in state_cookie
     assert "Secure" not in state_cookie, "an http loopback public URL gets no Secure cookies"
+    assert browser_cookie.startswith("_detour_browser=") and "Max-Age" not in browser_cookie, "row S2's browser id"
+    again = start(session, detour, detour.url("/dashboard"))
+    assert [c.split("=")[0] for c in set_cookies(again)] == ["_detour_state"], "an id is given once"
 
 
 def test_sign_in_returns_with_303_to_the_original_url(detour):
@@ -142,7 +145,7 @@ def test_form_post_callback_answers_303(make_detour):
     session = requests.Session()
     response = start(session, detour, detour.url("/after-post"))
     assert query(response.headers["Location"])["response_mode"] == "form_post"
-    [state_cookie] = set_cookies(response)
+    state_cookie = set_cookies(response)[0]
     assert "SameSite=Lax" in state_cookie and "Secure" not in state_cookie, "http loopback: Lax, not None without Secure"
     callback = sign_in_at_provider(session, response.headers["Location"])
     params = query(callback)

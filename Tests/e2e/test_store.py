@@ -115,7 +115,7 @@ def test_the_database_keeps_only_sealed_sessions_under_digests(replicas, postgre
     assert subject == "alice" and len(key) == 64
     cookie = session.cookies.get("_detour")
     assert cookie not in rows[0] and "eyJ" not in sealed and "alice" not in sealed, "no token, no cookie in a dump"
-    assert postgres.sql("SELECT max(version) FROM detour_schema", database).strip() == "1"
+    assert postgres.sql("SELECT max(version) FROM detour_schema", database).strip() == "2"
 
 
 def test_replicas_starting_together_migrate_once(tmp_path, provider, postgres):
@@ -131,7 +131,7 @@ def test_replicas_starting_together_migrate_once(tmp_path, provider, postgres):
         assert len(started) == 3
         for replica in started:
             wait_for(replica.url("/ready"))
-        assert postgres.sql("SELECT count(*) FROM detour_schema", name).strip() == "1"
+        assert postgres.sql("SELECT count(*), max(version) FROM detour_schema", name).strip() == "2|2", "each once"
     finally:
         for replica in started:
             replica.stop()
@@ -177,3 +177,29 @@ session: {{ secrets: ["MDEyMzQ1Njc4OTAxMjM0NTY3ODkwMTIzNDU2Nzg5MDE="], store: "{
     assert result.returncode == 2, result.stderr
     assert "password authentication failed" in result.stderr, result.stderr
     assert "not-the-password-42" not in result.stdout + result.stderr
+
+
+def complete_sign_in(session, replica, target):
+    """Start sign-in on `replica` for `target`, and complete it at the provider and the callback."""
+    started = session.get(replica.url("/oauth2/start"), params={"rd": target}, allow_redirects=False)
+    if started.status_code != 302:
+        return started
+    done = session.get(on(replica, sign_in_at_provider(session, started.headers["Location"])), allow_redirects=False)
+    assert done.status_code == 303, done.text
+    return done
+
+
+def test_a_sign_in_loop_is_caught_across_replicas_even_when_callbacks_succeed(replicas):
+    """Row S2: an upstream that sends a signed-in user back to sign-in makes a loop in which every callback
+    succeeds; the starts are counted per browser in the database, whichever replica serves them."""
+    first, second = replicas
+    browser = requests.Session()
+    target = first.url("/echo/looping")
+    for attempt in range(5):
+        assert complete_sign_in(browser, (first, second)[attempt % 2], target).status_code == 303, attempt
+    sixth = browser.get(second.url("/oauth2/start"), params={"rd": target}, allow_redirects=False,
+                        headers={"Accept": "text/html"})
+    assert sixth.status_code == 200 and "Location" not in sixth.headers
+    assert "Sign-in loop stopped" in sixth.text
+    other = requests.Session()  # another browser behind the same address is not caught in this one's loop
+    assert other.get(first.url("/oauth2/start"), params={"rd": target}, allow_redirects=False).status_code == 302

@@ -25,7 +25,7 @@ public struct Endpoints: Sendable {
     let metrics: PrometheusCollectorRegistry?
     /// Row S2: more than this many starts for one target within ``loopWindow`` is a loop.
     static let loopLimit = 5
-    static let loopWindow: TimeInterval = 120
+    static let loopWindow = Duration.seconds(120)
 
     public init(
         configuration: Configuration, provider: OpenIDProvider, sessions: SessionCookies, logger: Logger,
@@ -52,7 +52,7 @@ public struct Endpoints: Sendable {
             return Answer(
                 status: 200, headers: [("Content-Type", "text/plain; version=0.0.4; charset=utf-8")],
                 body: metrics?.emitToString() ?? "")
-        case .start: return start(request, now: now)
+        case .start: return await start(request, now: now)
         case .callback: return await callback(request, now: now)
         case .signOut: return await signOut(request, now: now)
         case .userinfo: return await userinfo(request, now: now)
@@ -63,26 +63,30 @@ public struct Endpoints: Sendable {
 
     // MARK: sign-in
 
-    func start(_ request: EndpointRequest, now: Date) -> Answer {
+    func start(_ request: EndpointRequest, now: Date) async -> Answer {
         guard request.method == "GET" || request.method == "HEAD" else {
             return methodNotAllowed(request, ["GET", "HEAD"])
         }
-        return beginSignIn(request, requested: request.queryItems.first { $0.0 == "rd" }?.1, now: now)
+        switch beginSignIn(request, requested: request.queryItems.first { $0.0 == "rd" }?.1, now: now) {
+        case .answered(let answer): return answer
+        case .later(let answer): return await answer()
+        }
+    }
+
+    /// A sign-in's first answer: known at once, or once the shared store has counted the start (row S2).
+    enum SignInStart: Sendable {
+        case answered(Answer)
+        case later(@Sendable () async -> Answer)
     }
 
     /// Sign-in towards `requested`, decided once here as a return target (S1: a refused one becomes the
     /// default).
-    func beginSignIn(_ request: EndpointRequest, requested: String?, now: Date) -> Answer {
+    func beginSignIn(_ request: EndpointRequest, requested: String?, now: Date) -> SignInStart {
         let resolution = configuration.signInTargets.returnTarget(for: requested, fallback: defaultTarget)
         if let rejection = resolution.rejection {
             logger.info("return target refused, using the default", metadata: ["reason": "\(rejection.code)"])
         }
-        return beginSignIn(request, target: resolution.target, now: now)
-    }
-
-    /// Row A1 (and the end of `/oauth2/start`): 302 to the provider for a validated target, with the
-    /// sealed login state, unless this browser is looping (S2).
-    private func beginSignIn(_ request: EndpointRequest, target: BrowserURL, now: Date) -> Answer {
+        let target = resolution.target
         // The state cookie must come back with the callback, on the public origin. Set on another host that
         // no `session.cookie_domain` joins to it, it would not: the browser first goes to the public start.
         // Never to this very URL again, though: a proxy in front that rewrites `Host` would make that a loop.
@@ -90,26 +94,56 @@ public struct Endpoints: Sendable {
         if let host = request.header("host").flatMap({ BrowserURL.parse("http://\($0)/")?.host.description }),
             !stateCookieReachesCallback(from: host), publicStart.pathQueryAndFragment != request.target
         {
-            return Answer(
-                RedirectMatrix.answer(
-                    .signInAtProvider(authorizationURL: publicStart), method: request.method, client: request.client))
+            return .answered(
+                Answer(
+                    RedirectMatrix.answer(
+                        .signInAtProvider(authorizationURL: publicStart), method: request.method,
+                        client: request.client)))
         }
-        var attempts = 1
-        var firstAttemptAt = now
-        if let previous = sessions.loginState(in: request.cookies, now: now), previous.returnTo == target.href,
-            now.timeIntervalSince(previous.firstAttemptAt) < Self.loopWindow
-        {
-            attempts = previous.attempts + 1
-            firstAttemptAt = previous.firstAttemptAt
+        // Row S2 counts a browser's starts by its id cookie, not its address, which a whole office may share. A
+        // browser that brings none is given one (and its first start counted under it).
+        let policy = sessions.policy
+        let presented = request.cookies[policy.browserName].flatMap(Self.browserID)
+        let browser = presented ?? Self.newBrowserID()
+        let given = presented == nil ? [("Set-Cookie", policy.browserCookie(browser).headerValue)] : []
+        let key = browser + " " + target.href
+        if let attempts = sessions.store.countSignInHere(key, window: Self.loopWindow, now: now) {
+            var answer = signIn(request, target: target, attempts: attempts, now: now)
+            answer.headers += given
+            return .answered(answer)
         }
-        if attempts > Self.loopLimit {
-            logger.warning("sign-in loop stopped", metadata: ["target": "\(target.origin)"])
-            return Answer(
-                RedirectMatrix.answer(
-                    .signInLoop(target: target, attempts: attempts, window: "2 minutes", signInAgain: startURL(target)),
-                    method: request.method, client: request.client),
-                cookies: sessions.policy.delete(name: sessions.policy.stateName, existing: request.cookies))
+        return .later { [self] in
+            let now = Date()
+            var answer: Answer
+            do {
+                let attempts = try await sessions.store.countSignIn(key, window: Self.loopWindow, now: now)
+                answer = signIn(request, target: target, attempts: attempts, now: now)
+            } catch {
+                // The loop guard is a diagnosis, not a defence: without the store, the sign-in goes on (its
+                // callback needs the store, and answers 503 while it is away).
+                logger.warning(
+                    "sign-in not counted: the session store is unavailable", metadata: ["detail": "\(error)"])
+                answer = redirectToProvider(request, target: target, now: now)
+            }
+            answer.headers += given
+            return answer
         }
+    }
+
+    /// Row S2 when the browser is looping, else row A1.
+    private func signIn(_ request: EndpointRequest, target: BrowserURL, attempts: Int, now: Date) -> Answer {
+        guard attempts > Self.loopLimit else { return redirectToProvider(request, target: target, now: now) }
+        logger.warning("sign-in loop stopped", metadata: ["target": "\(target.origin)", "attempts": "\(attempts)"])
+        return Answer(
+            RedirectMatrix.answer(
+                .signInLoop(target: target, attempts: attempts, window: "2 minutes", signInAgain: startURL(target)),
+                method: request.method, client: request.client),
+            cookies: sessions.policy.delete(name: sessions.policy.stateName, existing: request.cookies))
+    }
+
+    /// Row A1 (and the end of `/oauth2/start`): 302 to the provider for a validated target, with the sealed login
+    /// state.
+    private func redirectToProvider(_ request: EndpointRequest, target: BrowserURL, now: Date) -> Answer {
         let authorization: AuthorizationRequest
         let url: BrowserURL
         do {
@@ -118,18 +152,27 @@ public struct Endpoints: Sendable {
         } catch {
             return providerUnavailable(request, detail: "\(error)")
         }
-        var state = authorization.loginState
-        state.attempts = attempts
-        state.firstAttemptAt = firstAttemptAt
         do {
             return Answer(
                 RedirectMatrix.answer(
                     .signInAtProvider(authorizationURL: url), method: request.method, client: request.client),
                 cookies: try sessions.store(
-                    state, formPost: provider.registration.responseMode == .formPost, existing: request.cookies))
+                    authorization.loginState, formPost: provider.registration.responseMode == .formPost,
+                    existing: request.cookies))
         } catch {
             return sessionTooLarge(request, error, retry: nil, cookies: [])
         }
+    }
+
+    /// A browser id: 16 random bytes, base64url.
+    static func newBrowserID() -> String {
+        var generator = SystemRandomNumberGenerator()
+        return Base64URL.encode((0..<16).map { _ in UInt8.random(in: .min ... .max, using: &generator) })
+    }
+
+    /// The id a browser presented, if it is one Detour could have made (so the store never keys anything longer).
+    static func browserID(_ value: String) -> String? {
+        value.utf8.count == 22 && Base64URL.decode(value)?.count == 16 ? value : nil
     }
 
     func callback(_ request: EndpointRequest, now: Date) async -> Answer {

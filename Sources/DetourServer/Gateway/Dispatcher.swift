@@ -118,9 +118,17 @@ struct Dispatcher: Sendable {
         case .signIn(let returnTo):
             // The target was built from the Host header: it is checked like any rd, or a forged Host would make the
             // 303 after sign-in an open redirect. Row A1 needs the head alone: a body is not waited for.
-            var answer = endpoints.beginSignIn(EndpointRequest(exchange.head), requested: returnTo.href, now: Date())
-            answer.headers += cookies
-            return counted(.answer(answer), label: decision.label)
+            switch endpoints.beginSignIn(EndpointRequest(exchange.head), requested: returnTo.href, now: Date()) {
+            case .answered(var answer):
+                answer.headers += cookies
+                return counted(.answer(answer), label: decision.label)
+            case .later(let answer):
+                return .later { [self] in
+                    var answer = await answer()
+                    answer.headers += cookies
+                    return counted(.answer(answer), label: decision.label)
+                }
+            }
         case .proxy(let upstream):
             return plan(upstream, exchange, label: decision.label, memo: memo)
         case .check(.bearerToken(let token, let mode)):

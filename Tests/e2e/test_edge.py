@@ -396,9 +396,10 @@ def test_sign_in_over_https_sets_secure_host_cookies_usable_over_both_protocols(
     session = https_session(ca)
     started = session.get(edge.url("/oauth2/start"), params={"rd": edge.url("/echo/app?x=1")}, allow_redirects=False)
     assert started.status_code == 302
-    [state] = started.raw.headers.getlist("Set-Cookie")
-    assert state.startswith("__Host-_detour_state=")
-    assert "; Secure" in state and "HttpOnly" in state and "Path=/;" in state and "Domain=" not in state
+    state, browser = started.raw.headers.getlist("Set-Cookie")
+    for cookie, name in ((state, "__Host-_detour_state="), (browser, "__Host-_detour_browser=")):
+        assert cookie.startswith(name)
+        assert "; Secure" in cookie and "HttpOnly" in cookie and "Path=/;" in cookie and "Domain=" not in cookie
     callback = sign_in_at_provider(session, started.headers["Location"])
     assert callback.startswith(edge.url("/oauth2/callback?"))
     done = session.get(callback, allow_redirects=False)

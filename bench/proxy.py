@@ -32,6 +32,8 @@ SECONDS = int(sys.argv[1]) if len(sys.argv) > 1 else 10
 CONNECTIONS = int(sys.argv[2]) if len(sys.argv) > 2 else 64
 ROUNDS = int(sys.argv[3]) if len(sys.argv) > 3 else 3
 BINARIES = [pathlib.Path(path) for path in sys.argv[4:]] or [ROOT / ".build" / "release" / "detour"]
+# Session stores to measure each binary with, e.g. BENCH_STORES=cookie,postgres (a private PostgreSQL cluster).
+STORES = os.environ.get("BENCH_STORES", "cookie").split(",")
 
 
 def start_nginx(directory, body):
@@ -115,14 +117,17 @@ routes:
     allow: [{{ authenticated: true }}]
 """
     names, processes, targets, detours = [], {}, {}, []
-    for index, binary in enumerate(BINARIES):
+    database = conftest.Postgres(work / "postgres") if "postgres" in STORES else None
+    for index, (binary, store) in enumerate((b, s) for b in BINARIES for s in STORES):
         conftest.DETOUR = binary
-        detour = Detour(work, issuer, extra=routes)
+        setting = {"cookie": "", "memory": "  store: memory"}.get(store) or f'  store: "{database.new_database()[1]}"'
+        detour = Detour(work, issuer, extra=routes, session=setting)
         wait_for(detour.url("/ready"))
         session = signed_in(detour)
         cookie = "; ".join(f"{c.name}={c.value}" for c in session.cookies if c.name.startswith("_detour"))
         assert session.get(detour.url("/bench")).status_code == 200
-        name = "detour" if len(BINARIES) == 1 else f"detour {index + 1}"
+        name = "detour" if len(BINARIES) == 1 else f"detour {index // len(STORES) + 1}"
+        name += f" ({store})" if len(STORES) > 1 else ""
         names.append(name)
         detours.append(detour)
         processes[name] = detour.process.pid
@@ -143,10 +148,11 @@ routes:
     if len(BINARIES) > 1:
         for index, binary in enumerate(BINARIES):
             print(f"detour {index + 1}: {binary}")
-    print(f"{'':9} {'requests/s':>12} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} {'CPU µs/request':>15} {'peak RSS MiB':>13}")
+    width = max(len(name) for name in names)
+    print(f"{'':{width}} {'requests/s':>12} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} {'CPU µs/request':>15} {'peak RSS MiB':>13}")
     for name in names:
         rps, p50, p99, errors, cpu = best[name]
-        print(f"{name:9} {rps:12.0f} {p50:8.2f} {p99:8.2f} {errors:7d} {cpu:15.1f} {rss[name] / 1024:13.1f}")
+        print(f"{name:{width}} {rps:12.0f} {p50:8.2f} {p99:8.2f} {errors:7d} {cpu:15.1f} {rss[name] / 1024:13.1f}")
     for name in names[:-1]:
         ratio = best[name][0] / best["nginx"][0]
         rounds = [d[0] / n[0] for d, n in zip(results[name], results["nginx"])]
@@ -154,8 +160,17 @@ routes:
         print(f"{name}/nginx: {ratio:.2f}x requests/s, p99 {best[name][2] / best['nginx'][2]:.2f}x; each round: "
               + " ".join(f"{r:.2f}x" for r in rounds) + f" (median {statistics.median(rounds):.2f}x); "
               + f"median CPU {cpu:.1f} µs/request")
+    for name in names[:-1]:
+        if name.endswith("(postgres)"):
+            cookie_store = name.replace("(postgres)", "(cookie)")
+            if cookie_store in best:
+                rounds = [p[0] / c[0] for p, c in zip(results[name], results[cookie_store])]
+                print(f"{name} / {cookie_store}: each round " + " ".join(f"{r:.2f}x" for r in rounds)
+                      + f" (median {statistics.median(rounds):.2f}x)")
     for detour in detours:
         detour.stop()
+    if database:
+        database.stop()
     for process in (nginx, upstream):
         process.terminate()
         process.wait()

@@ -106,7 +106,7 @@ extension PostgresSessionStore {
 
     func migrate() async throws(SessionStoreError) {
         let logger = self.logger
-        try await call { client in
+        try await call(retrying: true) { client in
             try await client.withConnection { try await Self.migrate(on: $0, logger: logger) }
         }
         setMigrated()
@@ -125,9 +125,9 @@ extension PostgresSessionStore {
                         for try await notification in notifications { self.evict(notification.payload) }
                     }
                 }
-                setProblem("database connection closed")
+                lost("the listening connection closed")
             } catch {
-                setProblem("database unreachable: \(Self.reason(error))")
+                lost(Self.reason(error))
             }
             if isListening {
                 logger.warning("session store: lost the database; sessions are not served from cache")

@@ -60,6 +60,9 @@ public final class PostgresSessionStore: SessionStore {
         var migrated = false
         var problem = "connecting to the database"
         var changes: UInt64 = 0
+        /// Why the last call failed, while no call has succeeded since and this replica is not listening: calls
+        /// then fail at once rather than each wait out ``timeout`` (the listening loop keeps trying every second).
+        var failing: String?
     }
 
     public init(
@@ -212,13 +215,24 @@ public final class PostgresSessionStore: SessionStore {
         }
     }
 
-    /// Runs `body` against the database, giving up after ``timeout``.
+    /// Runs `body` against the database, giving up after ``timeout``; at once while the database is known to be
+    /// away (unless `retrying`, which the listening loop's own reconnection is).
     @discardableResult
-    func call<Value: Sendable>(_ body: @escaping @Sendable (PostgresClient) async throws -> Value)
-        async throws(SessionStoreError) -> Value
-    {
+    func call<Value: Sendable>(
+        retrying: Bool = false, _ body: @escaping @Sendable (PostgresClient) async throws -> Value
+    ) async throws(SessionStoreError) -> Value {
+        if !retrying, let failing = state.withLock({ $0.listening ? nil : $0.failing }) {
+            throw .unavailable(failing)
+        }
         let client = self.client
-        return try await Self.within(timeout) { try await body(client) }
+        do {
+            let value = try await Self.within(timeout) { try await body(client) }
+            state.withLock { $0.failing = nil }
+            return value
+        } catch {
+            if case .unavailable(let reason) = error { state.withLock { $0.failing = reason } }
+            throw error
+        }
     }
 
     /// `body`'s value, or ``SessionStoreError/unavailable(_:)`` when it fails or takes longer than `timeout`.
@@ -260,15 +274,23 @@ public final class PostgresSessionStore: SessionStore {
         return "\(error.code)"
     }
 
-    func setProblem(_ problem: String?) {
+    func setProblem(_ problem: String) {
+        state.withLock { $0.problem = problem }
+    }
+
+    /// The listening connection failed: the database is taken to be away until a call or the listening loop
+    /// reaches it again, so that requests meanwhile fail at once instead of each waiting out ``timeout``.
+    func lost(_ reason: String) {
         state.withLock { state in
-            if let problem { state.problem = problem }
+            state.problem = "database unreachable: \(reason)"
+            state.failing = reason
         }
     }
 
     func setListening(_ listening: Bool) {
         state.withLock { state in
             state.listening = listening
+            if listening { state.failing = nil }
             if !listening {
                 state.cache.removeAll()
                 state.changes &+= 1

@@ -187,14 +187,13 @@ public final class PostgresSessionStore: SessionStore {
     public func countSignInHere(_ key: String, window: Duration, now: Date) -> Int? { nil }
 
     public func countSignIn(_ key: String, window: Duration, now: Date) async throws(SessionStoreError) -> Int {
-        let digest = SessionHandles.digest(Array(key.utf8))
         let seconds = Int(window.components.seconds)
         return try await call { client in
             // One statement, so that replicas counting the same browser at once never lose a start.
             let rows = try await client.query(
                 """
                 INSERT INTO detour_sign_in_starts AS starts (digest, count, expires_at)
-                VALUES (\(digest), 1, now() + make_interval(secs => \(seconds)))
+                VALUES (\(key), 1, now() + make_interval(secs => \(seconds)))
                 ON CONFLICT (digest) DO UPDATE SET
                     count = CASE WHEN starts.expires_at > now() THEN starts.count + 1 ELSE 1 END,
                     expires_at = CASE WHEN starts.expires_at > now() THEN starts.expires_at

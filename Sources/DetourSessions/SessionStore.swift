@@ -28,7 +28,8 @@ public protocol SessionStore: Sendable {
     /// True the first time `value` is used before `expiry` on any replica; false for a replay.
     func firstUse(of value: String, expiry: Date, now: Date) async throws(SessionStoreError) -> Bool
 
-    /// Row S2's loop guard: counts one sign-in start under `key` (a browser and its target) and answers how many
+    /// Row S2's loop guard: counts one sign-in start under `key` (a digest naming a browser and its target, so
+    /// of bounded length) and answers how many
     /// started within `window` of the first, this one included, on any replica; `nil` when only the shared store
     /// knows (ask ``countSignIn(_:window:now:)``).
     func countSignInHere(_ key: String, window: Duration, now: Date) -> Int?

@@ -106,7 +106,8 @@ public struct Endpoints: Sendable {
         let presented = request.cookies[policy.browserName].flatMap(Self.browserID)
         let browser = presented ?? Self.newBrowserID()
         let given = presented == nil ? [("Set-Cookie", policy.browserCookie(browser).headerValue)] : []
-        let key = browser + " " + target.href
+        // A digest, so that a table entry stays 64 bytes whatever the (up to 4 KiB) target.
+        let key = SessionHandles.digest(Array((browser + " " + target.href).utf8))
         if let attempts = sessions.store.countSignInHere(key, window: Self.loopWindow, now: now) {
             var answer = signIn(request, target: target, attempts: attempts, now: now)
             answer.headers += given

@@ -101,6 +101,8 @@ public struct Configuration: Sendable {
         public var introspectionURL: String?
         /// How long an active introspection answer is kept (never past the token's `exp`).
         public var introspectionCacheTTL = Duration.seconds(60)
+        /// Whether `/oauth2/backchannel_logout` serves (it needs a server-side session store).
+        public var backchannelLogout = false
     }
 
     /// `session:`: the session cookie; every secret decodes to 32 or more bytes.

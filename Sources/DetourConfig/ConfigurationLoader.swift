@@ -16,7 +16,7 @@ extension Configuration {
     ]
     static let oidcKeys = [
         "issuer", "client_id", "client_secret", "client_secret_file", "scopes", "response_mode", "token_endpoint_auth",
-        "ca_file", "timeout", "bearer_audiences", "introspection_url", "introspection_cache_ttl",
+        "ca_file", "timeout", "bearer_audiences", "introspection_url", "introspection_cache_ttl", "backchannel_logout",
     ]
     static let sessionKeys = ["cookie_name", "secrets", "lifetime", "refresh_before", "cookie_domain", "store"]
     static let returnToKeys = ["allowed_hosts", "logout_allowed_hosts", "default", "preserve_post"]
@@ -60,6 +60,13 @@ extension Configuration {
         if let node = top["policies"], let list = reader.strings(node, "policies") { policies = list.map(\.0) }
         inlinePolicies = PolicySet.read(routes: top["routes"], redirects: top["redirects"], with: &reader)
         checkDefaultTarget(top["return_to"] ?? root, &reader)
+        if oidc?.backchannelLogout == true, case .cookie = session.store, let node = top["oidc"]?["backchannel_logout"]
+        {
+            reader.report(
+                node,
+                "oidc.backchannel_logout needs sessions kept server-side (session.store: memory or a PostgreSQL URL): "
+                    + "with the cookie store, nothing could end a signed-in browser's session")
+        }
     }
 
     private mutating func readServer(_ node: Node, _ reader: inout YAMLReader) {
@@ -208,6 +215,9 @@ extension Configuration {
             let duration = reader.duration(value, "oidc.introspection_cache_ttl")
         {
             oidc.introspectionCacheTTL = duration
+        }
+        if let value = entries["backchannel_logout"], let flag = reader.bool(value, "oidc.backchannel_logout") {
+            oidc.backchannelLogout = flag
         }
         self.oidc = oidc
     }

@@ -202,6 +202,15 @@ public final class OpenIDProvider: Sendable {
             token, keys: try await keys.keys(containing: IDTokenValidator.keyID(of: token)), now: now)
     }
 
+    /// A back-channel logout token, validated against the provider's keys (``LogoutTokenValidator``). Like a
+    /// stranger's bearer token, an unknown `kid` refetches the key set at most once per interval.
+    public func validateLogoutToken(_ token: String, now: Date) async throws(OIDCError) -> LogoutRequest {
+        let (_, keys) = try loaded()
+        let validator = LogoutTokenValidator(issuer: registration.issuer, clientID: registration.clientID)
+        return try validator.validate(
+            token, keys: try await keys.keys(containing: IDTokenValidator.keyID(of: token)), now: now)
+    }
+
     /// RFC 7662: asks the provider about an opaque token, authenticated as this client; `nil` when the
     /// provider says it is not active, or its `exp` has passed.
     ///

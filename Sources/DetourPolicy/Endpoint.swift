@@ -14,12 +14,16 @@ public enum Endpoint: String, Sendable, Hashable, CaseIterable {
     case userinfo
     /// `/oauth2/auth`: forward-auth (rows F1-F3).
     case forwardAuth = "auth"
+    /// OpenID Connect Back-Channel Logout: the provider ends sessions (404 unless `oidc.backchannel_logout`).
+    case backchannelLogout = "backchannel_logout"
     /// Under the prefix, but no endpoint: 404.
     case unknown
 
     private static let root: [String: Endpoint] = ["/ping": .ping, "/ready": .ready, "/metrics": .metrics]
     private static let underPrefix: [String: Endpoint] = Dictionary(
-        uniqueKeysWithValues: [Endpoint.start, .callback, .signOut, .userinfo, .forwardAuth].map { ($0.rawValue, $0) })
+        uniqueKeysWithValues: [Endpoint.start, .callback, .signOut, .userinfo, .forwardAuth, .backchannelLogout].map {
+            ($0.rawValue, $0)
+        })
 
     /// The endpoint a normalised `path` names, or `nil` when the path is not Detour's.
     public static func named(by path: String, prefix: String) -> Endpoint? {

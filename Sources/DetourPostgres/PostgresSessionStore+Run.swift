@@ -25,6 +25,10 @@ extension PostgresSessionStore {
             "CREATE TABLE detour_sign_in_starts (digest text PRIMARY KEY, count integer NOT NULL, expires_at timestamptz NOT NULL)",
             "CREATE INDEX detour_sign_in_starts_expiry ON detour_sign_in_starts (expires_at)",
         ],
+        [
+            "ALTER TABLE detour_sessions ADD COLUMN provider_session text",
+            "CREATE INDEX detour_sessions_provider_session ON detour_sessions (provider_session)",
+        ],
     ]
 
     /// The schema's current version, as `detour_schema` records it.

@@ -149,8 +149,8 @@ public final class PostgresSessionStore: SessionStore {
         try await call { client in
             _ = try await client.query(
                 """
-                INSERT INTO detour_sessions (key, sealed, subject, expires_at)
-                VALUES (\(key), \(sealed), \(session.subject), \(expiry))
+                INSERT INTO detour_sessions (key, sealed, subject, provider_session, expires_at)
+                VALUES (\(key), \(sealed), \(session.subject), \(session.providerSession), \(expiry))
                 """)
         }
         return cookie
@@ -166,6 +166,28 @@ public final class PostgresSessionStore: SessionStore {
                 """)
         }
         evict(key)
+    }
+
+    public func endSessions(of subject: String?, providerSession: String?, now: Date) async throws(SessionStoreError)
+        -> Int
+    {
+        guard subject != nil || providerSession != nil else { return 0 }
+        let keys = try await call { client in
+            let rows = try await client.query(
+                """
+                WITH ended AS (
+                    DELETE FROM detour_sessions
+                    WHERE (\(subject)::text IS NULL OR subject = \(subject))
+                        AND (\(providerSession)::text IS NULL OR provider_session = \(providerSession))
+                    RETURNING key)
+                SELECT key FROM (SELECT key, pg_notify(\(Self.notificationChannel), key) FROM ended) AS notified
+                """)
+            var keys: [String] = []
+            for try await row in rows { keys.append(try row.decode(String.self)) }
+            return keys
+        }
+        for key in keys { evict(key) }
+        return keys.count
     }
 
     public func firstUse(of value: String, expiry: Date, now: Date) async throws(SessionStoreError) -> Bool {

@@ -15,12 +15,14 @@ public struct Session: Sendable, Hashable {
     public var refreshToken: String?
     public var signedInAt: Date
     public var expiry: Date
+    /// The provider's session id (the ID token's `sid`), which back-channel logout names.
+    public var providerSession: String?
 
     public init(
         subject: String, email: String? = nil, emailVerified: Bool? = nil, groups: [String] = [],
         preferredUsername: String? = nil, claims: [String: [String]] = [:], accessToken: String? = nil,
         accessTokenExpiry: Date? = nil, refreshToken: String? = nil, signedInAt: Date,
-        expiry: Date
+        expiry: Date, providerSession: String? = nil
     ) {
         self.subject = subject
         self.email = email
@@ -33,6 +35,7 @@ public struct Session: Sendable, Hashable {
         self.refreshToken = refreshToken
         self.signedInAt = signedInAt
         self.expiry = expiry
+        self.providerSession = providerSession
     }
 }
 

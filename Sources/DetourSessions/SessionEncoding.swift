@@ -1,11 +1,12 @@
 import Foundation
 
 /// The session's byte layout inside the sealed cookie: read on every request, so a compact binary form
-/// rather than JSON. Version 2 (version 1 also held the ID token): strings as a 32-bit length and UTF-8, optionals as a presence byte,
-/// lists as a 32-bit count, dates as 64-bit milliseconds since 1970, all big-endian. Reading checks
-/// every bound and answers `nil` for anything malformed.
+/// rather than JSON. Version 3 (version 2 had no provider session id, and is still read; version 1 also held the
+/// ID token): strings as a 32-bit length and UTF-8, optionals as a presence byte, lists as a 32-bit count, dates as
+/// 64-bit milliseconds since 1970, all big-endian. Reading checks every bound and answers `nil` for anything
+/// malformed.
 extension Session {
-    private static let encodingVersion: UInt8 = 2
+    private static let encodingVersion: UInt8 = 3
 
     func encoded() -> [UInt8] {
         var writer = ByteWriter()
@@ -24,12 +25,14 @@ extension Session {
         writer.optional(refreshToken) { $0.string($1) }
         writer.date(signedInAt)
         writer.date(expiry)
+        writer.optional(providerSession) { $0.string($1) }
         return writer.bytes
     }
 
     init?(encoded bytes: [UInt8]) {
         var reader = ByteReader(bytes)
-        guard reader.byte() == Self.encodingVersion, let subject = reader.string(),
+        guard let version = reader.byte(), version == 2 || version == Self.encodingVersion,
+            let subject = reader.string(),
             let email = reader.optional({ $0.string() }),
             let emailVerified = reader.optional({ $0.byte().map { $0 == 1 } }),
             let groups = reader.list({ $0.string() }),
@@ -40,14 +43,15 @@ extension Session {
             }),
             let accessToken = reader.optional({ $0.string() }),
             let accessTokenExpiry = reader.optional({ $0.date() }), let refreshToken = reader.optional({ $0.string() }),
-            let signedInAt = reader.date(), let expiry = reader.date(), reader.isAtEnd
+            let signedInAt = reader.date(), let expiry = reader.date(),
+            let providerSession = version == 2 ? .some(nil) : reader.optional({ $0.string() }), reader.isAtEnd
         else { return nil }
         self.init(
             subject: subject, email: email, emailVerified: emailVerified, groups: groups,
             preferredUsername: preferredUsername,
             claims: Dictionary(claimList, uniquingKeysWith: { first, _ in first }),
             accessToken: accessToken, accessTokenExpiry: accessTokenExpiry,
-            refreshToken: refreshToken, signedInAt: signedInAt, expiry: expiry)
+            refreshToken: refreshToken, signedInAt: signedInAt, expiry: expiry, providerSession: providerSession)
     }
 }
 

@@ -125,6 +125,16 @@ public final class MemorySessionStore: SessionStore {
         }
     }
 
+    public func endSessions(of subject: String?, providerSession: String?, now: Date) -> Int {
+        table.withLock { table in
+            let named = table.sessions.filter { $0.value.isNamed(bySubject: subject, providerSession: providerSession) }
+            guard !named.isEmpty else { return 0 }
+            for key in named.keys { table.sessions[key] = nil }
+            table.changes &+= 1
+            return named.count
+        }
+    }
+
     public func firstUse(of value: String, expiry: Date, now: Date) -> Bool {
         replayGuard.firstUse(of: value, expiry: expiry, now: now)
     }

@@ -25,6 +25,11 @@ public protocol SessionStore: Sendable {
     /// Ends the session the cookie value names, on every replica.
     func end(_ cookie: String, now: Date) async throws(SessionStoreError)
 
+    /// Back-channel logout: ends every session of `subject`, or the one provider session `providerSession` names
+    /// (when both are given, only if it is `subject`'s), on every replica, and answers how many ended. Nothing ends
+    /// when both are `nil`, nor in a store that does not keep sessions server-side.
+    func endSessions(of subject: String?, providerSession: String?, now: Date) async throws(SessionStoreError) -> Int
+
     /// True the first time `value` is used before `expiry` on any replica; false for a replay.
     func firstUse(of value: String, expiry: Date, now: Date) async throws(SessionStoreError) -> Bool
 
@@ -43,6 +48,16 @@ public protocol SessionStore: Sendable {
     /// Changes whenever a session this replica may have opened before ends or is replaced: a memo of an opened
     /// cookie taken at another count must be looked up again.
     var changes: UInt64 { get }
+}
+
+extension Session {
+    /// Whether back-channel logout for `subject` and `providerSession` names this session: each that is given
+    /// matches, and at least one is given.
+    public func isNamed(bySubject subject: String?, providerSession: String?) -> Bool {
+        guard subject != nil || providerSession != nil else { return false }
+        return (subject.map { $0 == self.subject } ?? true)
+            && (providerSession.map { $0 == self.providerSession } ?? true)
+    }
 }
 
 /// What a store knows about a cookie value without waiting.
@@ -102,6 +117,8 @@ public struct CookieSessionStore: SessionStore {
     }
 
     public func end(_ cookie: String, now: Date) {}
+
+    public func endSessions(of subject: String?, providerSession: String?, now: Date) -> Int { 0 }
 
     public func countSignInHere(_ key: String, window: Duration, now: Date) -> Int? {
         signIns.count(key, window: window, now: now)

@@ -106,6 +106,18 @@ import Testing
         #expect(accepted.session.store == .cookie && !accepted.returnTo.preservePost)
     }
 
+    /// With the cookie store nothing could end a session, so back-channel logout would be a promise not kept.
+    @Test func backChannelLogoutNeedsAServerSideStore() throws {
+        let oidc = "oidc:\n  issuer: https://idp.example\n  client_id: c\n  backchannel_logout: true\n"
+        #expect(
+            diagnostics(oidc) == [
+                "detour.yaml:4:23: oidc.backchannel_logout needs sessions kept server-side (session.store: memory or "
+                    + "a PostgreSQL URL): with the cookie store, nothing could end a signed-in browser's session"
+            ])
+        #expect(try load(oidc + "session:\n  store: memory\n").oidc?.backchannelLogout == true)
+        #expect(try load("oidc:\n  issuer: https://idp.example\n  client_id: c\n").oidc?.backchannelLogout == false)
+    }
+
     @Test func sessionStoresAreCookieMemoryOrAPostgreSQLURL() throws {
         #expect(try load("session:\n  store: memory\n").session.store == .memory)
         let store = try load("session:\n  store: \"postgresql://detour:p%40ss@db.internal:6432/sessions\"\n")

@@ -269,12 +269,24 @@ import Testing
         subject: "u-1", email: "ann@example.com", emailVerified: true, groups: ["a", "b"], preferredUsername: "ann",
         claims: ["department": ["eng"], "roles": ["x", "y"]], accessToken: "at",
         accessTokenExpiry: Date(timeIntervalSince1970: 1_800_000_123.456), refreshToken: "rt",
-        signedInAt: Date(timeIntervalSince1970: 1_800_000_000), expiry: Date(timeIntervalSince1970: 1_800_028_800))
+        signedInAt: Date(timeIntervalSince1970: 1_800_000_000), expiry: Date(timeIntervalSince1970: 1_800_028_800),
+        providerSession: "sid-1")
 
     @Test func roundTripsEveryField() {
         #expect(Session(encoded: Self.full.encoded()) == Self.full)
         let minimal = Session(subject: "s", signedInAt: Self.full.signedInAt, expiry: Self.full.expiry)
         #expect(Session(encoded: minimal.encoded()) == minimal)
+    }
+
+    /// Cookies and rows written before sessions kept the provider's session id still open after an upgrade.
+    @Test func readsVersionTwoWithoutAProviderSession() {
+        var earlier = Self.full
+        earlier.providerSession = nil
+        var bytes = earlier.encoded()
+        #expect(bytes.removeLast() == 0)
+        bytes[0] = 2
+        #expect(Session(encoded: bytes) == earlier)
+        #expect(Session(encoded: bytes + [0]) == nil)
     }
 
     @Test func malformedBytesDecodeToNil() {

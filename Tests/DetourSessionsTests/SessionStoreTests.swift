@@ -28,6 +28,30 @@ import Testing
         #expect(!cookie.contains("at"), "nor its tokens")
     }
 
+    /// Back-channel logout: by `sid` only that provider session (of the subject, when named); by `sub` alone every
+    /// session of the subject; with neither, nothing.
+    @Test func backChannelLogoutEndsTheSessionsItNames() throws {
+        let store = MemorySessionStore(codec: try Self.codec())
+        func save(_ subject: String, _ sid: String?) -> String {
+            var session = Self.session(subject)
+            session.providerSession = sid
+            return store.save(session, replacing: nil, now: Self.now)
+        }
+        let (first, second, other) = (save("u-1", "s-1"), save("u-1", "s-2"), save("u-2", "s-3"))
+        func signedIn() -> [Bool] {
+            [first, second, other].map { store.cached($0, now: Self.now) != .known(nil) }
+        }
+        #expect(store.endSessions(of: nil, providerSession: nil, now: Self.now) == 0)
+        #expect(store.endSessions(of: "u-2", providerSession: "s-1", now: Self.now) == 0, "s-1 is not u-2's")
+        #expect(signedIn() == [true, true, true])
+        let before = store.changes
+        #expect(store.endSessions(of: nil, providerSession: "s-1", now: Self.now) == 1)
+        #expect(signedIn() == [false, true, true])
+        #expect(store.changes != before, "memos of the ended session are looked up again")
+        #expect(store.endSessions(of: "u-1", providerSession: nil, now: Self.now) == 1)
+        #expect(signedIn() == [false, false, true])
+    }
+
     @Test func aRefreshReplacesTheSessionUnderTheSameCookieButNeverRevivesAnEndedOne() throws {
         let store = MemorySessionStore(codec: try Self.codec())
         let cookie = store.save(Self.session(), replacing: nil, now: Self.now)

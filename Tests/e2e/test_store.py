@@ -115,7 +115,7 @@ def test_the_database_keeps_only_sealed_sessions_under_digests(replicas, postgre
     assert subject == "alice" and len(key) == 64
     cookie = session.cookies.get("_detour")
     assert cookie not in rows[0] and "eyJ" not in sealed and "alice" not in sealed, "no token, no cookie in a dump"
-    assert postgres.sql("SELECT max(version) FROM detour_schema", database).strip() == "2"
+    assert postgres.sql("SELECT max(version) FROM detour_schema", database).strip() == "3"
 
 
 def test_replicas_starting_together_migrate_once(tmp_path, provider, postgres):
@@ -131,7 +131,7 @@ def test_replicas_starting_together_migrate_once(tmp_path, provider, postgres):
         assert len(started) == 3
         for replica in started:
             wait_for(replica.url("/ready"))
-        assert postgres.sql("SELECT count(*), max(version) FROM detour_schema", name).strip() == "2|2", "each once"
+        assert postgres.sql("SELECT count(*), max(version) FROM detour_schema", name).strip() == "3|3", "each once"
     finally:
         for replica in started:
             replica.stop()

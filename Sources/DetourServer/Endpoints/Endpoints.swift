@@ -56,6 +56,7 @@ public struct Endpoints: Sendable {
         case .callback: return await callback(request, now: now)
         case .signOut: return await signOut(request, now: now)
         case .userinfo: return await userinfo(request, now: now)
+        case .backchannelLogout: return await backchannelLogout(request, now: now)
         case .forwardAuth, .unknown:
             return RequestRefusal.noEndpoint.answer(method: request.method, client: request.client)
         }
@@ -287,7 +288,8 @@ public struct Endpoints: Sendable {
             claims: extra,
             accessToken: signedIn.accessToken, accessTokenExpiry: signedIn.accessTokenExpiry,
             refreshToken: signedIn.refreshToken, signedInAt: now,
-            expiry: now.addingTimeInterval(Double(lifetime.components.seconds)))
+            expiry: now.addingTimeInterval(Double(lifetime.components.seconds)),
+            providerSession: signedIn.claims.all["sid"]?.string)
     }
 
     // MARK: sign-out and userinfo

@@ -15,7 +15,8 @@ public struct LogoutRequest: Sendable, Hashable {
 ///
 /// Guarantees, each with its ``OIDCError/Code``: every check of ``SignedJWT`` (allow-listed asymmetric `alg`,
 /// known `kid`, verified signature), with `typ` absent, `JWT` or `logout+jwt`; `iss` equals the configured issuer
-/// exactly; `aud` contains the client id; `iat` is present, not in the future and not older than ``maximumAge``
+/// exactly; `aud` contains the client id, and `azp`, if present or if there are several audiences, is the client id
+/// (as for ID tokens); `nbf`, when present, is not in the future; `iat` is present, not in the future and not older than ``maximumAge``
 /// (with ``leeway``), and `exp`, when present, has not passed; the `events` claim is an object whose
 /// `http://schemas.openid.net/event/backchannel-logout` member is an object; `sub` or `sid` (or both) is a non-empty
 /// string; there is no `nonce` (so an ID token is never a logout token); `jti` is a non-empty string. Tokens are
@@ -50,6 +51,11 @@ public struct LogoutTokenValidator: Sendable {
         guard let audiences = claims["aud"]?.strings, audiences.contains(clientID) else {
             throw OIDCError(.wrongAudience, "aud does not contain the client id")
         }
+        if let party = claims["azp"] {
+            guard party.string == clientID else { throw OIDCError(.wrongAuthorizedParty, "azp is not the client id") }
+        } else if audiences.count > 1 {
+            throw OIDCError(.wrongAuthorizedParty, "several audiences and no azp")
+        }
         let slack = Double(leeway.components.seconds)
         guard let issuedAt = claims["iat"]?.number else { throw OIDCError(.malformedToken, "the token has no iat") }
         guard issuedAt - slack <= now.timeIntervalSince1970 else {
@@ -60,6 +66,11 @@ public struct LogoutTokenValidator: Sendable {
         if let expiry = claims["exp"] {
             guard let value = expiry.number, value + slack > now.timeIntervalSince1970 else {
                 throw OIDCError(.expired, "exp has passed")
+            }
+        }
+        if let notBefore = claims["nbf"] {
+            guard let value = notBefore.number, value - slack <= now.timeIntervalSince1970 else {
+                throw OIDCError(.notYetValid, "nbf is in the future")
             }
         }
         guard case .object(let events) = claims["events"], case .object = events[Self.event] else {

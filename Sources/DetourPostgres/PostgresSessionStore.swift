@@ -107,20 +107,20 @@ public final class PostgresSessionStore: SessionStore {
     public func session(_ cookie: String, now: Date) async throws(SessionStoreError) -> Session? {
         guard let key = handles.key(cookie, now: now) else { return nil }
         if case .known(let session) = cached(cookie, now: now) { return session }
-        let (sealed, listening) = try await call { client in
-            // Read whether this replica listens before the row: a change notified after this point evicts what is
-            // cached below, and one notified before it is already in the row read.
-            let listening = self.isListening
+        // Read whether this replica listens, and how many changes it has heard of, before the row: a change notified
+        // before this point is in the row read, and one notified after it keeps the row out of the cache below.
+        let (listening, changes) = state.withLock { ($0.listening, $0.changes) }
+        let sealed = try await call { client in
             let rows = try await client.query(
                 "SELECT sealed FROM detour_sessions WHERE key = \(key) AND expires_at > now()")
             var sealed: String?
             for try await row in rows { sealed = try row.decode(String.self) }
-            return (sealed, listening)
+            return sealed
         }
         let session = sealed.flatMap { handles.open($0, now: now) }
         if listening {
             state.withLock { state in
-                guard state.listening else { return }
+                guard state.listening, state.changes == changes else { return }
                 if state.cache.count >= Self.cacheCapacity { state.cache.removeAll(keepingCapacity: true) }
                 state.cache[key] = .some(session)
             }
@@ -146,11 +146,13 @@ public final class PostgresSessionStore: SessionStore {
             return replacing
         }
         let (cookie, key) = handles.make(for: session)
+        // The provider's session id is kept as a digest: a dump must not hand anyone a value other parties act on.
+        let named = session.providerSession.map { SessionHandles.digest(Array($0.utf8)) }
         try await call { client in
             _ = try await client.query(
                 """
                 INSERT INTO detour_sessions (key, sealed, subject, provider_session, expires_at)
-                VALUES (\(key), \(sealed), \(session.subject), \(session.providerSession), \(expiry))
+                VALUES (\(key), \(sealed), \(session.subject), \(named), \(expiry))
                 """)
         }
         return cookie
@@ -168,26 +170,37 @@ public final class PostgresSessionStore: SessionStore {
         evict(key)
     }
 
-    public func endSessions(of subject: String?, providerSession: String?, now: Date) async throws(SessionStoreError)
-        -> Int
-    {
-        guard subject != nil || providerSession != nil else { return 0 }
-        let keys = try await call { client in
+    public func endSessions(
+        of subject: String?, providerSession: String?, once tokenID: String, expiry: Date, now: Date
+    ) async throws(SessionStoreError) -> Int? {
+        let used = SessionHandles.digest(Array(tokenID.utf8))
+        let named = providerSession.map { SessionHandles.digest(Array($0.utf8)) }
+        let (fresh, keys) = try await call { client in
+            // One statement: the token is recorded only if the sessions end, and they end only if it is new.
             let rows = try await client.query(
                 """
-                WITH ended AS (
+                WITH used AS (
+                    INSERT INTO detour_single_use (digest, expires_at) VALUES (\(used), \(expiry))
+                    ON CONFLICT (digest) DO UPDATE SET expires_at = EXCLUDED.expires_at
+                        WHERE detour_single_use.expires_at <= now()
+                    RETURNING digest),
+                ended AS (
                     DELETE FROM detour_sessions
-                    WHERE (\(subject)::text IS NULL OR subject = \(subject))
-                        AND (\(providerSession)::text IS NULL OR provider_session = \(providerSession))
+                    WHERE EXISTS (SELECT 1 FROM used)
+                        AND (\(subject)::text IS NOT NULL OR \(named)::text IS NOT NULL)
+                        AND (\(subject)::text IS NULL OR subject = \(subject))
+                        AND (\(named)::text IS NULL OR provider_session = \(named))
                     RETURNING key)
-                SELECT key FROM (SELECT key, pg_notify(\(Self.notificationChannel), key) FROM ended) AS notified
+                SELECT (SELECT count(*) FROM used)::integer,
+                    (SELECT coalesce(array_agg(key), '{}') FROM (
+                        SELECT key, pg_notify(\(Self.notificationChannel), key) FROM ended) AS notified)
                 """)
-            var keys: [String] = []
-            for try await row in rows { keys.append(try row.decode(String.self)) }
-            return keys
+            var answer: (Int, [String]) = (0, [])
+            for try await row in rows { answer = try row.decode((Int, [String]).self) }
+            return answer
         }
         for key in keys { evict(key) }
-        return keys.count
+        return fresh == 1 ? keys.count : nil
     }
 
     public func firstUse(of value: String, expiry: Date, now: Date) async throws(SessionStoreError) -> Bool {

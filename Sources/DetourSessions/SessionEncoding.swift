@@ -1,7 +1,8 @@
 import Foundation
 
 /// The session's byte layout inside the sealed cookie: read on every request, so a compact binary form
-/// rather than JSON. Version 3 (version 2 had no provider session id, and is still read; version 1 also held the
+/// rather than JSON. Version 3 adds the provider session id; a session without one is still written as version 2, so
+/// that replicas of the previous release, sharing a store during a rolling upgrade, read it (version 1 also held the
 /// ID token): strings as a 32-bit length and UTF-8, optionals as a presence byte, lists as a 32-bit count, dates as
 /// 64-bit milliseconds since 1970, all big-endian. Reading checks every bound and answers `nil` for anything
 /// malformed.
@@ -10,7 +11,7 @@ extension Session {
 
     func encoded() -> [UInt8] {
         var writer = ByteWriter()
-        writer.bytes.append(Self.encodingVersion)
+        writer.bytes.append(providerSession == nil ? 2 : Self.encodingVersion)
         writer.string(subject)
         writer.optional(email) { $0.string($1) }
         writer.optional(emailVerified) { $0.bytes.append($1 ? 1 : 0) }
@@ -25,7 +26,7 @@ extension Session {
         writer.optional(refreshToken) { $0.string($1) }
         writer.date(signedInAt)
         writer.date(expiry)
-        writer.optional(providerSession) { $0.string($1) }
+        if let providerSession { writer.optional(providerSession) { $0.string($1) } }
         return writer.bytes
     }
 

@@ -125,8 +125,13 @@ public final class MemorySessionStore: SessionStore {
         }
     }
 
-    public func endSessions(of subject: String?, providerSession: String?, now: Date) -> Int {
-        table.withLock { table in
+    public func endSessions(
+        of subject: String?, providerSession: String?, once tokenID: String, expiry: Date, now: Date
+    )
+        -> Int?
+    {
+        guard replayGuard.firstUse(of: tokenID, expiry: expiry, now: now) else { return nil }
+        return table.withLock { table in
             let named = table.sessions.filter { $0.value.isNamed(bySubject: subject, providerSession: providerSession) }
             guard !named.isEmpty else { return 0 }
             for key in named.keys { table.sessions[key] = nil }

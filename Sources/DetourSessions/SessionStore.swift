@@ -25,10 +25,14 @@ public protocol SessionStore: Sendable {
     /// Ends the session the cookie value names, on every replica.
     func end(_ cookie: String, now: Date) async throws(SessionStoreError)
 
-    /// Back-channel logout: ends every session of `subject`, or the one provider session `providerSession` names
-    /// (when both are given, only if it is `subject`'s), on every replica, and answers how many ended. Nothing ends
-    /// when both are `nil`, nor in a store that does not keep sessions server-side.
-    func endSessions(of subject: String?, providerSession: String?, now: Date) async throws(SessionStoreError) -> Int
+    /// Back-channel logout: unless the logout token `tokenID` was used before on any replica (then `nil`), records
+    /// it until `expiry` and ends every session of `subject`, or the one provider session `providerSession` names
+    /// (when both are given, only if it is `subject`'s), on every replica; answers how many ended. Recording and
+    /// ending are one step, so a failure leaves the token unused for the provider to send again. Nothing ends when
+    /// both are `nil`, nor in a store that does not keep sessions server-side.
+    func endSessions(
+        of subject: String?, providerSession: String?, once tokenID: String, expiry: Date, now: Date
+    ) async throws(SessionStoreError) -> Int?
 
     /// True the first time `value` is used before `expiry` on any replica; false for a replay.
     func firstUse(of value: String, expiry: Date, now: Date) async throws(SessionStoreError) -> Bool
@@ -118,7 +122,13 @@ public struct CookieSessionStore: SessionStore {
 
     public func end(_ cookie: String, now: Date) {}
 
-    public func endSessions(of subject: String?, providerSession: String?, now: Date) -> Int { 0 }
+    public func endSessions(
+        of subject: String?, providerSession: String?, once tokenID: String, expiry: Date, now: Date
+    )
+        -> Int?
+    {
+        replayGuard.firstUse(of: tokenID, expiry: expiry, now: now) ? 0 : nil
+    }
 
     public func countSignInHere(_ key: String, window: Duration, now: Date) -> Int? {
         signIns.count(key, window: window, now: now)

@@ -60,6 +60,10 @@ import Testing
     @Test func claimsAreCheckedLikeAnIDTokens() {
         #expect(rejection(Self.token(["iss": "https://other.example"])) == .wrongIssuer)
         #expect(rejection(Self.token(["aud": "someone-else"])) == .wrongAudience)
+        #expect(rejection(Self.token(["aud": ["detour", "other"]])) == .wrongAuthorizedParty)
+        #expect(rejection(Self.token(["azp": "other"])) == .wrongAuthorizedParty)
+        #expect(rejection(Self.token(["aud": ["detour", "other"], "azp": "detour"])) == nil)
+        #expect(rejection(Self.token(["nbf": TestSigner.now.timeIntervalSince1970 + 120])) == .notYetValid)
         #expect(rejection(Self.token(["jti": nil])) == .malformedToken)
         #expect(rejection(Self.token(["jti": ""])) == .malformedToken)
         #expect(rejection(Self.token(["sub": 42])) == .malformedToken, "a sub that is not a string is not absent")

@@ -278,13 +278,14 @@ import Testing
         #expect(Session(encoded: minimal.encoded()) == minimal)
     }
 
-    /// Cookies and rows written before sessions kept the provider's session id still open after an upgrade.
-    @Test func readsVersionTwoWithoutAProviderSession() {
+    /// A session without a provider session id is written as version 2, which the previous release reads (replicas
+    /// of both share a store during a rolling upgrade); with one, as version 3.
+    @Test func writesVersionTwoWithoutAProviderSession() {
         var earlier = Self.full
         earlier.providerSession = nil
-        var bytes = earlier.encoded()
-        #expect(bytes.removeLast() == 0)
-        bytes[0] = 2
+        let bytes = earlier.encoded()
+        #expect(bytes[0] == 2 && Self.full.encoded()[0] == 3)
+        #expect(Array(Self.full.encoded().prefix(bytes.count).dropFirst()) == Array(bytes.dropFirst()))
         #expect(Session(encoded: bytes) == earlier)
         #expect(Session(encoded: bytes + [0]) == nil)
     }

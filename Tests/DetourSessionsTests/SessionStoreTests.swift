@@ -41,14 +41,24 @@ import Testing
         func signedIn() -> [Bool] {
             [first, second, other].map { store.cached($0, now: Self.now) != .known(nil) }
         }
-        #expect(store.endSessions(of: nil, providerSession: nil, now: Self.now) == 0)
-        #expect(store.endSessions(of: "u-2", providerSession: "s-1", now: Self.now) == 0, "s-1 is not u-2's")
+        var tokens = 0
+        func end(_ subject: String?, _ sid: String?) -> Int? {
+            tokens += 1
+            return store.endSessions(
+                of: subject, providerSession: sid, once: "t-\(tokens)", expiry: Self.now + 60, now: Self.now)
+        }
+        #expect(end(nil, nil) == 0)
+        #expect(end("u-2", "s-1") == 0, "s-1 is not u-2's")
         #expect(signedIn() == [true, true, true])
         let before = store.changes
-        #expect(store.endSessions(of: nil, providerSession: "s-1", now: Self.now) == 1)
+        #expect(end(nil, "s-1") == 1)
         #expect(signedIn() == [false, true, true])
         #expect(store.changes != before, "memos of the ended session are looked up again")
-        #expect(store.endSessions(of: "u-1", providerSession: nil, now: Self.now) == 1)
+        #expect(end("u-1", nil) == 1)
+        #expect(signedIn() == [false, false, true])
+        let replayed = store.endSessions(
+            of: "u-2", providerSession: nil, once: "t-\(tokens)", expiry: Self.now + 60, now: Self.now)
+        #expect(replayed == nil, "a token used once ends nothing again")
         #expect(signedIn() == [false, false, true])
     }
 

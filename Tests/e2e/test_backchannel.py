@@ -1,6 +1,8 @@
 """Back-channel logout (`oidc.backchannel_logout`, OpenID Connect Back-Channel Logout 1.0): a real provider's signed
 logout token, POSTed as the provider POSTs it, ends the sessions it names on one Detour and across two replicas
 sharing PostgreSQL; every malformed, forged, replayed or wrong-kind token ends nothing."""
+import base64
+import json
 import subprocess
 import sys
 import time
@@ -43,8 +45,16 @@ class Provider:
         self.tokens += 1
         claims = {"iss": self.issuer, "aud": "detour-e2e", "iat": int(time.time()), "jti": f"logout-{self.tokens}",
                   "events": {"http://schemas.openid.net/event/backchannel-logout": {}}, **overrides}
-        return requests.post(f"{self.issuer}/test/logout-token",
-                             json={name: value for name, value in claims.items() if value is not None}).text
+        answer = requests.post(f"{self.issuer}/test/logout-token",
+                               json={name: value for name, value in claims.items() if value is not None})
+        assert answer.status_code == 200 and answer.text.count(".") == 2, answer.text
+        return answer.text
+
+
+def unsigned(claims):
+    """The claims of a token with `alg: none` and no signature."""
+    head = base64.urlsafe_b64encode(json.dumps({"alg": "none", "typ": "logout+jwt"}).encode()).rstrip(b"=").decode()
+    return f"{head}.{claims}."
 
 
 def post_logout(detour, token):
@@ -106,7 +116,7 @@ def test_forged_replayed_or_wrong_kind_tokens_end_nothing(tmp_path, logout_provi
             "no jti": provider.logout_token(sub="alice", jti=None),
             "an hour old": provider.logout_token(sub="alice", iat=int(time.time()) - 3600),
             "typ at+jwt": provider.logout_token(sub="alice", header={"typ": "at+jwt"}),
-            "alg none": provider.logout_token(sub="alice", header={"alg": "none"}),
+            "alg none": unsigned(claims),
             "signature of another token": f"{head}.{provider.logout_token(sub='bob').split('.')[1]}.{signature}",
             "not a JWT": "not-a-token",
         }
@@ -155,8 +165,13 @@ def test_a_logout_posted_to_one_replica_ends_the_session_on_the_other_within_a_s
         print(f"back-channel logout took effect on the other replica after {(time.monotonic() - posted) * 1000:.0f} ms")
         assert is_signed_in(other, first), "only the named provider session ended"
         assert post_logout(first, token).status_code == 400, "the jti is single-use across replicas"
-        assert postgres.sql(f"SELECT count(*) FROM detour_sessions WHERE provider_session = 'sid-shared'",
-                            database=url.rsplit("/", 1)[1]).strip() == "0"
+        database = url.rsplit("/", 1)[1]
+        assert postgres.sql("SELECT count(*) FROM detour_sessions", database=database).strip() == "1"
+        assert "sid-other" not in postgres.sql("SELECT provider_session FROM detour_sessions", database=database), \
+            "the provider's session id is kept as a digest"
+        assert post_logout(first, provider.logout_token(sid="sid-other")).status_code == 200, "sid alone"
+        assert not is_signed_in(other, second)
+        assert postgres.sql("SELECT count(*) FROM detour_sessions", database=database).strip() == "0"
     finally:
         first.stop()
         second.stop()

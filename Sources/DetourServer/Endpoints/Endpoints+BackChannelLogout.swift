@@ -15,7 +15,7 @@ extension Endpoints {
     /// error and ends nothing; the store or the provider's keys being unavailable is 503, so that a provider that
     /// retries may. Served only with `oidc.backchannel_logout`, which needs a server-side store (404 otherwise).
     func backchannelLogout(_ request: EndpointRequest, now: Date) async -> Answer {
-        guard configuration.oidc?.backchannelLogout == true else {
+        guard configuration.oidc?.backchannelLogout == true, sessions.store.isServerSide else {
             return RequestRefusal.noEndpoint.answer(method: request.method, client: request.client)
         }
         guard request.method == "POST" else { return methodNotAllowed(request, ["POST"]) }
@@ -30,25 +30,35 @@ extension Endpoints {
         do {
             logout = try await provider.validateLogoutToken(token, now: now)
         } catch {
-            logger.warning("back-channel logout refused", metadata: ["reason": "\(error.code.rawValue)"])
-            if error.code == .providerUnavailable || error.code == .providerTimedOut {
+            // Anyone can post here: refusals are counted, and logged at debug level only.
+            Counter(label: "detour_backchannel_logouts_total", dimensions: [("result", error.code.rawValue)])
+                .increment()
+            logger.debug("back-channel logout refused", metadata: ["reason": "\(error.code.rawValue)"])
+            switch error.code {
+            case .providerUnavailable, .providerTimedOut, .badProviderResponse:
                 return logoutRefused(503, "temporarily_unavailable", "the provider's keys cannot be loaded")
+            default:
+                return logoutRefused(400, "invalid_request", "the logout token is not valid (\(error.code.rawValue))")
             }
-            return logoutRefused(400, "invalid_request", "the logout token is not valid (\(error.code.rawValue))")
         }
         do {
             let use = SessionHandles.digest(Array("logout-token \(logout.tokenID)".utf8))
-            guard try await sessions.store.firstUse(of: use, expiry: logout.replayableUntil, now: now) else {
-                logger.warning("back-channel logout refused", metadata: ["reason": "replayed"])
+            guard
+                let ended = try await sessions.store.endSessions(
+                    of: logout.subject, providerSession: logout.providerSession, once: use,
+                    expiry: logout.replayableUntil, now: now)
+            else {
+                Counter(label: "detour_backchannel_logouts_total", dimensions: [("result", "replayed")]).increment()
+                logger.debug("back-channel logout refused", metadata: ["reason": "replayed"])
                 return logoutRefused(400, "invalid_request", "the logout token was already used")
             }
-            let ended = try await sessions.store.endSessions(
-                of: logout.subject, providerSession: logout.providerSession, now: now)
-            Counter(label: "detour_backchannel_logouts_total").increment()
+            Counter(label: "detour_backchannel_logouts_total", dimensions: [("result", "success")]).increment()
+            // The provider's session id is not logged: other parties act on it (front-channel logout).
             logger.info(
                 "back-channel logout",
                 metadata: [
-                    "sub": "\(logout.subject ?? "-")", "sid": "\(logout.providerSession ?? "-")", "ended": "\(ended)",
+                    "sub": "\(logout.subject ?? "-")", "by": "\(logout.providerSession == nil ? "sub" : "sid")",
+                    "ended": "\(ended)",
                 ])
             return Answer(status: 200, headers: [("Cache-Control", "no-store")], body: "")
         } catch {

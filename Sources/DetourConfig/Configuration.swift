@@ -149,7 +149,9 @@ public struct Configuration: Sendable {
     public var engineSettings: PolicyEngine.Settings {
         PolicyEngine.Settings(
             publicURL: baseURL, prefix: server.prefix, redirectHTTPToHTTPS: server.redirectHTTPToHTTPS,
-            preservePost: returnTo.preservePost, returnTargets: signInTargets)
+            preservePost: returnTo.preservePost,
+            preservedFormLimit: min(PolicyEngine.Settings.largestKeptForm, server.maxRequestBody ?? .max),
+            returnTargets: signInTargets)
     }
 
     /// The configuration with every default, as if loaded from an empty file.

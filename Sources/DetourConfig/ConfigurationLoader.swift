@@ -272,7 +272,6 @@ extension Configuration {
             returnTo.defaultTarget = text
         }
         if let value = entries["preserve_post"], let flag = reader.bool(value, "return_to.preserve_post") {
-            if flag { reader.report(value, "not supported yet: return_to.preserve_post: true (row A2b)") }
             returnTo.preservePost = flag
         }
     }

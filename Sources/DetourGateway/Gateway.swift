@@ -157,6 +157,8 @@ public struct Gateway: Sendable {
         switch decision.outcome {
         case .signIn(.redirectToProvider, let returnTo, _):
             return .signIn(returnTo: returnTo)
+        case .signIn(.keepFormThenSeeOtherToStart, let returnTo, _):
+            return .keepForm(returnTo: returnTo)
         case .notFound, .endpoint:
             return .answer(RequestRefusal.noRoute.answer(method: request.method, client: client))
         case .methodNotAllowed(let allowed):

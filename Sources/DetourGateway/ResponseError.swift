@@ -84,6 +84,9 @@ public struct RequestRefusal: ResponseError, Hashable {
     }
 
     public static let noRoute = RequestRefusal(404, "no-route", "Nothing is served at this address.")
+    /// Row A2b: a re-submission whose kept form was sent already or expired; nothing is sent.
+    public static let formNotKept = RequestRefusal(
+        409, "form-not-kept", "This form was sent already, or it waited too long; nothing was sent.")
     public static let noEndpoint = RequestRefusal(404, "no-endpoint", "Detour has no such endpoint.")
 
     public static func methodNotAllowed(allowed: [String]) -> RequestRefusal {

@@ -8,6 +8,9 @@ public enum Step: Sendable {
     /// Row A1: send the browser to the provider, to come back to `returnTo`. The sign-in endpoint performs it: it
     /// checks the target as it checks any `rd`, stops loops (S2) and makes the authorization request.
     case signIn(returnTo: BrowserURL)
+    /// Row A2b: keep the form the request carries (its body, read whole), then send the browser to sign in; after it,
+    /// the user is asked before the form is sent to `returnTo` again.
+    case keepForm(returnTo: BrowserURL)
     /// Forward to the upstream (in proxy mode only: forward-auth answers 202 instead).
     case proxy(UpstreamRequest)
     /// Ask the provider first, off the event loop, then decide again with what it said.

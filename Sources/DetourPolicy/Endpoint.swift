@@ -16,12 +16,17 @@ public enum Endpoint: String, Sendable, Hashable, CaseIterable {
     case forwardAuth = "auth"
     /// OpenID Connect Back-Channel Logout: the provider ends sessions (404 unless `oidc.backchannel_logout`).
     case backchannelLogout = "backchannel_logout"
+    /// Row A2b: the page that asks before a form kept across sign-in is sent again (404 unless
+    /// `return_to.preserve_post`).
+    case resubmit
     /// Under the prefix, but no endpoint: 404.
     case unknown
 
     private static let root: [String: Endpoint] = ["/ping": .ping, "/ready": .ready, "/metrics": .metrics]
     private static let underPrefix: [String: Endpoint] = Dictionary(
-        uniqueKeysWithValues: [Endpoint.start, .callback, .signOut, .userinfo, .forwardAuth, .backchannelLogout].map {
+        uniqueKeysWithValues: [
+            Endpoint.start, .callback, .signOut, .userinfo, .forwardAuth, .backchannelLogout, .resubmit,
+        ].map {
             ($0.rawValue, $0)
         })
 

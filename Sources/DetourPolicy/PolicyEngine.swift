@@ -16,13 +16,16 @@ public struct PolicyEngine: Sendable {
         public var preservePost: Bool
         /// The largest form body A2b keeps, in bytes.
         public var preservedFormLimit: Int
+        /// A2b's limit unless `server.max_request_body` is lower: 1 MiB.
+        public static let largestKeptForm = 1024 * 1024
         /// `return_to.allowed_hosts`: besides the hosts routes name, the hosts whose origin Detour builds its own
         /// absolute URLs on (``PolicyEngine/origin(scheme:host:)``).
         public var returnTargets: ReturnTargetPolicy?
 
         public init(
             publicURL: BrowserURL, prefix: String = "/oauth2", redirectHTTPToHTTPS: Bool = false,
-            preservePost: Bool = false, preservedFormLimit: Int = 64 * 1024, returnTargets: ReturnTargetPolicy? = nil
+            preservePost: Bool = false, preservedFormLimit: Int = largestKeptForm,
+            returnTargets: ReturnTargetPolicy? = nil
         ) {
             self.returnTargets = returnTargets
             self.publicURL = publicURL
@@ -244,7 +247,7 @@ public struct PolicyEngine: Sendable {
             type.hasPrefix("application/x-www-form-urlencoded") || type.hasPrefix("multipart/form-data"),
             let length = request.header("content-length").flatMap(Int.init)
         else { return false }
-        return length <= settings.preservedFormLimit
+        return (0...settings.preservedFormLimit).contains(length)
     }
 
     /// `/oauth2/start?rd=<url>` on the public URL.

@@ -28,6 +28,8 @@ extension PostgresSessionStore {
         [
             "ALTER TABLE detour_sessions ADD COLUMN provider_session text",
             "CREATE INDEX detour_sessions_provider_session ON detour_sessions (provider_session)",
+            "CREATE TABLE detour_kept_forms (key text PRIMARY KEY, sealed text NOT NULL, expires_at timestamptz NOT NULL)",
+            "CREATE INDEX detour_kept_forms_expiry ON detour_kept_forms (expires_at)",
         ],
     ]
 
@@ -141,7 +143,7 @@ extension PostgresSessionStore {
         }
     }
 
-    /// Deletes expired sessions, single-use values and sign-in counts every ``sweepInterval``.
+    /// Deletes expired sessions, single-use values, sign-in counts and kept forms every ``sweepInterval``.
     func sweep() async {
         while !Task.isCancelled {
             try? await Task.sleep(for: sweepInterval)
@@ -150,6 +152,7 @@ extension PostgresSessionStore {
                     _ = try await client.query("DELETE FROM detour_sessions WHERE expires_at <= now()")
                     _ = try await client.query("DELETE FROM detour_single_use WHERE expires_at <= now()")
                     _ = try await client.query("DELETE FROM detour_sign_in_starts WHERE expires_at <= now()")
+                    _ = try await client.query("DELETE FROM detour_kept_forms WHERE expires_at <= now()")
                 }
             } catch {
                 logger.debug("session store: sweep skipped", metadata: ["reason": "\(error)"])

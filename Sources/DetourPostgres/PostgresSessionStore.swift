@@ -219,6 +219,50 @@ public final class PostgresSessionStore: SessionStore {
         }
     }
 
+    public func keepForm(_ sealed: String, under key: String, expiry: Date, now: Date) async throws(SessionStoreError)
+        -> Bool
+    {
+        let capacity = KeptForm.storeCapacity
+        return try await call { client in
+            // Bounded like the memory table: a flood of anonymous POSTs cannot fill the database.
+            let rows = try await client.query(
+                """
+                INSERT INTO detour_kept_forms (key, sealed, expires_at)
+                SELECT \(key), \(sealed), \(expiry)
+                WHERE (SELECT coalesce(sum(octet_length(sealed)), 0) FROM detour_kept_forms WHERE expires_at > now())
+                    + octet_length(\(sealed)) <= \(capacity)
+                ON CONFLICT (key) DO NOTHING
+                RETURNING key
+                """)
+            var kept = false
+            for try await _ in rows { kept = true }
+            return kept
+        }
+    }
+
+    public func keptForm(_ key: String, now: Date) async throws(SessionStoreError) -> String? {
+        try await call { client in
+            let rows = try await client.query(
+                "SELECT sealed FROM detour_kept_forms WHERE key = \(key) AND expires_at > now()")
+            var sealed: String?
+            for try await row in rows { sealed = try row.decode(String.self) }
+            return sealed
+        }
+    }
+
+    public func takeForm(_ key: String, now: Date) async throws(SessionStoreError) -> String? {
+        try await call { client in
+            let rows = try await client.query(
+                "DELETE FROM detour_kept_forms WHERE key = \(key) RETURNING sealed, expires_at > now()")
+            var taken: String?
+            for try await row in rows {
+                let (sealed, live) = try row.decode((String, Bool).self)
+                if live { taken = sealed }
+            }
+            return taken
+        }
+    }
+
     public func countSignInHere(_ key: String, window: Duration, now: Date) -> Int? { nil }
 
     public func countSignIn(_ key: String, window: Duration, now: Date) async throws(SessionStoreError) -> Int {

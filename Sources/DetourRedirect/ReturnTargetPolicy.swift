@@ -62,6 +62,9 @@ public struct ReturnTargetPolicy: Sendable {
             }
         }
         let path = url.path
+        // Row A2b's confirmation page is the one endpoint sign-in returns to: it shows a page to a signed-in
+        // browser and starts no sign-in for one, so it cannot loop.
+        if path == prefixFolder + "resubmit", url.query == nil, url.fragment == nil { return .allowed(url) }
         if path == prefix || path.hasPrefix(prefixFolder) { return .rejected(.loop) }
         return .allowed(url)
     }

@@ -114,6 +114,8 @@ public struct CookiePolicy: Sendable {
     public var stateName: String { baseName + "_state" }
     /// The browser's own random id, for row S2's loop guard: lives as long as the browser session.
     public var browserName: String { baseName + "_browser" }
+    /// Names the form kept across sign-in (row A2b), then arms its re-submission.
+    public var formName: String { baseName + "_form" }
 
     /// The `Set-Cookie` header giving a browser its id.
     public func browserCookie(_ id: String) -> SetCookie {

@@ -59,9 +59,12 @@ public struct SealedCookieCodec: Sendable {
     }
 
     /// The plaintext sealed for `purpose`, or `nil` when the value is anything but a valid, unexpired
-    /// value sealed by one of the keys for that purpose.
-    public func open(_ sealed: some StringProtocol, purpose: String, now: Date) -> [UInt8]? {
-        guard sealed.utf8.count <= Self.maximumSealedLength, let bytes = Base64URL.decode(sealed),
+    /// value sealed by one of the keys for that purpose, or longer than `maximumLength` (a cookie's, unless a
+    /// larger value read from the server's own store is expected).
+    public func open(
+        _ sealed: some StringProtocol, purpose: String, now: Date, maximumLength: Int = maximumSealedLength
+    ) -> [UInt8]? {
+        guard sealed.utf8.count <= maximumLength, let bytes = Base64URL.decode(sealed),
             bytes.count >= 1 + 4 + 12 + 8 + 16, bytes[0] == Self.version
         else { return nil }
         let id = Array(bytes[1..<5])

@@ -60,6 +60,7 @@ public final class MemorySessionStore: SessionStore {
     private let handles: SessionHandles
     private let replayGuard: ReplayGuard
     private let signIns = SignInCounter()
+    private let forms = KeptFormTable()
     private let table: Mutex<Table>
     public let capacity: Int
 
@@ -151,4 +152,12 @@ public final class MemorySessionStore: SessionStore {
     public func countSignIn(_ key: String, window: Duration, now: Date) -> Int {
         signIns.count(key, window: window, now: now)
     }
+
+    public func keepForm(_ sealed: String, under key: String, expiry: Date, now: Date) -> Bool {
+        forms.keep(sealed, under: key, expiry: expiry, now: now)
+    }
+
+    public func keptForm(_ key: String, now: Date) -> String? { forms.peek(key, now: now) }
+
+    public func takeForm(_ key: String, now: Date) -> String? { forms.take(key, now: now) }
 }

@@ -34,6 +34,15 @@ public protocol SessionStore: Sendable {
         of subject: String?, providerSession: String?, once tokenID: String, expiry: Date, now: Date
     ) async throws(SessionStoreError) -> Int?
 
+    /// Row A2b: keeps a sealed form under `key` (a digest) until `expiry`; false when the store has no room for it.
+    func keepForm(_ sealed: String, under key: String, expiry: Date, now: Date) async throws(SessionStoreError) -> Bool
+
+    /// The sealed form kept under `key`, left in place; `nil` when there is none (taken, or expired).
+    func keptForm(_ key: String, now: Date) async throws(SessionStoreError) -> String?
+
+    /// The sealed form kept under `key`, taken: of any number of takes on any replica, only the first answers it.
+    func takeForm(_ key: String, now: Date) async throws(SessionStoreError) -> String?
+
     /// True the first time `value` is used before `expiry` on any replica; false for a replay.
     func firstUse(of value: String, expiry: Date, now: Date) async throws(SessionStoreError) -> Bool
 
@@ -94,6 +103,7 @@ public struct CookieSessionStore: SessionStore {
     /// The single-use values this process has seen.
     public let replayGuard: ReplayGuard
     let signIns = SignInCounter()
+    let forms = KeptFormTable()
 
     public init(codec: SealedCookieCodec, replayGuard: ReplayGuard = ReplayGuard()) {
         self.codec = codec
@@ -141,4 +151,12 @@ public struct CookieSessionStore: SessionStore {
     public func firstUse(of value: String, expiry: Date, now: Date) -> Bool {
         replayGuard.firstUse(of: value, expiry: expiry, now: now)
     }
+
+    public func keepForm(_ sealed: String, under key: String, expiry: Date, now: Date) -> Bool {
+        forms.keep(sealed, under: key, expiry: expiry, now: now)
+    }
+
+    public func keptForm(_ key: String, now: Date) -> String? { forms.peek(key, now: now) }
+
+    public func takeForm(_ key: String, now: Date) -> String? { forms.take(key, now: now) }
 }

@@ -1,3 +1,4 @@
+import DetourPolicy
 import DetourRedirect
 import DetourYAML
 import Testing
@@ -99,11 +100,13 @@ import Testing
     /// Issue 14.10: a key that is accepted has its effect; a security feature not built yet is refused, never ignored.
     @Test func featuresNotBuiltYetAreRefusedNotIgnored() throws {
         #expect(
-            diagnostics("return_to:\n  preserve_post: true\n") == [
-                "detour.yaml:2:18: not supported yet: return_to.preserve_post: true (row A2b)"
-            ])
-        let accepted = try load("session:\n  store: \"cookie\"\nreturn_to:\n  preserve_post: false\n")
-        #expect(accepted.session.store == .cookie && !accepted.returnTo.preservePost)
+            diagnostics("session:\n  store: \"postgres://u:p@db/x?sslmode=require\"\n").first?.contains(
+                "not supported yet") == true)
+        let accepted = try load("session:\n  store: \"cookie\"\nreturn_to:\n  preserve_post: true\n")
+        #expect(accepted.session.store == .cookie && accepted.returnTo.preservePost)
+        #expect(accepted.engineSettings.preservedFormLimit == 1024 * 1024, "A2b keeps forms of up to 1 MiB")
+        let capped = try load("server:\n  max_request_body: 1000\nreturn_to:\n  preserve_post: true\n")
+        #expect(capped.engineSettings.preservedFormLimit == 1000, "and never more than any body may be")
     }
 
     /// With the cookie store nothing could end a session, so back-channel logout would be a promise not kept.

@@ -122,6 +122,7 @@ enum Outcome: Equatable, CustomStringConvertible {
     case passed(user: String?, email: String?, groups: String?, accessToken: String?)
     case answered(status: Int, location: String?, contentType: String?, body: String)
     case signIn(String)
+    case keepForm(String)
     case check(CredentialCheck)
 
     init(_ step: Step) {
@@ -141,6 +142,7 @@ enum Outcome: Equatable, CustomStringConvertible {
                 status: answer.status, location: answer.header("Location"), contentType: answer.header("Content-Type"),
                 body: String(decoding: answer.body, as: UTF8.self))
         case .signIn(let returnTo): self = .signIn(returnTo.href)
+        case .keepForm(let returnTo): self = .keepForm(returnTo.href)
         case .check(let check): self = .check(check)
         }
     }
@@ -150,6 +152,7 @@ enum Outcome: Equatable, CustomStringConvertible {
         case .passed: nil
         case .answered(let status, _, _, _): status
         case .signIn: 302
+        case .keepForm: 303
         case .check: nil
         }
     }
@@ -159,6 +162,7 @@ enum Outcome: Equatable, CustomStringConvertible {
         case .passed(let user, _, _, let token): "passed(\(user ?? "-"), token \(token ?? "-"))"
         case .answered(let status, let location, _, _): "\(status) \(location ?? "")"
         case .signIn(let target): "sign in to \(target)"
+        case .keepForm(let target): "keep the form, then sign in to \(target)"
         case .check(let check): "check \(check)"
         }
     }

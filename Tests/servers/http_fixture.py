@@ -7,6 +7,7 @@ Routes: /json, /echo[/...], /redirect/<code>, /redirect-absolute/<code>, /big?by
 /stats (hits per path,
 client connections seen, most requests in flight at once).
 """
+import hashlib
 import json
 import ssl
 import sys
@@ -71,7 +72,8 @@ class Handler(BaseHTTPRequestHandler):
             elif url.path == "/echo" or url.path.startswith("/echo/"):
                 echo = {"method": self.command, "path": self.path,
                         "headers": {k.lower(): v for k, v in self.headers.items()},
-                        "header_names": list(self.headers.keys()), "body": body.decode("utf-8", "replace")}
+                        "header_names": list(self.headers.keys()), "body": body.decode("utf-8", "replace"),
+                        "body_sha256": hashlib.sha256(body).hexdigest(), "body_length": len(body)}
                 self.reply(200, json.dumps(echo).encode(), [("Content-Type", "application/json")])
             elif url.path.startswith("/redirect/"):
                 self.reply(int(url.path.rsplit("/", 1)[1]), b"", [("Location", "/json")])

@@ -57,6 +57,7 @@ public struct Endpoints: Sendable {
         case .signOut: return await signOut(request, now: now)
         case .userinfo: return await userinfo(request, now: now)
         case .backchannelLogout: return await backchannelLogout(request, now: now)
+        case .resubmit: return await resubmit(request, now: now)
         case .forwardAuth, .unknown:
             return RequestRefusal.noEndpoint.answer(method: request.method, client: request.client)
         }

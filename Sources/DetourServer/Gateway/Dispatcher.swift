@@ -5,6 +5,7 @@ import DetourRedirect
 import DetourSessions
 import Foundation
 import Logging
+import NIOCore
 import NIOHTTP1
 
 /// Performs the gateway's decisions (``Gateway``) on the connection's event loop: builds the request the gateway
@@ -95,7 +96,7 @@ struct Dispatcher: Sendable {
 
     /// One request between its decisions: what deciding again after a check needs.
     private struct Exchange: Sendable {
-        let head: HTTPRequestHead
+        var head: HTTPRequestHead
         let request: CanonicalRequest
         let mode: Mode
         let session: Session?
@@ -129,7 +130,17 @@ struct Dispatcher: Sendable {
                     return counted(.answer(answer), label: decision.label)
                 }
             }
+        case .keepForm(let returnTo):
+            return counted(
+                .respondReading(upTo: gateway.engine.settings.preservedFormLimit) { [endpoints] in
+                    var answer = await endpoints.keepForm($0, returnTo: returnTo, now: Date())
+                    answer.headers += cookies
+                    return answer
+                }, label: decision.label)
         case .proxy(let upstream):
+            if exchange.head.method == .POST, let key = armedForm(exchange.head) {
+                return resubmission(of: key, upstream, exchange, label: decision.label)
+            }
             return plan(upstream, exchange, label: decision.label, memo: memo)
         case .check(.bearerToken(let token, let mode)):
             guard let tokens = authentication.tokens(for: mode) else {
@@ -163,10 +174,64 @@ struct Dispatcher: Sendable {
         }
     }
 
-    /// The request for the upstream, from the client's head and what the gateway adds.
-    private func plan(_ upstream: UpstreamRequest, _ exchange: Exchange, label: String, memo: ConnectionInfo?)
+    /// The store key of the kept form whose re-submission the request's cookie arms (row A2b), if it does.
+    private func armedForm(_ head: HTTPRequestHead) -> String? {
+        let name = sessions.policy.formName
+        let values = head.headers["cookie"]
+        guard values.contains(where: { $0.contains(name) }),
+            let cookie = sessions.policy.load(name: name, from: RequestCookies(headers: values)),
+            let id = sessions.codec.open(cookie, purpose: Endpoints.armedPurpose, now: Date()), id.count == 32
+        else { return nil }
+        return SessionHandles.digest(id)
+    }
+
+    /// Row A2b's last step: the kept form, taken from the store (once, on any replica), goes to the upstream in place
+    /// of the request's own body (the confirmation button's), with its content type; the arming cookie is deleted. A
+    /// form taken already, expired, or kept for another URL is a 409 page, and nothing is sent.
+    private func resubmission(of key: String, _ upstream: UpstreamRequest, _ exchange: Exchange, label: String)
         -> Dispatch
     {
+        .later { [self] in
+            let now = Date()
+            let form: KeptForm?
+            do {
+                form = try await sessions.store.takeForm(key, now: now).flatMap {
+                    sessions.codec.open(
+                        $0, purpose: Endpoints.keptPurpose, now: now, maximumLength: KeptForm.maximumSealedLength)
+                }.flatMap(KeptForm.init(encoded:))
+            } catch {
+                authentication.logger.error("the session store is unavailable", metadata: ["detail": "\(error)"])
+                let refusal = RequestRefusal.sessionStoreUnavailable
+                return counted(.respond { refusal.answer(method: $0.method, client: $0.client) }, label: refusal.code)
+            }
+            var sent = exchange
+            sent.cookies += sessions.policy.delete(
+                name: sessions.policy.formName, existing: RequestCookies(headers: exchange.head.headers["cookie"]))
+            let url = BrowserURL.parse(origin(upstream.publicScheme, upstream.publicHost) + upstream.publicTarget)
+            guard let form, url?.href == form.url else {
+                let cookies = sent.cookies.map { (name: "Set-Cookie", value: $0.headerValue) }
+                return counted(
+                    .respond { request in
+                        var answer = RequestRefusal.formNotKept.answer(method: request.method, client: request.client)
+                        answer.headers += cookies
+                        return answer
+                    }, label: RequestRefusal.formNotKept.code)
+            }
+            var head = exchange.head
+            head.headers.replaceOrAdd(name: "Content-Type", value: form.contentType)
+            head.headers.replaceOrAdd(name: "Content-Length", value: String(form.body.count))
+            head.headers.remove(name: "Transfer-Encoding")
+            sent.head = head
+            authentication.logger.info("kept form sent again", metadata: ["bytes": "\(form.body.count)"])
+            return plan(upstream, sent, label: label, memo: nil, body: ByteBuffer(bytes: form.body))
+        }
+    }
+
+    /// The request for the upstream, from the client's head and what the gateway adds; `body`, when given, goes in
+    /// place of the client's.
+    private func plan(
+        _ upstream: UpstreamRequest, _ exchange: Exchange, label: String, memo: ConnectionInfo?, body: ByteBuffer? = nil
+    ) -> Dispatch {
         guard let route = upstreams.route(upstream, memo: memo) else {
             return counted(
                 .respond { RequestRefusal.badUpstream.answer(method: $0.method, client: $0.client) }, label: label)
@@ -193,7 +258,7 @@ struct Dispatcher: Sendable {
                     rewritten.added = setCookies
                     return rewritten
                 },
-                timeouts: upstreams.timeouts, tls: route.tls))
+                timeouts: upstreams.timeouts, tls: route.tls, body: body))
     }
 
     private func counted(_ dispatch: Dispatch, label: String) -> Dispatch {
@@ -201,12 +266,20 @@ struct Dispatcher: Sendable {
             counters.count(route: label, status: answer.status, redirect: true)
             return dispatch
         }
-        guard case .respond(let handler) = dispatch else { return dispatch }
         let counters = self.counters
-        return .respond { request in
-            let response = await handler(request)
-            counters.count(route: label, status: response.status, redirect: true)
-            return response
+        func counting(_ handler: @escaping @Sendable (EndpointRequest) async -> Answer)
+            -> @Sendable (EndpointRequest) async -> Answer
+        {
+            { request in
+                let response = await handler(request)
+                counters.count(route: label, status: response.status, redirect: true)
+                return response
+            }
+        }
+        switch dispatch {
+        case .respond(let handler): return .respond(counting(handler))
+        case .respondReading(let limit, let handler): return .respondReading(upTo: limit, counting(handler))
+        case .answer, .proxy, .later: return dispatch
         }
     }
 

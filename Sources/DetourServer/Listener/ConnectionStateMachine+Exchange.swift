@@ -55,10 +55,12 @@ extension ConnectionStateMachine {
         }
     }
 
-    /// What a ready upstream connection is sent first: the request's head, and its end when the request (without a
-    /// body, as a retried one is) has ended already. The parts that waited for it follow as they are served.
+    /// What a ready upstream connection is sent first: the request's head, the body Detour holds in place of the
+    /// client's, if any, and the request's end when it has ended already (a request without a body, as a retried one
+    /// is, or one whose body Detour holds). The parts that waited for it follow as they are served.
     struct UpstreamStart {
         let head: HTTPRequestHead
+        let body: ByteBuffer?
         let ended: Bool
     }
 
@@ -70,6 +72,8 @@ extension ConnectionStateMachine {
         switch part {
         case .head:
             return .none
+        case .body where exchange.plan.body != nil:
+            return .none
         case .body(let chunk):
             exchange.bodyBytes += chunk.readableBytes
             if let limit = limits.maximumRequestBody, exchange.bodyBytes > limit {
@@ -80,6 +84,8 @@ extension ConnectionStateMachine {
             // A client's trailers never reach the upstream (CONTRACT section 7): fields after the body are where a
             // check made on the head would not look.
             exchange.requestEnded = true
+            // With a body Detour holds, the upstream's request ended when it was sent.
+            if exchange.plan.body != nil { return .none }
             outgoing = .end(nil)
         }
         guard case .attached = exchange.upstream else { return .none }
@@ -112,8 +118,9 @@ extension ConnectionStateMachine {
         }
         exchange.upstream = .attached(writable: writable)
         exchange.reusedConnection = reused
-        let start = UpstreamStart(head: exchange.plan.head, ended: exchange.requestEnded)
-        if exchange.requestEnded { startResponseClock(exchange, now: now()) }
+        let held = exchange.plan.body
+        let start = UpstreamStart(head: exchange.plan.head, body: held, ended: exchange.requestEnded || held != nil)
+        if start.ended { startResponseClock(exchange, now: now()) }
         state = .forwarding(exchange)
         return start
     }

@@ -31,7 +31,7 @@ struct ConnectionStateMachine {
         /// Waiting for a decision made off the event loop; the body waits unread.
         case resolving(HTTPRequestHead)
         /// Reading the body of a request Detour answers itself.
-        case collecting(HTTPRequestHead, Responder, body: ByteBuffer, tooLarge: Bool)
+        case collecting(HTTPRequestHead, Responder, body: ByteBuffer, tooLarge: Bool, limit: Int)
         /// Waiting for Detour's own answer.
         case answering(HTTPRequestHead)
         /// A request on its way to an upstream and its response on the way back.
@@ -145,16 +145,16 @@ struct ConnectionStateMachine {
                 return refuse(ConnectionError.malformed(problem), for: head, now: now(), note: .refusedFraming(problem))
             }
             return .dispatch(head)
-        case .collecting(let head, let responder, var body, var tooLarge):
+        case .collecting(let head, let responder, var body, var tooLarge, let limit):
             switch part {
             case .body(var chunk):
-                if body.readableBytes + chunk.readableBytes > limits.maximumEndpointBody {
+                if body.readableBytes + chunk.readableBytes > limit {
                     tooLarge = true
                     body.clear()
                 } else if !tooLarge {
                     body.writeBuffer(&chunk)
                 }
-                state = .collecting(head, responder, body: body, tooLarge: tooLarge)
+                state = .collecting(head, responder, body: body, tooLarge: tooLarge, limit: limit)
                 return .none
             case .end:
                 state = .answering(head)
@@ -196,7 +196,10 @@ struct ConnectionStateMachine {
             state = .resolving(head)
             return .decide(decide)
         case .respond(let responder):
-            state = .collecting(head, responder, body: ByteBuffer(), tooLarge: false)
+            state = .collecting(head, responder, body: ByteBuffer(), tooLarge: false, limit: limits.maximumEndpointBody)
+            return .none
+        case .respondReading(let limit, let responder):
+            state = .collecting(head, responder, body: ByteBuffer(), tooLarge: false, limit: limit)
             return .none
         case .answer(let answer):
             // An announced body is not wanted: drained for a while after the answer, then the connection closes.
@@ -325,7 +328,7 @@ struct ConnectionStateMachine {
         let head: HTTPRequestHead
         var closesUpstream = false
         switch state {
-        case .collecting(let request, _, _, _), .upgrading(_, let request, _):
+        case .collecting(let request, _, _, _, _), .upgrading(_, let request, _):
             head = request
         case .forwarding(let exchange) where exchange.response == nil:
             head = exchange.request

@@ -344,6 +344,7 @@ final class RequestHandler<Wire: ResponseWire>: ChannelDuplexHandler, UpstreamHa
         connection.delegate = self
         connection.readPaused = !(context?.channel.isWritable ?? true)
         connection.send(.head(start.head))
+        if let body = start.body { connection.send(.body(.byteBuffer(body))) }
         if start.ended { connection.send(.end(nil)) }
         connection.flush()
         servePipelined()

@@ -1,0 +1,157 @@
+import DetourConfig
+import DetourGateway
+import DetourPolicy
+import DetourRedirect
+import DetourSessions
+import Foundation
+import Logging
+import Metrics
+
+/// Row A2b: a form posted by a signed-out browser is kept, and sent again after sign-in when its user says so.
+///
+/// Guarantees: a form is kept sealed with `session.secrets` under the digest of a random id that only its browser
+/// holds (sealed in the `<cookie_name>_form` cookie, `HttpOnly`, `SameSite=Lax`), for ``KeptForm/lifetime``.
+/// Nothing is sent again without the click: the confirmation page only shows, and its button must come from the
+/// form's own origin with a token derived from the id. The click arms the cookie for ``armedLifetime`` and answers
+/// 307 to the form's URL; the gateway then takes the form from the store (once, on any replica) and sends its body,
+/// byte for byte with its content type, in place of the button's.
+extension Endpoints {
+    /// What the form cookie is sealed for: naming a kept form, and naming it once its user clicked.
+    static let keptPurpose = "kept-form"
+    static let armedPurpose = "kept-form-armed"
+    /// How long an armed re-submission waits for the browser to follow its 307.
+    static let armedLifetime = Duration.seconds(60)
+
+    /// Keeps the request's form (the policy engine checked its method, type, declared size and same-origin
+    /// sending), then 303 to sign in, coming back to the confirmation page on the form's origin. A form that cannot
+    /// be kept (no room, or the store away) is row A2: sign-in comes back to the form's URL, without it.
+    func keepForm(_ request: EndpointRequest, returnTo: BrowserURL, now: Date) async -> Answer {
+        var generator = SystemRandomNumberGenerator()
+        let id = (0..<32).map { _ in UInt8.random(in: .min ... .max, using: &generator) }
+        let expiry = now.addingTimeInterval(Double(KeptForm.lifetime.components.seconds))
+        let form = KeptForm(url: returnTo.href, contentType: request.header("content-type") ?? "", body: request.body)
+        let sealed = sessions.codec.seal(form.encoded(), purpose: Self.keptPurpose, expiry: expiry)
+        let policy = sessions.policy
+        var kept = false
+        do {
+            kept = try await sessions.store.keepForm(sealed, under: SessionHandles.digest(id), expiry: expiry, now: now)
+            if !kept { logger.warning("form not kept across sign-in: the store holds as many forms as it may") }
+        } catch {
+            logger.warning(
+                "form not kept across sign-in: the session store is unavailable", metadata: ["detail": "\(error)"])
+        }
+        guard kept, let confirmation = confirmationURL(for: returnTo),
+            let cookies = try? policy.store(
+                sessions.codec.seal(id, purpose: Self.keptPurpose, expiry: expiry), name: policy.formName,
+                maxAge: Int(KeptForm.lifetime.components.seconds), sameSite: .lax, existing: request.cookies)
+        else {
+            return Answer(
+                RedirectMatrix.answer(
+                    .signInAfterSeeOther(start: startURL(returnTo), formKept: false), method: request.method,
+                    client: request.client))
+        }
+        Counter(label: "detour_kept_forms_total").increment()
+        return Answer(
+            RedirectMatrix.answer(
+                .signInAfterSeeOther(start: startURL(confirmation), formKept: true), method: request.method,
+                client: request.client),
+            cookies: cookies)
+    }
+
+    /// `/oauth2/resubmit`: GET shows the kept form's confirmation page; POST (its button) arms the re-submission and
+    /// answers 307 to the form's URL. Without a kept form, a page that says nothing is waiting.
+    func resubmit(_ request: EndpointRequest, now: Date) async -> Answer {
+        guard configuration.returnTo.preservePost else {
+            return RequestRefusal.noEndpoint.answer(method: request.method, client: request.client)
+        }
+        let clicked = request.method == "POST"
+        guard clicked || request.method == "GET" || request.method == "HEAD" else {
+            return methodNotAllowed(request, ["GET", "HEAD", "POST"])
+        }
+        let policy = sessions.policy
+        guard let cookie = policy.load(name: policy.formName, from: request.cookies),
+            let id = sessions.codec.open(cookie, purpose: Self.keptPurpose, now: now), id.count == 32
+        else { return nothingKept(request) }
+        let form: KeptForm?
+        let signedIn: Bool
+        do {
+            form = try await sessions.store.keptForm(SessionHandles.digest(id), now: now).flatMap {
+                sessions.codec.open(
+                    $0, purpose: Self.keptPurpose, now: now, maximumLength: KeptForm.maximumSealedLength)
+            }.flatMap(KeptForm.init(encoded:))
+            signedIn = try await sessions.session(in: request.cookies, now: now) != nil
+        } catch {
+            return storeUnavailable(request, error, retry: nil)
+        }
+        guard let form, let target = BrowserURL.parse(form.url), let confirmation = confirmationURL(for: target) else {
+            return nothingKept(request)
+        }
+        guard signedIn else {
+            // Signed out again meanwhile: sign in, and come back here.
+            switch beginSignIn(request, requested: confirmation.href, now: now) {
+            case .answered(let answer): return answer
+            case .later(let answer): return await answer()
+            }
+        }
+        let token = Self.token(for: id)
+        guard clicked else { return confirmationPage(request, form: form, target: target, token: token) }
+        // The button, and only the button: sent from the form's own origin, with the token only its page shows.
+        guard
+            RedirectMatrix.isSameOriginSubmission(
+                secFetchSite: request.header("sec-fetch-site"), origin: request.header("origin"), target: target),
+            request.parameters.filter({ $0.0 == "token" }).map(\.1) == [token]
+        else {
+            logger.warning("form re-submission refused: not from its confirmation page")
+            return failure(
+                request, 403, "resubmit-refused", "This form can only be sent again from its confirmation page.",
+                confirmation, [])
+        }
+        let armed = sessions.codec.seal(
+            id, purpose: Self.armedPurpose,
+            expiry: now.addingTimeInterval(Double(Self.armedLifetime.components.seconds)))
+        let cookies =
+            (try? policy.store(
+                armed, name: policy.formName, maxAge: Int(Self.armedLifetime.components.seconds), sameSite: .lax,
+                existing: request.cookies)) ?? []
+        // 307: the browser sends its POST on to the form's URL, where the kept body goes in its place.
+        return Answer(
+            status: 307,
+            headers: [("Location", target.href), ("Cache-Control", "no-store")]
+                + cookies.map { ("Set-Cookie", $0.headerValue) })
+    }
+
+    /// `/oauth2/resubmit` on the origin `target` was posted on.
+    func confirmationURL(for target: BrowserURL) -> BrowserURL? {
+        BrowserURL.parse(target.origin + configuration.server.prefix + "/" + Endpoint.resubmit.rawValue)
+    }
+
+    /// What the confirmation page's button must send: derived from the id, which only its browser's cookie holds.
+    static func token(for id: [UInt8]) -> String {
+        SessionHandles.digest(Array("resubmit ".utf8) + id)
+    }
+
+    private func confirmationPage(_ request: EndpointRequest, form: KeptForm, target: BrowserURL, token: String)
+        -> Answer
+    {
+        let (headers, body) = Page.render(
+            title: "Send your form again?",
+            message: "You were not signed in when you sent a form to \(target.href). Detour kept it while you signed "
+                + "in (\(form.body.count) bytes). Nothing is sent unless you click below; the form can be sent once.",
+            button: Page.Button(
+                action: configuration.server.prefix + "/" + Endpoint.resubmit.rawValue,
+                fields: [("token", token)], text: "Send the form"),
+            link: (target, "Do not send it"),
+            json: [("error", "form-kept"), ("url", target.href)], client: request.client,
+            isHead: request.method == "HEAD")
+        return Answer(status: 200, headers: headers.map { ($0.name, $0.value) }, body: body ?? "")
+    }
+
+    private func nothingKept(_ request: EndpointRequest) -> Answer {
+        let (headers, body) = Page.render(
+            title: "No form is waiting",
+            message: "No form is waiting to be sent again: it was sent already, or it waited longer than 10 minutes.",
+            link: (defaultTarget, "Continue"), json: [("error", "no-form-kept")], client: request.client,
+            isHead: request.method == "HEAD")
+        return Answer(status: 200, headers: headers.map { ($0.name, $0.value) }, body: body ?? "")
+    }
+}

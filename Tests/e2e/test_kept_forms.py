@@ -1,0 +1,166 @@
+"""Row A2b (`return_to.preserve_post`): a same-origin form POST from a signed-out browser survives sign-in. The form
+is kept server-side, the user sees a confirmation page after the callback, and only its button sends the form again,
+byte for byte, once. Driven first by `requests` speaking as a browser, then by headless Chromium with a real form and a
+file, and across two replicas sharing PostgreSQL."""
+import hashlib
+import re
+from urllib.parse import urlparse
+
+import pytest
+import requests
+
+from conftest import Detour, free_port, routes, sign_in_at_provider, wait_for
+
+PRESERVE = "  preserve_post: true\n"
+NAVIGATE = {"Sec-Fetch-Mode": "navigate", "Sec-Fetch-Dest": "document", "Accept": "text/html"}
+
+
+def kept_forms(upstream, **options):
+    """Detour options for A2b: `return_to.preserve_post: true` (the config's last `return_to` key) and the routes."""
+    return {"extra": PRESERVE + routes(upstream, free_port()), **options}
+
+
+def sign_in_after(browser, detour, answer):
+    """Follows a 303 to sign-in through the provider; returns the callback's answer."""
+    assert answer.status_code == 303, answer.text
+    start = browser.get(answer.headers["Location"], headers=NAVIGATE, allow_redirects=False)
+    assert start.status_code == 302, start.text
+    callback = sign_in_at_provider(browser, start.headers["Location"])
+    return browser.get(callback, headers=NAVIGATE, allow_redirects=False)
+
+
+def confirmation(browser, url):
+    page = browser.get(url, headers={**NAVIGATE, "Sec-Fetch-Site": "cross-site"}, allow_redirects=False)
+    assert page.status_code == 200, page.text
+    return page
+
+
+def token_of(page):
+    assert 'name="token"' in page.text, page.text
+    return re.search(r'name="token" value="([0-9a-f]{64})"', page.text).group(1)
+
+
+def click(browser, detour, token, origin=None):
+    headers = {**NAVIGATE, "Sec-Fetch-Site": "same-origin", "Origin": origin or detour.base}
+    return browser.post(detour.url("/oauth2/resubmit"), data={"token": token}, headers=headers, allow_redirects=False)
+
+
+def follow_307(browser, detour, answer, token):
+    """What a browser does with the 307: the same POST, body and all (the button's), to the Location."""
+    assert answer.status_code == 307, answer.text
+    headers = {**NAVIGATE, "Sec-Fetch-Site": "same-origin", "Origin": detour.base}
+    return browser.post(answer.headers["Location"], data={"token": token}, headers=headers, allow_redirects=False)
+
+
+def test_a_form_posted_while_signed_out_is_sent_after_sign_in_once_and_only_on_click(make_detour, upstream):
+    detour = make_detour(session="  store: memory", **kept_forms(upstream))
+    browser = requests.Session()
+    form = "title=Quarterly%20report&amount=12%2C50+EUR&note=caf%C3%A9"
+    kept = browser.post(
+        detour.url("/echo/submit?step=2"), data=form,
+        headers={**NAVIGATE, "Sec-Fetch-Site": "same-origin", "Content-Type": "application/x-www-form-urlencoded"},
+        allow_redirects=False)
+    assert kept.status_code == 303
+    assert urlparse(kept.headers["Location"]).path == "/oauth2/start"
+    assert "rd=http%3A%2F%2Flocalhost%3A" in kept.headers["Location"] and "%2Foauth2%2Fresubmit" in kept.headers["Location"]
+    assert "_detour_form" in browser.cookies
+
+    done = sign_in_after(browser, detour, kept)
+    assert done.status_code == 303 and done.headers["Location"] == detour.url("/oauth2/resubmit")
+    page = confirmation(browser, done.headers["Location"])
+    assert "/echo/submit?step=2" in page.text and "Send the form" in page.text
+    assert page.headers["Cache-Control"] == "no-store"
+    stats_before = requests.get(upstream + "/stats").json()["hits"].get("/echo/submit", 0)
+    confirmation(browser, done.headers["Location"])
+    assert requests.get(upstream + "/stats").json()["hits"].get("/echo/submit", 0) == stats_before, \
+        "showing the page sends nothing"
+
+    token = token_of(page)
+    armed = click(browser, detour, token)
+    assert armed.headers["Location"] == detour.url("/echo/submit?step=2")
+    captured = dict(browser.cookies)
+    sent = follow_307(browser, detour, armed, token)
+    assert sent.status_code == 200, sent.text
+    seen = sent.json()
+    assert seen["method"] == "POST" and seen["path"] == "/echo/submit?step=2"
+    assert seen["body"] == form, "the kept body, byte for byte, not the button's"
+    assert seen["headers"]["content-type"] == "application/x-www-form-urlencoded"
+    assert seen["headers"]["x-forwarded-user"] == "alice"
+    assert "_detour_form" not in seen["headers"].get("cookie", "")
+    assert "_detour_form" not in browser.cookies, "the arming cookie is deleted"
+
+    # Nothing is sent twice: the captured arming request again, and the page's button again.
+    replay = requests.post(detour.url("/echo/submit?step=2"), data={"token": token}, cookies=captured,
+                           headers={**NAVIGATE, "Sec-Fetch-Site": "same-origin"}, allow_redirects=False)
+    assert replay.status_code == 409
+    again = click(browser, detour, token)
+    assert again.status_code == 200 and "No form is waiting" in again.text
+    hits = requests.get(upstream + "/stats").json()["hits"]["/echo/submit"]
+    assert hits == stats_before + 1
+
+
+def test_a_cross_site_or_api_post_is_never_kept(make_detour, upstream):
+    detour = make_detour(session="  store: memory", **kept_forms(upstream))
+    for headers in ({**NAVIGATE, "Sec-Fetch-Site": "cross-site", "Origin": "https://evil.example"},
+                    {**NAVIGATE, "Origin": "https://evil.example"}):
+        browser = requests.Session()
+        answer = browser.post(detour.url("/echo/submit"), data={"a": "1"}, headers=headers, allow_redirects=False)
+        assert answer.status_code == 303, "row A2"
+        assert "%2Fecho%2Fsubmit" in answer.headers["Location"] and "_detour_form" not in browser.cookies
+    api = requests.post(detour.url("/echo/submit"), json={"a": 1}, allow_redirects=False)
+    assert api.status_code == 401
+
+
+def test_the_button_only_works_from_its_own_page(make_detour, upstream):
+    detour = make_detour(session="  store: memory", **kept_forms(upstream))
+    browser = requests.Session()
+    kept = browser.post(detour.url("/echo/submit"), data={"a": "1"},
+                        headers={**NAVIGATE, "Sec-Fetch-Site": "same-origin"}, allow_redirects=False)
+    done = sign_in_after(browser, detour, kept)
+    token = token_of(confirmation(browser, done.headers["Location"]))
+    forged = {**NAVIGATE, "Sec-Fetch-Site": "cross-site", "Origin": "https://evil.example"}
+    cross_site = browser.post(detour.url("/oauth2/resubmit"), data={"token": token}, headers=forged,
+                              allow_redirects=False)
+    assert cross_site.status_code == 403
+    wrong = click(browser, detour, "0" * 64)
+    assert wrong.status_code == 403
+    # An app's own same-origin POST to the form's URL, while the form waits unarmed, is forwarded as itself.
+    own = browser.post(detour.url("/echo/submit"), data={"b": "2"},
+                       headers={**NAVIGATE, "Sec-Fetch-Site": "same-origin"}, allow_redirects=False)
+    assert own.status_code == 200 and own.json()["body"] == "b=2"
+    sent = follow_307(browser, detour, click(browser, detour, token), token)
+    assert sent.json()["body"] == "a=1"
+
+
+def test_a_form_kept_on_one_replica_is_sent_from_the_other(tmp_path, provider, upstream, postgres):
+    name, url = postgres.new_database()
+    store = f'  store: "{url}"'
+    first = Detour(tmp_path, provider, session=store, **kept_forms(upstream))
+    second = Detour(tmp_path, provider, session=store, public_url=first.base, **kept_forms(upstream))
+    try:
+        for replica in (first, second):
+            wait_for(replica.url("/ready"))
+        browser = requests.Session()
+        body = "x=" + "7" * 200_000
+        kept = browser.post(first.url("/echo/submit"), data=body,
+                            headers={**NAVIGATE, "Sec-Fetch-Site": "same-origin",
+                                     "Content-Type": "application/x-www-form-urlencoded"}, allow_redirects=False)
+        rows = postgres.sql("SELECT sealed FROM detour_kept_forms", name)
+        assert rows.count("\n") == 1 and "7777" not in rows, "kept sealed"
+        done = sign_in_after(browser, first, kept)
+        page = confirmation(browser, second.url("/oauth2/resubmit"))
+        token = token_of(page)
+        armed = browser.post(second.url("/oauth2/resubmit"), data={"token": token},
+                             headers={**NAVIGATE, "Sec-Fetch-Site": "same-origin"}, allow_redirects=False)
+        assert armed.status_code == 307
+        sent = browser.post(first.url("/echo/submit"), data={"token": token},
+                            headers={**NAVIGATE, "Sec-Fetch-Site": "same-origin"}, allow_redirects=False)
+        assert sent.status_code == 200 and sent.json()["body_sha256"] == hashlib.sha256(body.encode()).hexdigest()
+        again = browser.post(second.url("/echo/submit"), data={"token": token},
+                             cookies={"_detour_form": armed.cookies["_detour_form"]},
+                             headers={**NAVIGATE, "Sec-Fetch-Site": "same-origin"}, allow_redirects=False)
+        assert again.status_code == 409, "taken once across replicas"
+        assert postgres.sql("SELECT count(*) FROM detour_kept_forms", name).strip() == "0"
+    finally:
+        first.stop()
+        second.stop()

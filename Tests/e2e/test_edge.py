@@ -16,7 +16,6 @@ import ssl
 import subprocess
 import threading
 import time
-import urllib.request
 import warnings
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import NamedTuple
@@ -31,6 +30,7 @@ import requests
 from hyperframe.frame import (ContinuationFrame, DataFrame, Frame, GoAwayFrame, HeadersFrame, PingFrame,
                               RstStreamFrame, SettingsFrame)
 
+from browser import DevTools, chromium_devtools
 from conftest import DETOUR, free_port, query, routes, sign_in_at_provider
 
 PROTOCOL_ERROR, CANCEL, ENHANCE_YOUR_CALM = 0x1, 0x8, 0xB
@@ -786,51 +786,6 @@ def test_a_100_mib_upload_over_http2_streams_in_bounded_memory(edge, pki, tmp_pa
     assert json.loads(answer.body) == {"received": size}
     growth = (kib("VmHWM") - before) / 1024
     assert growth < 40, f"peak RSS grew by {growth:.0f} MiB for a 100 MiB upload"
-
-
-def chromium_devtools(profile, home, timeout=20):
-    """Headless Chromium with its own profile and HOME (whose NSS database trusts the test CA); yields the first
-    page's DevTools WebSocket URL."""
-    process = subprocess.Popen(
-        ["chromium", "--headless=new", "--no-sandbox", "--no-first-run", "--no-default-browser-check",
-         "--disable-gpu", "--no-proxy-server", "--remote-debugging-port=0", f"--user-data-dir={profile}",
-         "about:blank"],
-        env={**os.environ, "HOME": str(home)}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    active = profile / "DevToolsActivePort"
-    deadline = time.time() + timeout
-    while not (active.exists() and active.read_text().count("\n") >= 1) and time.time() < deadline:
-        time.sleep(0.1)
-    port = active.read_text().split()[0]
-    targets = json.load(urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=5))
-    return process, next(t["webSocketDebuggerUrl"] for t in targets if t["type"] == "page")
-
-
-class DevTools:
-    """Calls over the Chrome DevTools Protocol."""
-
-    def __init__(self, socket):
-        self.socket, self.next = socket, 0
-
-    def call(self, method, **params):
-        self.next += 1
-        self.socket.send(json.dumps({"id": self.next, "method": method, "params": params}))
-        while True:
-            message = json.loads(self.socket.recv(timeout=20))
-            if message.get("id") == self.next:
-                assert "error" not in message, message
-                return message["result"]
-
-    def evaluate(self, expression):
-        return self.call("Runtime.evaluate", expression=expression, returnByValue=True)["result"].get("value")
-
-    def wait(self, expression, timeout=20):
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            if self.evaluate(expression):
-                return
-            time.sleep(0.1)
-        raise AssertionError(f"{expression} never held; at {self.evaluate('location.href')}: "
-                             f"{self.evaluate('document.body && document.body.innerText')!r}")
 
 
 def test_chromium_signs_in_over_https_and_loads_the_app_over_http2(edge, pki, provider, tmp_path):

@@ -3,7 +3,9 @@ is kept server-side, the user sees a confirmation page after the callback, and o
 byte for byte, once. Driven first by `requests` speaking as a browser, then by headless Chromium with a real form and a
 file, and across two replicas sharing PostgreSQL."""
 import hashlib
+import json
 import re
+import time
 from urllib.parse import urlparse
 
 import pytest
@@ -164,3 +166,76 @@ def test_a_form_kept_on_one_replica_is_sent_from_the_other(tmp_path, provider, u
     finally:
         first.stop()
         second.stop()
+
+
+def multipart(boundary, title, name, data):
+    """The body Chromium builds for the test's form: its fields in order, CRLF line ends (HTML's form-data set)."""
+    return (f"--{boundary}\r\nContent-Disposition: form-data; name=\"title\"\r\n\r\n{title}\r\n"
+            f"--{boundary}\r\nContent-Disposition: form-data; name=\"attachment\"; filename=\"{name}\"\r\n"
+            f"Content-Type: application/octet-stream\r\n\r\n").encode() + data + f"\r\n--{boundary}--\r\n".encode()
+
+
+def test_chromium_sends_a_kept_multipart_form_with_a_file_after_sign_in_on_one_click(make_detour, upstream, provider,
+                                                                                    tmp_path):
+    """A real form with a file, submitted by headless Chromium while signed out; the user signs in at the provider,
+    sees the confirmation page, clicks once; the upstream gets the very body Chromium made. Going back and clicking
+    again sends nothing."""
+    from websockets.sync.client import connect
+
+    from browser import DevTools, chromium_devtools
+    detour = make_detour(session="  store: memory", **kept_forms(upstream))
+    data = bytes((i * 7 + i // 256) % 256 for i in range(3000))
+    hits = lambda: requests.get(upstream + "/stats").json()["hits"].get("/echo/submit", 0)  # noqa: E731
+    before = hits()
+    (tmp_path / "home").mkdir()
+    process, page = chromium_devtools(tmp_path / "profile", tmp_path / "home")
+    try:
+        with connect(page, max_size=None) as socket_:
+            browser = DevTools(socket_)
+            browser.call("Page.enable")
+            browser.call("Page.navigate", url=detour.url("/echo/public/form"))
+            browser.wait("document.readyState == 'complete' && location.pathname == '/echo/public/form'")
+            browser.evaluate(f"""
+                document.body.innerHTML = '<form id="f" method="post" enctype="multipart/form-data"'
+                    + ' action="/echo/submit?from=chromium"><input name="title" value="Report Q3">'
+                    + '<input type="file" name="attachment"></form>';
+                const files = new DataTransfer();
+                files.items.add(new File([new Uint8Array({list(data)})], 'data.bin',
+                                         {{type: 'application/octet-stream'}}));
+                document.querySelector('input[type=file]').files = files.files;
+                document.getElementById('f').submit();
+                true""")
+            browser.wait("location.href.startsWith(%s) && !!document.querySelector('input[name=sub]')"
+                         % json.dumps(provider + "/oauth2/authorize?"))
+            browser.evaluate("const sub = document.querySelector('input[name=sub]');"
+                             "sub.value = 'alice'; sub.form.submit(); true")
+            browser.wait("location.href == %s && !!document.querySelector('button')"
+                         % json.dumps(detour.url("/oauth2/resubmit")))
+            assert "/echo/submit?from=chromium" in browser.evaluate("document.body.innerText")
+            assert hits() == before, "nothing is sent before the click"
+
+            browser.evaluate("document.querySelector('button').click(); true")
+            browser.wait("location.href == %s && document.readyState == 'complete'"
+                         % json.dumps(detour.url("/echo/submit?from=chromium")))
+            seen = json.loads(browser.evaluate("document.body.innerText"))
+            assert seen["method"] == "POST" and seen["headers"]["x-forwarded-user"] == "alice"
+            content_type = seen["headers"]["content-type"]
+            boundary = content_type.split("boundary=", 1)[1]
+            assert content_type.startswith("multipart/form-data; boundary=")
+            expected = multipart(boundary, "Report Q3", "data.bin", data)
+            assert seen["body_length"] == len(expected)
+            assert seen["body_sha256"] == hashlib.sha256(expected).hexdigest(), "Chromium's body, byte for byte"
+            assert hits() == before + 1
+
+            # Back to the confirmation page, and its button again: nothing is sent a second time.
+            browser.evaluate("history.back(); true")
+            browser.wait("location.href == %s && document.readyState == 'complete'"
+                         % json.dumps(detour.url("/oauth2/resubmit")))
+            browser.evaluate("const b = document.querySelector('button'); if (b) b.click(); true")
+            time.sleep(1)
+            browser.wait("document.readyState == 'complete'")
+            assert "No form is waiting" in browser.evaluate("document.body.innerText")
+            assert hits() == before + 1
+    finally:
+        process.terminate()
+        process.wait(timeout=10)

@@ -1,0 +1,52 @@
+"""Headless Chromium for the end-to-end tests, driven over the Chrome DevTools Protocol: a real browser's
+cookies, redirects, Fetch Metadata and form submissions."""
+import json
+import os
+import subprocess
+import time
+import urllib.request
+
+
+def chromium_devtools(profile, home, timeout=20):
+    """Headless Chromium with its own profile and HOME (whose NSS database trusts the test CA); yields the first
+    page's DevTools WebSocket URL."""
+    process = subprocess.Popen(
+        ["chromium", "--headless=new", "--no-sandbox", "--no-first-run", "--no-default-browser-check",
+         "--disable-gpu", "--no-proxy-server", "--remote-debugging-port=0", f"--user-data-dir={profile}",
+         "about:blank"],
+        env={**os.environ, "HOME": str(home)}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    active = profile / "DevToolsActivePort"
+    deadline = time.time() + timeout
+    while not (active.exists() and active.read_text().count("\n") >= 1) and time.time() < deadline:
+        time.sleep(0.1)
+    port = active.read_text().split()[0]
+    targets = json.load(urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=5))
+    return process, next(t["webSocketDebuggerUrl"] for t in targets if t["type"] == "page")
+
+
+class DevTools:
+    """Calls over the Chrome DevTools Protocol."""
+
+    def __init__(self, socket):
+        self.socket, self.next = socket, 0
+
+    def call(self, method, **params):
+        self.next += 1
+        self.socket.send(json.dumps({"id": self.next, "method": method, "params": params}))
+        while True:
+            message = json.loads(self.socket.recv(timeout=20))
+            if message.get("id") == self.next:
+                assert "error" not in message, message
+                return message["result"]
+
+    def evaluate(self, expression):
+        return self.call("Runtime.evaluate", expression=expression, returnByValue=True)["result"].get("value")
+
+    def wait(self, expression, timeout=20):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.evaluate(expression):
+                return
+            time.sleep(0.1)
+        raise AssertionError(f"{expression} never held; at {self.evaluate('location.href')}: "
+                             f"{self.evaluate('document.body && document.body.innerText')!r}")

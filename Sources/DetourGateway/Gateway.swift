@@ -190,6 +190,11 @@ public struct Gateway: Sendable {
             return authenticated(identity, request)
         case .notFound, .badRequest, .methodNotAllowed:
             return GatewayDecision(answer(decision, request), label: label)
+        case .signIn(.keepFormThenSeeOtherToStart, _, let start) where forwardedMethod:
+            // The body never reaches forward-auth, so nothing can be kept: row A2.
+            let answer = RedirectMatrix.answer(
+                .signInAfterSeeOther(start: start, formKept: false), method: request.method, client: request.client)
+            return GatewayDecision(.answer(Answer(answer)), label: label)
         case _ where forwardedMethod:
             return GatewayDecision(answer(decision, request), label: label)
         case .forbidden, .preflightDenied:

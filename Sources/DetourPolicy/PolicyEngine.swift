@@ -241,13 +241,15 @@ public struct PolicyEngine: Sendable {
             reason: reason, rule: route.rule.name)
     }
 
-    /// A2b applies to urlencoded and multipart forms whose declared length is within the limit.
+    /// A2b applies to urlencoded and multipart forms, not content-encoded, whose declared length is within the limit
+    /// (and not empty: an empty form is nothing to keep).
     private func isKeepableForm(_ request: Request) -> Bool {
         guard let type = request.header("content-type")?.lowercased(),
             type.hasPrefix("application/x-www-form-urlencoded") || type.hasPrefix("multipart/form-data"),
+            request.header("content-encoding") == nil,
             let length = request.header("content-length").flatMap(Int.init)
         else { return false }
-        return (0...settings.preservedFormLimit).contains(length)
+        return (1...settings.preservedFormLimit).contains(length)
     }
 
     /// `/oauth2/start?rd=<url>` on the public URL.

@@ -222,15 +222,17 @@ public final class PostgresSessionStore: SessionStore {
     public func keepForm(_ sealed: String, under key: String, expiry: Date, now: Date) async throws(SessionStoreError)
         -> Bool
     {
-        let capacity = KeptForm.storeCapacity
+        let (capacity, count) = (KeptForm.storeCapacity, KeptForm.storeCount)
         return try await call { client in
-            // Bounded like the memory table: a flood of anonymous POSTs cannot fill the database.
+            // Bounded like the memory table (in bytes and in forms): a flood of anonymous POSTs cannot fill the
+            // database. Replicas keeping at once may overshoot by a form each.
             let rows = try await client.query(
                 """
                 INSERT INTO detour_kept_forms (key, sealed, expires_at)
                 SELECT \(key), \(sealed), \(expiry)
-                WHERE (SELECT coalesce(sum(octet_length(sealed)), 0) FROM detour_kept_forms WHERE expires_at > now())
-                    + octet_length(\(sealed)) <= \(capacity)
+                WHERE (SELECT count(*) < \(count)
+                        AND coalesce(sum(octet_length(sealed)), 0) + octet_length(\(sealed)) <= \(capacity)
+                    FROM detour_kept_forms WHERE expires_at > now())
                 ON CONFLICT (key) DO NOTHING
                 RETURNING key
                 """)

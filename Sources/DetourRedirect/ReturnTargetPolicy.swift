@@ -62,15 +62,24 @@ public struct ReturnTargetPolicy: Sendable {
             }
         }
         let path = url.path
-        // Row A2b's confirmation page is the one endpoint sign-in returns to: it shows a page to a signed-in
-        // browser and starts no sign-in for one, so it cannot loop.
-        if path == prefixFolder + "resubmit", url.query == nil, url.fragment == nil { return .allowed(url) }
+        // Row A2b's confirmation page, naming its form's tag, is the one endpoint sign-in returns to: it shows a page
+        // to a signed-in browser and starts no sign-in for one, so it cannot loop.
+        if path == prefixFolder + "resubmit", url.fragment == nil, let query = url.query, Self.isFormTag(query) {
+            return .allowed(url)
+        }
         if path == prefix || path.hasPrefix(prefixFolder) { return .rejected(.loop) }
         return .allowed(url)
     }
 }
 
 extension ReturnTargetPolicy {
+    /// `form=` and 64 lower-case hexadecimal digits: how a return target names the form kept across sign-in.
+    static func isFormTag(_ query: Substring) -> Bool {
+        guard query.hasPrefix("form=") else { return false }
+        let tag = query.utf8.dropFirst(5)
+        return tag.count == 64 && tag.allSatisfy { (0x30...0x39).contains($0) || (0x61...0x66).contains($0) }
+    }
+
     /// Row S1: where sign-in (or sign-out) returns to: `rd` when it is allowed, else `fallback`
     /// (`return_to.default`, checked when the configuration was loaded). Never an open redirect.
     public func returnTarget(for rd: String?, fallback: BrowserURL) -> ReturnTargetResolution {

@@ -18,6 +18,8 @@ public struct KeptForm: Sendable, Hashable {
 
     /// How many bytes of sealed forms a store keeps at once: past it a form is not kept (plain row A2).
     public static let storeCapacity = 64 * 1024 * 1024
+    /// How many forms a store keeps at once, likewise.
+    public static let storeCount = 10_000
 
     public init(url: String, contentType: String, body: [UInt8]) {
         self.url = url
@@ -54,29 +56,38 @@ public struct KeptForm: Sendable, Hashable {
 
 /// Sealed forms kept in this process (the `cookie` and `memory` stores), each until its expiry, taken at most once.
 ///
-/// Bounded: a form that would take the table past ``capacity`` bytes is refused once the expired ones are gone,
-/// so that a flood of anonymous POSTs cannot fill memory (the flood's own forms are the ones refused).
+/// Bounded: a form that would take the table past ``capacity`` bytes or ``count`` forms is refused once the expired
+/// ones are gone, so that a flood of anonymous POSTs cannot fill memory (the flood's own forms are the ones refused).
+/// Expired forms are looked for at most once a second, so a full table costs a flood little.
 public final class KeptFormTable: Sendable {
     private let table = Mutex(Table())
     public let capacity: Int
+    public let count: Int
 
     private struct Table {
         var forms: [String: (sealed: String, expiry: Date)] = [:]
         var bytes = 0
+        var swept = Date.distantPast
     }
 
-    public init(capacity: Int = KeptForm.storeCapacity) { self.capacity = capacity }
+    public init(capacity: Int = KeptForm.storeCapacity, count: Int = KeptForm.storeCount) {
+        self.capacity = capacity
+        self.count = count
+    }
 
     /// Keeps `sealed` under `key` until `expiry`; false when there is no room for it.
     public func keep(_ sealed: String, under key: String, expiry: Date, now: Date) -> Bool {
-        table.withLock { table in
-            if table.bytes + sealed.utf8.count > capacity {
+        let size = sealed.utf8.count
+        return table.withLock { table in
+            func full() -> Bool { table.bytes + size > capacity || table.forms.count >= count }
+            if full(), now.timeIntervalSince(table.swept) >= 1 {
+                table.swept = now
                 for (key, form) in table.forms where form.expiry <= now { Self.remove(key, from: &table) }
             }
-            guard table.bytes + sealed.utf8.count <= capacity else { return false }
+            guard !full() else { return false }
             Self.remove(key, from: &table)
             table.forms[key] = (sealed, expiry)
-            table.bytes += sealed.utf8.count
+            table.bytes += size
             return true
         }
     }

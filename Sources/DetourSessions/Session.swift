@@ -17,12 +17,14 @@ public struct Session: Sendable, Hashable {
     public var expiry: Date
     /// The provider's session id (the ID token's `sid`), which back-channel logout names.
     public var providerSession: String?
+    /// The tag of the form kept before this sign-in (row A2b): the one form this session may send again.
+    public var keptForm: String?
 
     public init(
         subject: String, email: String? = nil, emailVerified: Bool? = nil, groups: [String] = [],
         preferredUsername: String? = nil, claims: [String: [String]] = [:], accessToken: String? = nil,
         accessTokenExpiry: Date? = nil, refreshToken: String? = nil, signedInAt: Date,
-        expiry: Date, providerSession: String? = nil
+        expiry: Date, providerSession: String? = nil, keptForm: String? = nil
     ) {
         self.subject = subject
         self.email = email
@@ -36,6 +38,7 @@ public struct Session: Sendable, Hashable {
         self.signedInAt = signedInAt
         self.expiry = expiry
         self.providerSession = providerSession
+        self.keptForm = keptForm
     }
 }
 

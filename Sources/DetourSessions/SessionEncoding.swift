@@ -1,9 +1,9 @@
 import Foundation
 
 /// The session's byte layout inside the sealed cookie: read on every request, so a compact binary form
-/// rather than JSON. Version 3 adds the provider session id; a session without one is still written as version 2, so
-/// that replicas of the previous release, sharing a store during a rolling upgrade, read it (version 1 also held the
-/// ID token): strings as a 32-bit length and UTF-8, optionals as a presence byte, lists as a 32-bit count, dates as
+/// rather than JSON. Version 3 adds the provider session id and the kept form's tag; a session with neither is still
+/// written as version 2, so that replicas of the previous release, sharing a store during a rolling upgrade, read it
+/// (version 1 also held the ID token): strings as a 32-bit length and UTF-8, optionals as a presence byte, lists as a 32-bit count, dates as
 /// 64-bit milliseconds since 1970, all big-endian. Reading checks every bound and answers `nil` for anything
 /// malformed.
 extension Session {
@@ -11,7 +11,8 @@ extension Session {
 
     func encoded() -> [UInt8] {
         var writer = ByteWriter()
-        writer.bytes.append(providerSession == nil ? 2 : Self.encodingVersion)
+        let extended = providerSession != nil || keptForm != nil
+        writer.bytes.append(extended ? Self.encodingVersion : 2)
         writer.string(subject)
         writer.optional(email) { $0.string($1) }
         writer.optional(emailVerified) { $0.bytes.append($1 ? 1 : 0) }
@@ -26,7 +27,10 @@ extension Session {
         writer.optional(refreshToken) { $0.string($1) }
         writer.date(signedInAt)
         writer.date(expiry)
-        if let providerSession { writer.optional(providerSession) { $0.string($1) } }
+        if extended {
+            writer.optional(providerSession) { $0.string($1) }
+            writer.optional(keptForm) { $0.string($1) }
+        }
         return writer.bytes
     }
 
@@ -45,14 +49,16 @@ extension Session {
             let accessToken = reader.optional({ $0.string() }),
             let accessTokenExpiry = reader.optional({ $0.date() }), let refreshToken = reader.optional({ $0.string() }),
             let signedInAt = reader.date(), let expiry = reader.date(),
-            let providerSession = version == 2 ? .some(nil) : reader.optional({ $0.string() }), reader.isAtEnd
+            let providerSession = version == 2 ? .some(nil) : reader.optional({ $0.string() }),
+            let keptForm = version == 2 ? .some(nil) : reader.optional({ $0.string() }), reader.isAtEnd
         else { return nil }
         self.init(
             subject: subject, email: email, emailVerified: emailVerified, groups: groups,
             preferredUsername: preferredUsername,
             claims: Dictionary(claimList, uniquingKeysWith: { first, _ in first }),
             accessToken: accessToken, accessTokenExpiry: accessTokenExpiry,
-            refreshToken: refreshToken, signedInAt: signedInAt, expiry: expiry, providerSession: providerSession)
+            refreshToken: refreshToken, signedInAt: signedInAt, expiry: expiry, providerSession: providerSession,
+            keptForm: keptForm)
     }
 }
 

@@ -165,6 +165,9 @@ import Testing
         #expect(isKept(step(["sec-fetch-site": "same-origin", "content-length": "1048576"])))
         #expect(!isKept(step(["sec-fetch-site": "same-origin", "content-length": "1048577"])), "1 MiB at most")
         #expect(!isKept(step(["sec-fetch-site": "same-origin", "content-length": "-1"])))
+        #expect(!isKept(step(["sec-fetch-site": "same-origin", "content-length": "0"])), "an empty form")
+        #expect(!isKept(step(["sec-fetch-site": "same-origin", "content-encoding": "gzip"])))
+        #expect(!isKept(step(["sec-fetch-site": "same-site"])), "a sibling subdomain is another origin")
         #expect(!isKept(step(["sec-fetch-site": "same-origin", "content-length": nil])), "chunked: size unknown")
         #expect(!isKept(step(["sec-fetch-site": "same-origin", "content-type": "application/json"])))
         #expect(

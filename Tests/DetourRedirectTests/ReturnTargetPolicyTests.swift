@@ -41,7 +41,13 @@ import Testing
             ("app.example.com", "javascript:alert(1)", "scheme"),
             ("app.example.com", "https://app.example.com/oauth2/callback", "loop"),
             ("app.example.com", "/oauth2", "loop"),
-            ("app.example.com", "https://app.example.com/oauth2/resubmit", nil),
+            (
+                "app.example.com", "https://app.example.com/oauth2/resubmit?form=" + String(repeating: "a0", count: 32),
+                nil
+            ),
+            ("app.example.com", "/oauth2/resubmit", "loop"),
+            ("app.example.com", "/oauth2/resubmit?form=" + String(repeating: "A0", count: 32), "loop"),
+            ("app.example.com", "/oauth2/resubmit?form=" + String(repeating: "a0", count: 33), "loop"),
             ("app.example.com", "/oauth2/resubmit?x=1", "loop"),
             ("app.example.com", "/oauth2/resubmit/", "loop"),
             ("app.example.com", "/oauth2x", nil),

@@ -291,6 +291,23 @@ import Testing
         #expect(machine.upstreamClosed(now: t).spelled == "respond 502 readNext")
     }
 
+    /// Row A2b: a kept form goes upstream whole with the head, on a fresh connection; the client's own body (the
+    /// confirmation button's) is read and dropped; and the request is never sent twice.
+    @Test func forwardingABodyDetourHoldsSendsItOnceInPlaceOfTheClients() {
+        var machine = machine()
+        let head = F.head(.POST, "/", [("Content-Length", "7")])
+        var plan = F.plan()
+        plan.body = F.bytes("kept=1")
+        _ = machine.received(.head(head), now: t)
+        #expect(machine.dispatched(.proxy(plan), for: head, now: t).spelled == "connect #1 fresh")
+        let start = machine.upstreamReady(exchange: 1, reused: false, writable: true, now: t)
+        #expect(start?.body == F.bytes("kept=1") && start?.ended == true, "head, the kept body and the end at once")
+        #expect(machine.received(.body(F.bytes("token=")), now: t).spelled == "none", "the client's body is dropped")
+        #expect(machine.received(.end(nil), now: t).spelled == "none", "the upstream's request has ended already")
+        #expect(machine.nextDeadline == t + .seconds(40), "the response was due from the start")
+        #expect(machine.upstreamClosed(now: t).spelled == "respond 502 readNext", "never retried")
+    }
+
     @Test func forwardingNoResponseWithinTheTimeoutIsA504() {
         var machine = forwarding()
         _ = machine.received(.end(nil), now: t)

@@ -135,3 +135,43 @@ import Testing
         #expect(counter.count("flood 0", window: .seconds(120), now: Self.now) == 1, "the oldest forgotten")
     }
 }
+
+@Suite struct KeptFormTests {
+    static let now = SealedCookieCodecTests.now
+
+    @Test func aFormEncodesItsURLTypeAndBodyByteForByte() {
+        let form = KeptForm(
+            url: "https://app.example.com/f?x=1", contentType: "multipart/form-data; boundary=b",
+            body: Array(0...255))
+        #expect(KeptForm(encoded: form.encoded()) == form)
+        let bytes = form.encoded()
+        for length in 0..<8 { #expect(KeptForm(encoded: Array(bytes.prefix(length))) == nil) }
+        #expect(KeptForm(encoded: [0xFF, 0xFF, 0xFF, 0xFF]) == nil, "a length past the end")
+    }
+
+    @Test func aFormIsTakenOnceAndNeverAfterItsExpiry() {
+        let table = KeptFormTable()
+        #expect(table.keep("sealed", under: "k", expiry: Self.now + 600, now: Self.now))
+        #expect(table.peek("k", now: Self.now) == "sealed")
+        #expect(table.peek("k", now: Self.now) == "sealed", "looking leaves it")
+        #expect(table.take("k", now: Self.now) == "sealed")
+        #expect(table.take("k", now: Self.now) == nil)
+        #expect(table.peek("k", now: Self.now) == nil)
+        #expect(table.keep("old", under: "o", expiry: Self.now + 1, now: Self.now))
+        #expect(table.take("o", now: Self.now + 2) == nil, "expired")
+        #expect(table.bytes == 0)
+    }
+
+    /// A flood of anonymous forms cannot fill memory: past the bytes or the count, forms are refused until the
+    /// expired ones go.
+    @Test func theTableIsBoundedInBytesAndForms() {
+        let table = KeptFormTable(capacity: 10, count: 3)
+        #expect(table.keep("12345678", under: "a", expiry: Self.now + 1, now: Self.now))
+        #expect(!table.keep("123", under: "b", expiry: Self.now + 600, now: Self.now), "past 10 bytes")
+        #expect(table.keep("12", under: "b", expiry: Self.now + 600, now: Self.now))
+        #expect(table.keep("123", under: "c", expiry: Self.now + 600, now: Self.now + 2), "a's room, a expired")
+        #expect(table.keep("1", under: "d", expiry: Self.now + 600, now: Self.now + 4))
+        #expect(!table.keep("1", under: "e", expiry: Self.now + 600, now: Self.now + 6), "three forms at most")
+        #expect(table.bytes == 6)
+    }
+}

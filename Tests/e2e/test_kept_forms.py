@@ -68,8 +68,9 @@ def test_a_form_posted_while_signed_out_is_sent_after_sign_in_once_and_only_on_c
     assert "_detour_form" in browser.cookies
 
     done = sign_in_after(browser, detour, kept)
-    assert done.status_code == 303 and done.headers["Location"] == detour.url("/oauth2/resubmit")
+    assert done.status_code == 303 and done.headers["Location"].startswith(detour.url("/oauth2/resubmit?form="))
     page = confirmation(browser, done.headers["Location"])
+    assert "as alice" in page.text and page.headers["X-Frame-Options"] == "DENY"
     assert "/echo/submit?step=2" in page.text and "Send the form" in page.text
     assert page.headers["Cache-Control"] == "no-store"
     stats_before = requests.get(upstream + "/stats").json()["hits"].get("/echo/submit", 0)
@@ -130,8 +131,30 @@ def test_the_button_only_works_from_its_own_page(make_detour, upstream):
     own = browser.post(detour.url("/echo/submit"), data={"b": "2"},
                        headers={**NAVIGATE, "Sec-Fetch-Site": "same-origin"}, allow_redirects=False)
     assert own.status_code == 200 and own.json()["body"] == "b=2"
-    sent = follow_307(browser, detour, click(browser, detour, token), token)
+    armed = click(browser, detour, token)
+    # Armed, the cookie still sends nothing but to the form's own URL: another POST is forwarded as itself.
+    other = browser.post(detour.url("/echo/other"), data={"c": "3"},
+                         headers={**NAVIGATE, "Sec-Fetch-Site": "same-origin"}, allow_redirects=False)
+    assert other.status_code == 200 and other.json()["body"] == "c=3"
+    sent = follow_307(browser, detour, armed, token)
     assert sent.json()["body"] == "a=1"
+
+
+def test_a_form_planted_in_another_browser_is_not_sent_as_its_user(make_detour, upstream):
+    """Row A2b's form is bound to the sign-in that follows it: an attacker's form cookie, planted in a signed-in
+    victim's browser (from a sibling subdomain, say), is refused."""
+    detour = make_detour(session="  store: memory", **kept_forms(upstream))
+    attacker = requests.Session()
+    kept = attacker.post(detour.url("/echo/submit"), data={"transfer": "all"},
+                         headers={**NAVIGATE, "Sec-Fetch-Site": "same-origin"}, allow_redirects=False)
+    location = sign_in_after(attacker, detour, kept).headers["Location"]
+    victim = requests.Session()
+    start = victim.get(detour.url("/oauth2/start"), params={"rd": detour.url("/")}, allow_redirects=False)
+    victim.get(sign_in_at_provider(victim, start.headers["Location"]), allow_redirects=False)
+    victim.cookies.set("_detour_form", attacker.cookies["_detour_form"])
+    refused = victim.get(location, headers={**NAVIGATE, "Sec-Fetch-Site": "none"}, allow_redirects=False)
+    assert refused.status_code == 403 and "another sign-in" in refused.text
+    assert "Send the form" not in refused.text
 
 
 def test_a_form_kept_on_one_replica_is_sent_from_the_other(tmp_path, provider, upstream, postgres):
@@ -150,7 +173,7 @@ def test_a_form_kept_on_one_replica_is_sent_from_the_other(tmp_path, provider, u
         rows = postgres.sql("SELECT sealed FROM detour_kept_forms", name)
         assert rows.count("\n") == 1 and "7777" not in rows, "kept sealed"
         done = sign_in_after(browser, first, kept)
-        page = confirmation(browser, second.url("/oauth2/resubmit"))
+        page = confirmation(browser, second.url(done.headers["Location"].split(first.base, 1)[1]))
         token = token_of(page)
         armed = browser.post(second.url("/oauth2/resubmit"), data={"token": token},
                              headers={**NAVIGATE, "Sec-Fetch-Site": "same-origin"}, allow_redirects=False)
@@ -158,9 +181,12 @@ def test_a_form_kept_on_one_replica_is_sent_from_the_other(tmp_path, provider, u
         sent = browser.post(first.url("/echo/submit"), data={"token": token},
                             headers={**NAVIGATE, "Sec-Fetch-Site": "same-origin"}, allow_redirects=False)
         assert sent.status_code == 200 and sent.json()["body_sha256"] == hashlib.sha256(body.encode()).hexdigest()
-        again = browser.post(second.url("/echo/submit"), data={"token": token},
-                             cookies={"_detour_form": armed.cookies["_detour_form"]},
-                             headers={**NAVIGATE, "Sec-Fetch-Site": "same-origin"}, allow_redirects=False)
+        # The same request through the other replica, as a load balancer sends it (the same Host).
+        again = requests.post(second.url("/echo/submit"), data={"token": token}, cookies=browser.cookies,
+                              headers={**NAVIGATE, "Sec-Fetch-Site": "same-origin", "Host": urlparse(first.base).netloc,
+                                       "Cookie": f"_detour_form={armed.cookies['_detour_form']}; "
+                                                 f"_detour={browser.cookies['_detour']}"},
+                              allow_redirects=False)
         assert again.status_code == 409, "taken once across replicas"
         assert postgres.sql("SELECT count(*) FROM detour_kept_forms", name).strip() == "0"
     finally:
@@ -209,8 +235,8 @@ def test_chromium_sends_a_kept_multipart_form_with_a_file_after_sign_in_on_one_c
                          % json.dumps(provider + "/oauth2/authorize?"))
             browser.evaluate("const sub = document.querySelector('input[name=sub]');"
                              "sub.value = 'alice'; sub.form.submit(); true")
-            browser.wait("location.href == %s && !!document.querySelector('button')"
-                         % json.dumps(detour.url("/oauth2/resubmit")))
+            browser.wait("location.href.startsWith(%s) && !!document.querySelector('button')"
+                         % json.dumps(detour.url("/oauth2/resubmit?form=")))
             assert "/echo/submit?from=chromium" in browser.evaluate("document.body.innerText")
             assert hits() == before, "nothing is sent before the click"
 
@@ -229,8 +255,8 @@ def test_chromium_sends_a_kept_multipart_form_with_a_file_after_sign_in_on_one_c
 
             # Back to the confirmation page, and its button again: nothing is sent a second time.
             browser.evaluate("history.back(); true")
-            browser.wait("location.href == %s && document.readyState == 'complete'"
-                         % json.dumps(detour.url("/oauth2/resubmit")))
+            browser.wait("location.href.startsWith(%s) && document.readyState == 'complete'"
+                         % json.dumps(detour.url("/oauth2/resubmit?form=")))
             browser.evaluate("const b = document.querySelector('button'); if (b) b.click(); true")
             time.sleep(1)
             browser.wait("document.readyState == 'complete'")

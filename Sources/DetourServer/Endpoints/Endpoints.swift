@@ -230,11 +230,13 @@ public struct Endpoints: Sendable {
                 request, status, error.code.rawValue, "Signing you in failed (\(error.code.rawValue)).", retry,
                 clearState)
         }
-        let session = Self.session(from: signedIn, lifetime: sessions.lifetime, now: now)
+        var session = Self.session(from: signedIn, lifetime: sessions.lifetime, now: now)
         guard let returnTo = BrowserURL.parse(state.returnTo) else {
             return failure(
                 request, 400, "state-mismatch", "This sign-in's return target is unreadable.", retry, clearState)
         }
+        // A sign-in that returns to a kept form's confirmation page binds that form to its session (row A2b).
+        session.keptForm = keptFormTag(in: returnTo)
         let cookies: [SetCookie]
         do {
             cookies = try await sessions.store(session, existing: request.cookies, now: now)

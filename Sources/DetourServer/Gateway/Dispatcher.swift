@@ -23,9 +23,11 @@ struct Dispatcher: Sendable {
     let authentication: Authentication
     let upstreams: Upstreams
     private let counters: RequestCounters
+    /// Bodies of forms being read to be kept across sign-in (row A2b), held in memory meanwhile: 32 MiB at once.
+    private let keptForms = ByteBudget(capacity: 32 * 1024 * 1024)
     /// ``PolicyEngine/origin(scheme:host:)``, captured once: a response's rewriting closure holds one reference to it
     /// rather than a copy of the engine.
-    private let origin: @Sendable (BrowserURL.Scheme, String) -> String
+    let origin: @Sendable (BrowserURL.Scheme, String) -> String
 
     init(
         gateway: Gateway, endpoints: Endpoints, sessions: SessionCookies, trustedProxies: TrustedProxies,
@@ -95,7 +97,7 @@ struct Dispatcher: Sendable {
     }
 
     /// One request between its decisions: what deciding again after a check needs.
-    private struct Exchange: Sendable {
+    struct Exchange: Sendable {
         var head: HTTPRequestHead
         let request: CanonicalRequest
         let mode: Mode
@@ -131,14 +133,25 @@ struct Dispatcher: Sendable {
                 }
             }
         case .keepForm(let returnTo):
+            // The body is read whole: only while the process-wide budget for such bodies has room (else row A2).
+            let length = exchange.head.headers.first(name: "content-length").flatMap(Int.init) ?? 0
+            guard let reservation = keptForms.reserve(length) else {
+                authentication.logger.warning("form not kept across sign-in: too many kept forms are being read")
+                var answer = Answer(
+                    RedirectMatrix.answer(
+                        .signInAfterSeeOther(start: endpoints.startURL(returnTo), formKept: false),
+                        method: exchange.request.method, client: exchange.request.client))
+                answer.headers += cookies
+                return counted(.answer(answer), label: decision.label)
+            }
             return counted(
                 .respondReading(upTo: gateway.engine.settings.preservedFormLimit) { [endpoints] in
                     var answer = await endpoints.keepForm($0, returnTo: returnTo, now: Date())
-                    answer.headers += cookies
+                    withExtendedLifetime(reservation) { answer.headers += cookies }
                     return answer
                 }, label: decision.label)
         case .proxy(let upstream):
-            if exchange.head.method == .POST, let key = armedForm(exchange.head) {
+            if exchange.head.method == .POST, let key = armedForm(exchange.head, upstream) {
                 return resubmission(of: key, upstream, exchange, label: decision.label)
             }
             return plan(upstream, exchange, label: decision.label, memo: memo)
@@ -174,62 +187,9 @@ struct Dispatcher: Sendable {
         }
     }
 
-    /// The store key of the kept form whose re-submission the request's cookie arms (row A2b), if it does.
-    private func armedForm(_ head: HTTPRequestHead) -> String? {
-        let name = sessions.policy.formName
-        let values = head.headers["cookie"]
-        guard values.contains(where: { $0.contains(name) }),
-            let cookie = sessions.policy.load(name: name, from: RequestCookies(headers: values)),
-            let id = sessions.codec.open(cookie, purpose: Endpoints.armedPurpose, now: Date()), id.count == 32
-        else { return nil }
-        return SessionHandles.digest(id)
-    }
-
-    /// Row A2b's last step: the kept form, taken from the store (once, on any replica), goes to the upstream in place
-    /// of the request's own body (the confirmation button's), with its content type; the arming cookie is deleted. A
-    /// form taken already, expired, or kept for another URL is a 409 page, and nothing is sent.
-    private func resubmission(of key: String, _ upstream: UpstreamRequest, _ exchange: Exchange, label: String)
-        -> Dispatch
-    {
-        .later { [self] in
-            let now = Date()
-            let form: KeptForm?
-            do {
-                form = try await sessions.store.takeForm(key, now: now).flatMap {
-                    sessions.codec.open(
-                        $0, purpose: Endpoints.keptPurpose, now: now, maximumLength: KeptForm.maximumSealedLength)
-                }.flatMap(KeptForm.init(encoded:))
-            } catch {
-                authentication.logger.error("the session store is unavailable", metadata: ["detail": "\(error)"])
-                let refusal = RequestRefusal.sessionStoreUnavailable
-                return counted(.respond { refusal.answer(method: $0.method, client: $0.client) }, label: refusal.code)
-            }
-            var sent = exchange
-            sent.cookies += sessions.policy.delete(
-                name: sessions.policy.formName, existing: RequestCookies(headers: exchange.head.headers["cookie"]))
-            let url = BrowserURL.parse(origin(upstream.publicScheme, upstream.publicHost) + upstream.publicTarget)
-            guard let form, url?.href == form.url else {
-                let cookies = sent.cookies.map { (name: "Set-Cookie", value: $0.headerValue) }
-                return counted(
-                    .respond { request in
-                        var answer = RequestRefusal.formNotKept.answer(method: request.method, client: request.client)
-                        answer.headers += cookies
-                        return answer
-                    }, label: RequestRefusal.formNotKept.code)
-            }
-            var head = exchange.head
-            head.headers.replaceOrAdd(name: "Content-Type", value: form.contentType)
-            head.headers.replaceOrAdd(name: "Content-Length", value: String(form.body.count))
-            head.headers.remove(name: "Transfer-Encoding")
-            sent.head = head
-            authentication.logger.info("kept form sent again", metadata: ["bytes": "\(form.body.count)"])
-            return plan(upstream, sent, label: label, memo: nil, body: ByteBuffer(bytes: form.body))
-        }
-    }
-
     /// The request for the upstream, from the client's head and what the gateway adds; `body`, when given, goes in
     /// place of the client's.
-    private func plan(
+    func plan(
         _ upstream: UpstreamRequest, _ exchange: Exchange, label: String, memo: ConnectionInfo?, body: ByteBuffer? = nil
     ) -> Dispatch {
         guard let route = upstreams.route(upstream, memo: memo) else {
@@ -261,7 +221,7 @@ struct Dispatcher: Sendable {
                 timeouts: upstreams.timeouts, tls: route.tls, body: body))
     }
 
-    private func counted(_ dispatch: Dispatch, label: String) -> Dispatch {
+    func counted(_ dispatch: Dispatch, label: String) -> Dispatch {
         if case .answer(let answer) = dispatch {
             counters.count(route: label, status: answer.status, redirect: true)
             return dispatch

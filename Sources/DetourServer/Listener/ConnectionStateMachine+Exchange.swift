@@ -72,13 +72,13 @@ extension ConnectionStateMachine {
         switch part {
         case .head:
             return .none
-        case .body where exchange.plan.body != nil:
-            return .none
         case .body(let chunk):
             exchange.bodyBytes += chunk.readableBytes
             if let limit = limits.maximumRequestBody, exchange.bodyBytes > limit {
                 return bodyTooLarge(&exchange, now: now())
             }
+            // Read and dropped when Detour holds the body the upstream gets.
+            if exchange.plan.body != nil { return .none }
             outgoing = .body(.byteBuffer(chunk))
         case .end:
             // A client's trailers never reach the upstream (CONTRACT section 7): fields after the body are where a

@@ -223,7 +223,10 @@ struct ConnectionStateMachine {
             }
             exchanges += 1
             state = .forwarding(Exchange(id: exchanges, plan: plan, request: head))
-            return .connect(plan.upstream, timeout: plan.timeouts.connect, exchange: exchanges, fresh: false)
+            // A body Detour holds goes on a fresh connection: only a reused one is ever retried, so it is sent once,
+            // never again after the upstream may have acted on it.
+            return .connect(
+                plan.upstream, timeout: plan.timeouts.connect, exchange: exchanges, fresh: plan.body != nil)
         }
     }
 

@@ -58,7 +58,8 @@ enum ForwardedRequest {
             return .decide(
                 CanonicalRequest(
                     method: request.method, scheme: scheme, host: host, target: request.target, path: ownPath,
-                    headers: headers, peer: request.peer, fromTrustedProxy: trusted), .authenticationOnly)
+                    headers: headers, peer: request.peer, fromTrustedProxy: trusted,
+                    narrowing: AccessNarrowing(target: request.target)), .authenticationOnly)
         }
         let path: RequestPath
         do {
@@ -69,7 +70,8 @@ enum ForwardedRequest {
         return .decide(
             CanonicalRequest(
                 method: method ?? "GET", scheme: scheme, host: host, target: uri, path: path, headers: headers,
-                peer: request.peer, fromTrustedProxy: trusted), .forwardAuth(forwardedMethod: method != nil))
+                peer: request.peer, fromTrustedProxy: trusted, narrowing: AccessNarrowing(target: request.target)),
+            .forwardAuth(forwardedMethod: method != nil))
     }
 
     /// A forwarded host as compared with another: as routes match it (``PolicyEngine/hostName(_:)``), or as written

@@ -212,6 +212,12 @@ public struct Gateway: Sendable {
 
     /// F1: 202 with the `X-Auth-Request-*` identity headers (none for a public path with no one signed in).
     private func accepted(_ identity: Identity?, accessToken: String?, _ request: CanonicalRequest) -> GatewayDecision {
+        // oauth2-proxy's `allowed_*` parameters: signed in, but outside them, is 403 (a 401 would loop to sign-in).
+        if let identity, !request.narrowing.admits(identity) {
+            return GatewayDecision(
+                .answer(Answer(status: 403, headers: [("Cache-Control", "no-store")])), label: "forward-auth",
+                notice: Notice(warning: false, message: "forward-auth narrowed", reason: "not-allowed-by-query"))
+        }
         var headers = identity?.headers(.forwardAuth) ?? []
         if let accessToken { headers += IdentityHeaders.forwardAuth.accessToken(accessToken) }
         if let refusal = unsendable(headers, request, label: "forward-auth") { return refusal }

@@ -46,6 +46,8 @@ public struct CanonicalRequest: Sendable {
     public let headers: any RequestHeaders
     public let peer: String?
     public let fromTrustedProxy: Bool
+    /// In forward-auth mode, what `/oauth2/auth`'s own query narrows (oauth2-proxy's `allowed_*` parameters).
+    public var narrowing = AccessNarrowing()
 
     /// Who is asking, for the matrix's choice between redirects, 401s and pages (CONTRACT section 6).
     public var client: ClientKind { ClientKind.classify(method: method, header: { headers.first($0) }) }

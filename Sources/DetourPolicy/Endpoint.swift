@@ -9,6 +9,8 @@ public enum Endpoint: String, Sendable, Hashable, CaseIterable {
     case ready
     case metrics
     case start
+    /// oauth2-proxy's entry for nginx `error_page 401`: `/oauth2/start` for a browser, 401 for an API client.
+    case signIn = "sign_in"
     case callback
     case signOut = "sign_out"
     case userinfo
@@ -23,12 +25,9 @@ public enum Endpoint: String, Sendable, Hashable, CaseIterable {
     case unknown
 
     private static let root: [String: Endpoint] = ["/ping": .ping, "/ready": .ready, "/metrics": .metrics]
+    /// Every endpoint but the root's three, under the prefix by its raw value.
     private static let underPrefix: [String: Endpoint] = Dictionary(
-        uniqueKeysWithValues: [
-            Endpoint.start, .callback, .signOut, .userinfo, .forwardAuth, .backchannelLogout, .resubmit,
-        ].map {
-            ($0.rawValue, $0)
-        })
+        uniqueKeysWithValues: allCases.filter { !root.values.contains($0) && $0 != .unknown }.map { ($0.rawValue, $0) })
 
     /// The endpoint a normalised `path` names, or `nil` when the path is not Detour's.
     public static func named(by path: String, prefix: String) -> Endpoint? {

@@ -7,7 +7,8 @@ import Testing
         ("/ping", Endpoint.ping), ("/ready", .ready), ("/metrics", .metrics), ("/oauth2/start", .start),
         ("/oauth2/callback", .callback), ("/oauth2/sign_out", .signOut), ("/oauth2/userinfo", .userinfo),
         ("/oauth2/auth", .forwardAuth), ("/oauth2", .unknown), ("/oauth2/", .unknown), ("/oauth2/start/", .unknown),
-        ("/oauth2/nothing", .unknown),
+        ("/oauth2/nothing", .unknown), ("/oauth2/sign_in", .signIn), ("/oauth2/backchannel_logout", .backchannelLogout),
+        ("/oauth2/resubmit", .resubmit), ("/oauth2/unknown", .unknown), ("/oauth2/ping", .unknown),
     ])
     func named(path: String, endpoint: Endpoint) {
         #expect(Endpoint.named(by: path, prefix: "/oauth2") == endpoint)

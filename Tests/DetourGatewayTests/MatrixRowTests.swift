@@ -155,6 +155,37 @@ import Testing
                 == .passed(user: "u-2", email: "bob@example.com", groups: "admins", accessToken: nil))
     }
 
+    /// oauth2-proxy's `/oauth2/auth?allowed_groups=&allowed_emails=&allowed_email_domains=`: signed in but outside
+    /// them is 403 (never 401, which nginx would turn into another sign-in), in both forward-auth forms.
+    @Test func f1IsNarrowedByOAuth2ProxysQueryParameters() {
+        func asked(_ query: String, _ identity: Identity?, uri: Bool = true) -> Outcome? {
+            var fields = [("Host", "auth.internal"), ("X-Forwarded-Host", "app.example.com")]
+            if uri { fields.append(("X-Forwarded-Uri", "/x")) }
+            let request = GatewayRequest(
+                method: "GET", target: "/oauth2/auth?" + query, headers: Fields(fields), peer: Fixture.trustedProxy,
+                fromTrustedProxy: true)
+            return Fixture.step(gateway, request, Fixture.signedIn(identity)).map(Outcome.init)
+        }
+        let ann = Identity(subject: "u-1", email: "Ann@Sub.Example.com", groups: ["staff", "ops"])
+        for uri in [true, false] {
+            #expect(asked("allowed_groups=admins,ops", ann, uri: uri)?.status == nil, "passed: ops is one")
+            #expect(asked("allowed_groups=admins", ann, uri: uri)?.status == 403)
+            #expect(asked("allowed_groups=admins", nil, uri: uri)?.status == 401, "not signed in is still 401")
+        }
+        #expect(asked("allowed_groups=admins&allowed_groups=ops", ann)?.status == nil, "a repeated parameter adds")
+        #expect(asked("allowed_emails=ann%40sub.example.com", ann)?.status == nil, "emails ignore case")
+        #expect(asked("allowed_emails=bob@example.com,+ann@sub.example.com", ann)?.status == nil, "items are trimmed")
+        #expect(asked("allowed_emails=bob@example.com", ann)?.status == 403)
+        #expect(asked("allowed_email_domains=example.com", ann)?.status == 403, "exact without a dot")
+        #expect(asked("allowed_email_domains=.example.com", ann)?.status == nil)
+        #expect(asked("allowed_email_domains=*.example.com", ann)?.status == nil)
+        #expect(asked("allowed_email_domains=*.ample.com", ann)?.status == 403, "a whole label, not a suffix")
+        #expect(asked("allowed_groups=ops&allowed_emails=bob@example.com", ann)?.status == 403, "every parameter")
+        #expect(asked("allowed_groups=&allowed_emails=", ann)?.status == nil, "empty is no narrowing")
+        let unverified = Identity(subject: "u-3", email: "eve@example.com", emailVerified: false, groups: [])
+        #expect(asked("allowed_email_domains=example.com", unverified)?.status == 403, "an unverified email")
+    }
+
     @Test func noRouteAndMethodNotAllowedAreTheSameInBothModes() {
         let noRoute = modes("GET", "/x", .navigation, gateway: Fixture.gateway(policy: "routes: []\n"))
         #expect(noRoute.proxy?.status == 404)

@@ -36,6 +36,42 @@ import Testing
         return cookies.map { "\($0.0)=\($0.1)" }.joined(separator: "; ")
     }
 
+    /// oauth2-proxy's `/oauth2/sign_in` for nginx's `error_page 401`: A1 for a browser, A2 when a trusted proxy says
+    /// the original request was a POST (its `error_page` made it a GET), A3 for an API client; and
+    /// `X-Auth-Request-Redirect` as the target when `rd` is absent, refused like any `rd` (S1).
+    @Test func signInIsStartForBrowsersAndA401ForAPIs() async throws {
+        let endpoints = try await SignInFloodTests.endpoints()
+        let now = Date()
+        func signIn(_ headers: [(String, String)], trusted: Bool = false, target: String = "/oauth2/sign_in") async
+            -> Answer
+        {
+            await endpoints.handle(
+                .signIn,
+                EndpointRequest(
+                    method: "GET", target: target, headers: [("Host", "auth.example.com")] + headers,
+                    fromTrustedProxy: trusted), now: now)
+        }
+        let redirect = [("X-Auth-Request-Redirect", "/reports?q=1")]
+        let browser = await signIn(Self.browser.dropFirst() + redirect)
+        #expect(browser.status == 302)
+        #expect(browser.header("Location")?.hasPrefix("https://idp.example/auth?") == true)
+        let wasPost = [("X-Original-Method", "POST")]
+        let posted = await signIn(Self.browser.dropFirst() + redirect + wasPost, trusted: true)
+        #expect(posted.status == 303)
+        #expect(
+            posted.header("Location")
+                == "https://auth.example.com/oauth2/start?rd=https%3A%2F%2Fauth.example.com%2Freports%3Fq%3D1")
+        #expect(await signIn(Self.browser.dropFirst() + wasPost).status == 302, "believed from trusted proxies only")
+        let api = await signIn([("Accept", "application/json")] + redirect)
+        #expect(api.status == 401 && api.header("Location") == nil)
+        #expect(String(decoding: api.body, as: UTF8.self).contains("rd=https%3A%2F%2Fauth.example.com%2Freports"))
+        let evil = await signIn([("Accept", "application/json"), ("X-Auth-Request-Redirect", "https://evil.example/")])
+        #expect(!String(decoding: evil.body, as: UTF8.self).contains("evil.example"), "validated as any rd")
+        let withRD = await signIn(
+            [("Accept", "application/json")] + redirect, target: "/oauth2/sign_in?rd=%2Fother")
+        #expect(String(decoding: withRD.body, as: UTF8.self).contains("rd=https%3A%2F%2Fauth.example.com%2Fother"))
+    }
+
     @Test func s1ARejectedReturnTargetBecomesTheDefaultAndC2IsAPageNotARedirect() async throws {
         let endpoints = try await SignInFloodTests.endpoints()
         let now = Date()

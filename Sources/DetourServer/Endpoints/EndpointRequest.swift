@@ -11,12 +11,18 @@ public struct EndpointRequest: Sendable {
     public var target: String
     public var headers: [(name: String, value: String)]
     public var body: [UInt8]
+    /// Whether the peer is a trusted proxy (`server.trusted_proxies`), whose forwarded headers are believed.
+    public var fromTrustedProxy: Bool
 
-    public init(method: String, target: String, headers: [(name: String, value: String)], body: [UInt8] = []) {
+    public init(
+        method: String, target: String, headers: [(name: String, value: String)], body: [UInt8] = [],
+        fromTrustedProxy: Bool = false
+    ) {
         self.method = method
         self.target = target
         self.headers = headers
         self.body = body
+        self.fromTrustedProxy = fromTrustedProxy
     }
 
     /// The request `head` begins, with `body` read whole.

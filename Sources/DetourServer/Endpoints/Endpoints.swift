@@ -53,6 +53,7 @@ public struct Endpoints: Sendable {
                 status: 200, headers: [("Content-Type", "text/plain; version=0.0.4; charset=utf-8")],
                 body: metrics?.emitToString() ?? "")
         case .start: return await start(request, now: now)
+        case .signIn: return await signIn(request, now: now)
         case .callback: return await callback(request, now: now)
         case .signOut: return await signOut(request, now: now)
         case .userinfo: return await userinfo(request, now: now)
@@ -69,10 +70,15 @@ public struct Endpoints: Sendable {
         guard request.method == "GET" || request.method == "HEAD" else {
             return methodNotAllowed(request, ["GET", "HEAD"])
         }
-        switch beginSignIn(request, requested: request.queryItems.first { $0.0 == "rd" }?.1, now: now) {
+        switch beginSignIn(request, requested: requestedTarget(request), now: now) {
         case .answered(let answer): return answer
         case .later(let answer): return await answer()
         }
+    }
+
+    /// `rd`, else oauth2-proxy's `X-Auth-Request-Redirect` header (validated as any `rd` is).
+    func requestedTarget(_ request: EndpointRequest) -> String? {
+        request.queryItems.first { $0.0 == "rd" }?.1 ?? request.header("x-auth-request-redirect")
     }
 
     /// A sign-in's first answer: known at once, or once the shared store has counted the start (row S2).

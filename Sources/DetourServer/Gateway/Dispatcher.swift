@@ -50,7 +50,13 @@ struct Dispatcher: Sendable {
             fromTrustedProxy: connection.trustsPeer(trustedProxies))
         switch gateway.resolve(request) {
         case .endpoint(let endpoint):
-            return counted(.respond { [endpoints] in await endpoints.handle(endpoint, $0) }, label: "detour")
+            let trusted = request.fromTrustedProxy
+            return counted(
+                .respond { [endpoints] in
+                    var request = $0
+                    request.fromTrustedProxy = trusted
+                    return await endpoints.handle(endpoint, request)
+                }, label: "detour")
         case .refuse(let refusal):
             return counted(.respond { refusal.answer(method: $0.method, client: $0.client) }, label: refusal.code)
         case .decide(let canonical, let mode):

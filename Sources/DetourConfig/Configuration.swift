@@ -103,6 +103,18 @@ public struct Configuration: Sendable {
         public var introspectionCacheTTL = Duration.seconds(60)
         /// Whether `/oauth2/backchannel_logout` serves (it needs a server-side session store).
         public var backchannelLogout = false
+        /// Where identity comes from: dotted claim paths (`oidc.claims`).
+        public var claims = ClaimPaths()
+        /// Extra authorization-request parameters (`oidc.auth_params`), in the file's order.
+        public var authParams: [(name: String, value: String)] = []
+    }
+
+    /// `oidc.claims`: a dotted claim path for each part of the identity.
+    public struct ClaimPaths: Sendable, Hashable {
+        public var user = "sub"
+        public var email = "email"
+        public var groups = "groups"
+        public var preferredUsername = "preferred_username"
     }
 
     /// `session:`: the session cookie; every secret decodes to 32 or more bytes.

@@ -17,6 +17,13 @@ extension Configuration {
     static let oidcKeys = [
         "issuer", "client_id", "client_secret", "client_secret_file", "scopes", "response_mode", "token_endpoint_auth",
         "ca_file", "timeout", "bearer_audiences", "introspection_url", "introspection_cache_ttl", "backchannel_logout",
+        "claims", "auth_params",
+    ]
+    static let claimKeys = ["user", "email", "groups", "preferred_username"]
+    /// The authorization-request parameters Detour sets itself, which `oidc.auth_params` may not replace.
+    static let reservedAuthParams: Set<String> = [
+        "response_type", "client_id", "redirect_uri", "scope", "state", "nonce", "code_challenge",
+        "code_challenge_method", "response_mode", "request", "request_uri",
     ]
     static let sessionKeys = ["cookie_name", "secrets", "lifetime", "refresh_before", "cookie_domain", "store"]
     static let returnToKeys = ["allowed_hosts", "logout_allowed_hosts", "default", "preserve_post"]
@@ -26,6 +33,7 @@ extension Configuration {
         topKeys + serverKeys.map { "server.\($0)" } + oidcKeys.map { "oidc.\($0)" }
             + limitsKeys.map { "server.limits.\($0)" } + sessionKeys.map { "session.\($0)" }
             + returnToKeys.map { "return_to.\($0)" } + tlsKeys.map { "server.tls.\($0)" }
+            + claimKeys.map { "oidc.claims.\($0)" }
     }
 
     /// Loads and validates a configuration file; reads nothing but the file and `environment`.
@@ -219,7 +227,51 @@ extension Configuration {
         if let value = entries["backchannel_logout"], let flag = reader.bool(value, "oidc.backchannel_logout") {
             oidc.backchannelLogout = flag
         }
+        if let value = entries["claims"], let claims = reader.mapping(value, "oidc.claims", keys: Self.claimKeys) {
+            func path(_ key: String) -> String? {
+                guard let node = claims[key], let text = reader.string(node, "oidc.claims.\(key)") else { return nil }
+                if text.isEmpty || text.hasPrefix(".") || text.hasSuffix(".") || text.contains("..") {
+                    reader.report(
+                        node, "oidc.claims.\(key) is not a claim path such as realm_access.roles: \"\(text)\"")
+                    return nil
+                }
+                return text
+            }
+            oidc.claims.user = path("user") ?? oidc.claims.user
+            oidc.claims.email = path("email") ?? oidc.claims.email
+            oidc.claims.groups = path("groups") ?? oidc.claims.groups
+            oidc.claims.preferredUsername = path("preferred_username") ?? oidc.claims.preferredUsername
+        }
+        if let value = entries["auth_params"] { oidc.authParams = Self.authParams(value, &reader) }
         self.oidc = oidc
+    }
+
+    /// `oidc.auth_params`: names to string (or number) values, none of them a parameter Detour sets itself.
+    private static func authParams(_ node: Node, _ reader: inout YAMLReader) -> [(name: String, value: String)] {
+        if reader.isNull(node) { return [] }
+        guard case .mapping(let mapping) = node else {
+            reader.report(node, "oidc.auth_params must be a mapping of parameter names to values")
+            return []
+        }
+        var parameters: [(name: String, value: String)] = []
+        for (keyNode, valueNode) in mapping {
+            guard let name = keyNode.string, !name.isEmpty else {
+                reader.report(keyNode, "oidc.auth_params has a key that is not a parameter name")
+                continue
+            }
+            guard !reservedAuthParams.contains(name) else {
+                reader.report(keyNode, "oidc.auth_params.\(name): Detour sets \(name) itself")
+                continue
+            }
+            let value: String?
+            if case .scalar(let scalar) = valueNode, valueNode.tag.rawValue == Tag.Name.int.rawValue {
+                value = scalar.string
+            } else {
+                value = reader.string(valueNode, "oidc.auth_params.\(name)")
+            }
+            if let value { parameters.append((name, value)) }
+        }
+        return parameters
     }
 
     private mutating func readSession(_ node: Node, _ reader: inout YAMLReader) {

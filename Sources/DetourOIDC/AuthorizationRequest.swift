@@ -6,7 +6,8 @@ public import Foundation
 ///
 /// Guarantees: `state`, `nonce` and the PKCE verifier are 256 random bits each, base64url; only the
 /// S256 challenge of the verifier leaves Detour (RFC 7636 4.2); the return target is not in the URL
-/// (it stays in the sealed login state).
+/// (it stays in the sealed login state); extra parameters (`oidc.auth_params`) come after Detour's own, and the
+/// configuration refuses any that would name one of them.
 public struct AuthorizationRequest: Sendable {
     public let loginState: LoginState
     public let url: String
@@ -18,7 +19,7 @@ public struct AuthorizationRequest: Sendable {
 
     public init(
         metadata: ProviderMetadata, clientID: String, redirectURI: String, scopes: [String],
-        responseMode: ResponseMode, returnTo: String, now: Date
+        responseMode: ResponseMode, extraParameters: [(String, String)] = [], returnTo: String, now: Date
     ) {
         let state = Self.randomToken()
         let nonce = Self.randomToken()
@@ -30,6 +31,8 @@ public struct AuthorizationRequest: Sendable {
             ("code_challenge", Self.challenge(for: verifier)), ("code_challenge_method", "S256"),
         ]
         if responseMode == .formPost { parameters.append(("response_mode", "form_post")) }
+        // `oidc.auth_params` (prompt, acr_values, login_hint...): the configuration refuses any named above.
+        parameters += extraParameters
         let separator = metadata.authorizationEndpoint.contains("?") ? "&" : "?"
         url = metadata.authorizationEndpoint + separator + FormEncoding.encode(parameters)
     }

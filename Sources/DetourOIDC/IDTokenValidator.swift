@@ -6,11 +6,11 @@ public struct TokenClaims: Sendable, Hashable {
     public let expiry: Date
     /// Every claim, for email, groups and policy `claim:` rules.
     public let all: [String: JSONValue]
+    /// How ``identity`` reads them (`oidc.claims`).
+    public internal(set) var mapping = ClaimMapping.standard
 
-    public var email: String? { all["email"]?.string }
-    public var emailVerified: Bool? { all["email_verified"]?.bool }
-    public var preferredUsername: String? { all["preferred_username"]?.string }
-    public var groups: [String] { all["groups"]?.strings ?? [] }
+    /// Who the token speaks for, read through ``mapping``.
+    public var identity: MappedIdentity { mapping.identity(subject: subject, from: [all]) }
 }
 
 /// Validates ID tokens per OpenID Connect Core 1.0 section 3.1.3.7, with stricter defaults than

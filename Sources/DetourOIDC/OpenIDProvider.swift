@@ -25,12 +25,19 @@ public struct ClientRegistration: Sendable {
     public var bearerAudiences: [String]
     /// The RFC 7662 endpoint (`oidc.introspection_url`), else discovery's `introspection_endpoint`.
     public var introspectionURL: String?
+    /// Where identity comes from in the claims (`oidc.claims`).
+    public var claims: ClaimMapping
+    /// Extra authorization-request parameters (`oidc.auth_params`), after Detour's own.
+    public var authorizationParameters: [(String, String)]
 
     public init(
         issuer: String, clientID: String, clientSecret: String, authentication: Authentication, redirectURI: String,
         scopes: [String], responseMode: AuthorizationRequest.ResponseMode, bearerAudiences: [String] = [],
-        introspectionURL: String? = nil
+        introspectionURL: String? = nil, claims: ClaimMapping = .standard,
+        authorizationParameters: [(String, String)] = []
     ) {
+        self.claims = claims
+        self.authorizationParameters = authorizationParameters
         self.bearerAudiences = bearerAudiences.isEmpty ? [clientID] : bearerAudiences
         self.introspectionURL = introspectionURL
         self.issuer = issuer
@@ -65,6 +72,11 @@ public struct SignedIn: Sendable {
     public let refreshToken: String?
     /// Claims from the userinfo endpoint (its `sub` equals the ID token's), if it has one.
     public let userinfo: [String: JSONValue]
+
+    /// Who signed in, read through `oidc.claims`: from the ID token, else from userinfo.
+    public var identity: MappedIdentity {
+        claims.mapping.identity(subject: claims.subject, from: [claims.all, userinfo])
+    }
 }
 
 /// The identity provider, as Detour talks to it: discovery, keys, authorization URLs, code redemption.
@@ -131,7 +143,8 @@ public final class OpenIDProvider: Sendable {
         let (metadata, _) = try loaded()
         return AuthorizationRequest(
             metadata: metadata, clientID: registration.clientID, redirectURI: registration.redirectURI,
-            scopes: registration.scopes, responseMode: registration.responseMode, returnTo: returnTo, now: now)
+            scopes: registration.scopes, responseMode: registration.responseMode,
+            extraParameters: registration.authorizationParameters, returnTo: returnTo, now: now)
     }
 
     /// Checks the authorization response's `iss` (RFC 9207) and redeems the code (RFC 6749 4.1.3, with
@@ -154,10 +167,11 @@ public final class OpenIDProvider: Sendable {
         guard let idToken = body["id_token"]?.string else {
             throw OIDCError(.badProviderResponse, "the token response has no id_token")
         }
-        let claims = try validator.validate(
+        var claims = try validator.validate(
             idToken, keys: try await keys.keys(containing: IDTokenValidator.keyID(of: idToken), fromProvider: true),
             nonce: loginState.nonce,
             now: now)
+        claims.mapping = registration.claims
         let accessToken = body["access_token"]?.string
         var userinfo: [String: JSONValue] = [:]
         if let endpoint = metadata.userinfoEndpoint, let accessToken {
@@ -198,8 +212,10 @@ public final class OpenIDProvider: Sendable {
         let (_, keys) = try loaded()
         let validator = AccessTokenValidator(
             issuer: registration.issuer, audiences: registration.bearerAudiences, clientID: registration.clientID)
-        return try validator.validate(
+        var claims = try validator.validate(
             token, keys: try await keys.keys(containing: IDTokenValidator.keyID(of: token)), now: now)
+        claims.mapping = registration.claims
+        return claims
     }
 
     /// A back-channel logout token, validated against the provider's keys (``LogoutTokenValidator``). Like a
@@ -246,7 +262,7 @@ public final class OpenIDProvider: Sendable {
         // Without an expiry an answer would be believed for as long as it is cached (CONTRACT section 7 wants `exp`):
         // not signed in, an answer the cache keeps briefly, so such a token does not cost a call per request.
         guard let expiry else { return nil }
-        return TokenClaims(subject: subject, expiry: expiry, all: claims)
+        return TokenClaims(subject: subject, expiry: expiry, all: claims, mapping: registration.claims)
     }
 
     /// A form POST authenticated as this client (RFC 6749 2.3.1) to the token or introspection endpoint;

@@ -19,12 +19,14 @@ public struct Session: Sendable, Hashable {
     public var providerSession: String?
     /// The tag of the form kept before this sign-in (row A2b): the one form this session may send again.
     public var keptForm: String?
+    /// Who the user is for upstreams (`X-Forwarded-User`), when `oidc.claims.user` names another claim than `sub`.
+    public var user: String?
 
     public init(
         subject: String, email: String? = nil, emailVerified: Bool? = nil, groups: [String] = [],
         preferredUsername: String? = nil, claims: [String: [String]] = [:], accessToken: String? = nil,
         accessTokenExpiry: Date? = nil, refreshToken: String? = nil, signedInAt: Date,
-        expiry: Date, providerSession: String? = nil, keptForm: String? = nil
+        expiry: Date, providerSession: String? = nil, keptForm: String? = nil, user: String? = nil
     ) {
         self.subject = subject
         self.email = email
@@ -39,6 +41,7 @@ public struct Session: Sendable, Hashable {
         self.expiry = expiry
         self.providerSession = providerSession
         self.keptForm = keptForm
+        self.user = user
     }
 }
 

@@ -1,8 +1,8 @@
 import Foundation
 
 /// The session's byte layout inside the sealed cookie: read on every request, so a compact binary form
-/// rather than JSON. Version 3 adds the provider session id and the kept form's tag; a session with neither is still
-/// written as version 2, so that replicas of the previous release, sharing a store during a rolling upgrade, read it
+/// rather than JSON. Version 3 adds the provider session id, the kept form's tag and the mapped user; a session with
+/// none of them is still written as version 2, so that replicas of the previous release, sharing a store during a rolling upgrade, read it
 /// (version 1 also held the ID token): strings as a 32-bit length and UTF-8, optionals as a presence byte, lists as a 32-bit count, dates as
 /// 64-bit milliseconds since 1970, all big-endian. Reading checks every bound and answers `nil` for anything
 /// malformed.
@@ -11,7 +11,7 @@ extension Session {
 
     func encoded() -> [UInt8] {
         var writer = ByteWriter()
-        let extended = providerSession != nil || keptForm != nil
+        let extended = providerSession != nil || keptForm != nil || user != nil
         writer.bytes.append(extended ? Self.encodingVersion : 2)
         writer.string(subject)
         writer.optional(email) { $0.string($1) }
@@ -30,6 +30,7 @@ extension Session {
         if extended {
             writer.optional(providerSession) { $0.string($1) }
             writer.optional(keptForm) { $0.string($1) }
+            writer.optional(user) { $0.string($1) }
         }
         return writer.bytes
     }
@@ -50,7 +51,8 @@ extension Session {
             let accessTokenExpiry = reader.optional({ $0.date() }), let refreshToken = reader.optional({ $0.string() }),
             let signedInAt = reader.date(), let expiry = reader.date(),
             let providerSession = version == 2 ? .some(nil) : reader.optional({ $0.string() }),
-            let keptForm = version == 2 ? .some(nil) : reader.optional({ $0.string() }), reader.isAtEnd
+            let keptForm = version == 2 ? .some(nil) : reader.optional({ $0.string() }),
+            let user = version == 2 ? .some(nil) : reader.optional({ $0.string() }), reader.isAtEnd
         else { return nil }
         self.init(
             subject: subject, email: email, emailVerified: emailVerified, groups: groups,
@@ -58,7 +60,7 @@ extension Session {
             claims: Dictionary(claimList, uniquingKeysWith: { first, _ in first }),
             accessToken: accessToken, accessTokenExpiry: accessTokenExpiry,
             refreshToken: refreshToken, signedInAt: signedInAt, expiry: expiry, providerSession: providerSession,
-            keptForm: keptForm)
+            keptForm: keptForm, user: user)
     }
 }
 

@@ -66,7 +66,11 @@ struct Composition {
             authentication: oidc.tokenEndpointAuth == .clientSecretPost ? .clientSecretPost : .clientSecretBasic,
             redirectURI: base.origin + configuration.server.prefix + "/callback", scopes: oidc.scopes,
             responseMode: oidc.responseMode == .formPost ? .formPost : .query, bearerAudiences: oidc.bearerAudiences,
-            introspectionURL: oidc.introspectionURL)
+            introspectionURL: oidc.introspectionURL,
+            claims: ClaimMapping(
+                user: oidc.claims.user, email: oidc.claims.email, groups: oidc.claims.groups,
+                preferredUsername: oidc.claims.preferredUsername),
+            authorizationParameters: oidc.authParams.map { ($0.name, $0.value) })
         provider = OpenIDProvider(
             registration: registration,
             transport: CurlClient(options: .init(timeout: oidc.timeout, caFile: oidc.caFile)))

@@ -109,6 +109,29 @@ import Testing
         #expect(capped.engineSettings.preservedFormLimit == 1000, "and never more than any body may be")
     }
 
+    @Test func claimPathsAndAuthParamsAreRead() throws {
+        let oidc = "oidc:\n  issuer: https://idp.example\n  client_id: c\n"
+        let loaded = try load(
+            oidc + "  claims:\n    user: email\n    groups: realm_access.roles\n"
+                + "  auth_params:\n    prompt: login\n    max_age: 300\n    acr_values: \"gold silver\"\n")
+        #expect(loaded.oidc?.claims.user == "email" && loaded.oidc?.claims.groups == "realm_access.roles")
+        #expect(loaded.oidc?.claims.email == "email", "the others keep their defaults")
+        #expect(
+            loaded.oidc?.authParams.map { "\($0.name)=\($0.value)" } == [
+                "prompt=login", "max_age=300", "acr_values=gold silver",
+            ])
+        #expect(
+            diagnostics(oidc + "  auth_params:\n    state: x\n    redirect_uri: y\n") == [
+                "detour.yaml:5:5: oidc.auth_params.state: Detour sets state itself",
+                "detour.yaml:6:5: oidc.auth_params.redirect_uri: Detour sets redirect_uri itself",
+            ])
+        #expect(
+            diagnostics(oidc + "  claims:\n    groups: realm_access..roles\n    role: x\n") == [
+                "detour.yaml:5:13: oidc.claims.groups is not a claim path such as realm_access.roles: \"realm_access..roles\"",
+                "detour.yaml:6:5: unknown key \"oidc.claims.role\"",
+            ])
+    }
+
     /// With the cookie store nothing could end a session, so back-channel logout would be a promise not kept.
     @Test func backChannelLogoutNeedsAServerSideStore() throws {
         let oidc = "oidc:\n  issuer: https://idp.example\n  client_id: c\n  backchannel_logout: true\n"

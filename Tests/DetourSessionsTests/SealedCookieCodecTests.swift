@@ -270,7 +270,7 @@ import Testing
         claims: ["department": ["eng"], "roles": ["x", "y"]], accessToken: "at",
         accessTokenExpiry: Date(timeIntervalSince1970: 1_800_000_123.456), refreshToken: "rt",
         signedInAt: Date(timeIntervalSince1970: 1_800_000_000), expiry: Date(timeIntervalSince1970: 1_800_028_800),
-        providerSession: "sid-1", keptForm: "tag-1")
+        providerSession: "sid-1", keptForm: "tag-1", user: "ann@example.com")
 
     @Test func roundTripsEveryField() {
         #expect(Session(encoded: Self.full.encoded()) == Self.full)
@@ -284,6 +284,7 @@ import Testing
         var earlier = Self.full
         earlier.providerSession = nil
         earlier.keptForm = nil
+        earlier.user = nil
         let bytes = earlier.encoded()
         #expect(bytes[0] == 2 && Self.full.encoded()[0] == 3)
         #expect(Array(Self.full.encoded().prefix(bytes.count).dropFirst()) == Array(bytes.dropFirst()))

@@ -273,32 +273,16 @@ public struct Endpoints: Sendable {
                 + "or keep sessions server-side with session.store.", retry, cookies)
     }
 
-    /// Claims about the token rather than the user: kept out of the session cookie.
-    static let protocolClaims: Set<String> = [
-        "iss", "aud", "exp", "iat", "nbf", "nonce", "auth_time", "at_hash", "c_hash", "azp", "jti", "sid", "sub",
-    ]
-
-    /// The string and string-list claims about the user, for policy `claim:` rules.
-    static func userClaims(_ claims: [String: JSONValue]) -> [String: [String]] {
-        var extra: [String: [String]] = [:]
-        for (name, value) in claims where !protocolClaims.contains(name) {
-            if let strings = value.strings { extra[name] = strings }
-        }
-        return extra
-    }
-
     static func session(from signedIn: SignedIn, lifetime: Duration, now: Date) -> Session {
-        let claims = signedIn.claims.all.merging(signedIn.userinfo) { _, userinfo in userinfo }
-        let extra = userClaims(claims)
+        let identity = signedIn.identity
+        let subject = signedIn.claims.subject
         return Session(
-            subject: signedIn.claims.subject, email: claims["email"]?.string,
-            emailVerified: claims["email_verified"]?.bool,
-            groups: claims["groups"]?.strings ?? [], preferredUsername: claims["preferred_username"]?.string,
-            claims: extra,
+            subject: subject, email: identity.email, emailVerified: identity.emailVerified, groups: identity.groups,
+            preferredUsername: identity.preferredUsername, claims: identity.claims,
             accessToken: signedIn.accessToken, accessTokenExpiry: signedIn.accessTokenExpiry,
             refreshToken: signedIn.refreshToken, signedInAt: now,
             expiry: now.addingTimeInterval(Double(lifetime.components.seconds)),
-            providerSession: signedIn.claims.all["sid"]?.string)
+            providerSession: signedIn.claims.all["sid"]?.string, user: identity.user == subject ? nil : identity.user)
     }
 
     // MARK: sign-out and userinfo
@@ -345,7 +329,7 @@ public struct Endpoints: Sendable {
         let body =
             "{"
             + [
-                "\"user\":\(JSON.string(session.subject))",
+                "\"user\":\(JSON.string(session.user ?? session.subject))",
                 "\"email\":\(session.email.map(JSON.string) ?? "null")",
                 "\"groups\":[\(session.groups.map(JSON.string).joined(separator: ","))]",
                 "\"preferred_username\":\(session.preferredUsername.map(JSON.string) ?? "null")",

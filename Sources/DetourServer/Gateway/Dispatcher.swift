@@ -328,15 +328,16 @@ struct Dispatcher: Sendable {
 
     /// Who a validated bearer token speaks for, read as a session's claims are.
     static func identity(_ claims: TokenClaims) -> Identity {
-        Identity(
-            subject: claims.subject, email: claims.email, emailVerified: claims.emailVerified, groups: claims.groups,
-            preferredUsername: claims.preferredUsername ?? claims.all["username"]?.string,
-            claims: Endpoints.userClaims(claims.all))
+        let mapped = claims.identity
+        return Identity(
+            subject: mapped.user, email: mapped.email, emailVerified: mapped.emailVerified, groups: mapped.groups,
+            // RFC 7662 answers name the user `username`.
+            preferredUsername: mapped.preferredUsername ?? claims.all["username"]?.string, claims: mapped.claims)
     }
 
     static func identity(_ session: Session) -> Identity {
         Identity(
-            subject: session.subject, email: session.email, emailVerified: session.emailVerified,
+            subject: session.user ?? session.subject, email: session.email, emailVerified: session.emailVerified,
             groups: session.groups, preferredUsername: session.preferredUsername, claims: session.claims)
     }
 }

@@ -1,0 +1,69 @@
+"""Identity from the claims real providers send (`oidc.claims`, CONTRACT section 3): Keycloak's nested realm and
+client roles, through a real OpenID provider that puts them in its ID tokens, into headers, policies and userinfo;
+and `oidc.auth_params` reaching the provider's authorization endpoint."""
+from urllib.parse import parse_qsl, urlparse
+
+import pytest
+import requests
+
+from conftest import Detour, free_port, sign_in_at_provider, start, start_mock_provider, wait_for
+
+KEYCLOAK_ALICE = {
+    "email": "alice@example.com", "preferred_username": "alice",
+    "realm_access": {"roles": ["admins", "offline_access"]},
+    "resource_access": {"grafana": {"roles": ["editor"]}, "wiki": {"roles": ["reader"]}},
+}
+
+
+@pytest.fixture(scope="module")
+def keycloak_like():
+    """oidc-provider-mock whose alice carries Keycloak's claim shapes."""
+    issuer, process = start_mock_provider()
+    assert requests.put(f"{issuer}/users/alice", json=KEYCLOAK_ALICE).status_code == 204
+    yield issuer
+    process.terminate()
+    process.wait()
+
+
+def policies(upstream):
+    return f"""
+routes:
+  - name: grafana
+    match: {{ host: "localhost", path: "/echo/grafana/" }}
+    upstream: "{upstream}"
+    allow: [{{ claim: {{ "resource_access.grafana.roles": ["editor"] }} }}]
+  - name: wiki-admin
+    match: {{ host: "localhost", path: "/echo/wiki/" }}
+    upstream: "{upstream}"
+    allow: [{{ claim: {{ "resource_access.wiki.roles": ["admin"] }} }}]
+  - name: app
+    match: {{ host: "localhost" }}
+    upstream: "{upstream}"
+    allow: [{{ group: ["admins"] }}]
+"""
+
+
+def test_keycloak_roles_and_a_mapped_user_reach_headers_policies_and_userinfo(tmp_path, keycloak_like, upstream):
+    oidc = ("  claims:\n    user: email\n    groups: realm_access.roles\n"
+            "  auth_params:\n    prompt: login\n    login_hint: alice\n    max_age: 3600\n")
+    detour = Detour(tmp_path, keycloak_like, oidc=oidc, extra=policies(upstream))
+    try:
+        wait_for(detour.url("/ready"))
+        browser = requests.Session()
+        authorize = start(browser, detour, detour.url("/echo/app")).headers["Location"]
+        parameters = parse_qsl(urlparse(authorize).query)
+        assert parameters[-3:] == [("prompt", "login"), ("login_hint", "alice"), ("max_age", "3600")], \
+            "after Detour's own, in the file's order"
+        assert [name for name, _ in parameters].count("state") == 1
+        done = browser.get(sign_in_at_provider(browser, authorize), allow_redirects=False)
+        assert done.status_code == 303, done.text
+
+        seen = browser.get(detour.url("/echo/app")).json()["headers"]
+        assert seen["x-forwarded-user"] == "alice@example.com", "oidc.claims.user: email"
+        assert seen["x-forwarded-groups"] == "admins,offline_access", "realm_access.roles"
+        assert browser.get(detour.url("/echo/grafana/d")).status_code == 200, "a client role by its dotted path"
+        assert browser.get(detour.url("/echo/wiki/edit")).status_code == 403, "reader is not admin"
+        info = browser.get(detour.url("/oauth2/userinfo")).json()
+        assert info["user"] == "alice@example.com" and info["groups"] == ["admins", "offline_access"]
+    finally:
+        detour.stop()

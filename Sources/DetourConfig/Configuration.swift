@@ -33,6 +33,8 @@ public struct Configuration: Sendable {
         /// The largest proxied request body (413 above); `nil` for no limit (`limits.max_body_bytes`, or
         /// `max_request_body`, its earlier name).
         public var maxRequestBody: Int?
+        /// SIGTERM: how long requests in flight may take to finish before their connections are closed.
+        public var shutdownGrace = Duration.seconds(30)
         /// `server.limits`: what one client may hold (CONTRACT section 3); defaults protect an unconfigured Detour.
         public var limits = Limits()
         /// `server.tls`: when set, ``listen`` serves HTTPS (HTTP/1.1 and HTTP/2 by ALPN) with these files.

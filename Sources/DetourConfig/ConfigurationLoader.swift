@@ -8,7 +8,7 @@ extension Configuration {
     static let topKeys = ["server", "oidc", "session", "return_to", "policies", "routes", "redirects"]
     static let serverKeys = [
         "listen", "public_url", "prefix", "trusted_proxies", "redirect_http_to_https", "upstream_connect_timeout",
-        "upstream_timeout", "max_request_body", "limits", "tls", "http_listen", "hsts",
+        "upstream_timeout", "max_request_body", "limits", "tls", "http_listen", "hsts", "shutdown_grace",
     ]
     static let tlsKeys = ["cert_file", "key_file"]
     static let limitsKeys = [
@@ -120,6 +120,9 @@ extension Configuration {
         }
         if let value = entries["upstream_timeout"], let duration = reader.duration(value, "server.upstream_timeout") {
             server.upstreamTimeout = duration
+        }
+        if let value = entries["shutdown_grace"], let duration = reader.duration(value, "server.shutdown_grace") {
+            server.shutdownGrace = duration
         }
         if let value = entries["max_request_body"], !reader.isNull(value),
             let size = reader.byteSize(value, "server.max_request_body")

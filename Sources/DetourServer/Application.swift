@@ -102,6 +102,7 @@ public struct Application: Sendable {
         limits.headerTimeout = TimeAmount(configured.headerTimeout)
         limits.bodyTimeout = TimeAmount(configured.bodyTimeout)
         limits.idleTimeout = TimeAmount(configured.idleTimeout)
+        limits.shutdownGrace = TimeAmount(configuration.server.shutdownGrace)
         self.limits = limits
         (host, port) = listen
     }

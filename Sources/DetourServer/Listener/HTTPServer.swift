@@ -36,12 +36,17 @@ public final class HTTPServer: Service {
         public var maximumEndpointBody = 64 * 1024
         /// A proxied body (413 above); `nil` for no limit.
         public var maximumRequestBody: Int?
+        /// How long a shutdown waits for requests in flight before it closes their connections
+        /// (`server.shutdown_grace`).
+        public var shutdownGrace = TimeAmount.seconds(30)
 
         public init(maximumRequestBody: Int? = nil) { self.maximumRequestBody = maximumRequestBody }
     }
 
     private let channel: any Channel
     private let connections: Connections
+    private let grace: TimeAmount
+    private let logger: Logger
 
     /// The address listened on, as given.
     public let host: String
@@ -78,7 +83,8 @@ public final class HTTPServer: Service {
         do {
             let channel = try await bootstrap.bind(host: host, port: port).get()
             connections.listening(on: channel)
-            return HTTPServer(host: host, channel: channel, connections: connections)
+            return HTTPServer(
+                host: host, channel: channel, connections: connections, grace: limits.shutdownGrace, logger: logger)
         } catch let error as IOError {
             throw ListenError(address: "\(host):\(port)", reason: String(cString: strerror(error.errnoCode)))
         }
@@ -107,10 +113,12 @@ public final class HTTPServer: Service {
                 dispatcher: dispatcher, pool: pool, limits: limits, hsts: hsts, logger: logger))
     }
 
-    private init(host: String, channel: any Channel, connections: Connections) {
+    private init(host: String, channel: any Channel, connections: Connections, grace: TimeAmount, logger: Logger) {
         self.host = host
         self.channel = channel
         self.connections = connections
+        self.grace = grace
+        self.logger = logger
         port = channel.localAddress?.port ?? 0
     }
 
@@ -125,11 +133,21 @@ public final class HTTPServer: Service {
         }
     }
 
-    /// Stops accepting and asks every connection to finish (``ChannelShouldQuiesceEvent``).
+    /// Stops accepting and asks every connection to finish (``ChannelShouldQuiesceEvent``): an idle one closes at
+    /// once, a busy one after its response. Whatever is still open after the grace period is closed.
     public func shutdown() {
         channel.close(promise: nil)
         for connection in connections.startShutdown() {
             connection.pipeline.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent())
+        }
+        let (connections, logger, grace) = (self.connections, self.logger, self.grace)
+        channel.eventLoop.scheduleTask(in: grace) {
+            let remaining = connections.remaining()
+            guard !remaining.isEmpty else { return }
+            logger.warning(
+                "shutdown grace is over: closing connections still busy",
+                metadata: ["connections": "\(remaining.count)", "grace": "\(grace)"])
+            for connection in remaining { connection.close(promise: nil) }
         }
     }
 }
@@ -220,6 +238,9 @@ private final class Connections: Sendable {
         }
         return open
     }
+
+    /// The connections still open.
+    func remaining() -> [any Channel] { state.withLock { Array($0.open.values) } }
 
     /// Applies `change`, then resumes the waiters if that finished the shutdown.
     private func release(_ change: (inout State) -> Void) {

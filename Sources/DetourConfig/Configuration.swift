@@ -41,6 +41,8 @@ public struct Configuration: Sendable {
         public var tls: TLSFiles?
         /// `server.http_listen`: a plain-HTTP listener (only with ``tls``) whose every answer is row H1.
         public var httpListen: String?
+        /// `server.admin_listen`: where `/ping`, `/ready` and `/metrics` are served instead of on every host.
+        public var adminListen: String?
         /// `server.hsts`: the `Strict-Transport-Security` max-age sent on answers over TLS; zero sends none.
         public var hsts = Duration.seconds(365 * 24 * 3600)
     }
@@ -163,7 +165,7 @@ public struct Configuration: Sendable {
     public var engineSettings: PolicyEngine.Settings {
         PolicyEngine.Settings(
             publicURL: baseURL, prefix: server.prefix, redirectHTTPToHTTPS: server.redirectHTTPToHTTPS,
-            preservePost: returnTo.preservePost,
+            preservePost: returnTo.preservePost, servesHealth: server.adminListen == nil,
             preservedFormLimit: min(PolicyEngine.Settings.largestKeptForm, server.maxRequestBody ?? .max),
             returnTargets: signInTargets)
     }

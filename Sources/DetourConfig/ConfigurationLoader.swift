@@ -9,6 +9,7 @@ extension Configuration {
     static let serverKeys = [
         "listen", "public_url", "prefix", "trusted_proxies", "redirect_http_to_https", "upstream_connect_timeout",
         "upstream_timeout", "max_request_body", "limits", "tls", "http_listen", "hsts", "shutdown_grace",
+        "admin_listen",
     ]
     static let tlsKeys = ["cert_file", "key_file"]
     static let limitsKeys = [
@@ -123,6 +124,11 @@ extension Configuration {
         }
         if let value = entries["shutdown_grace"], let duration = reader.duration(value, "server.shutdown_grace") {
             server.shutdownGrace = duration
+        }
+        if let value = entries["admin_listen"], !reader.isNull(value),
+            let text = reader.string(value, "server.admin_listen")
+        {
+            server.adminListen = text
         }
         if let value = entries["max_request_body"], !reader.isNull(value),
             let size = reader.byteSize(value, "server.max_request_body")

@@ -45,7 +45,10 @@ public struct Gateway: Sendable {
         } catch {
             return .refuse(.badPath(error))
         }
-        switch upgradesToHTTPS ? nil : Endpoint.named(by: path.path, prefix: engine.settings.prefix) {
+        let settings = engine.settings
+        switch upgradesToHTTPS
+            ? nil : Endpoint.named(by: path.path, prefix: settings.prefix, health: settings.servesHealth)
+        {
         case .forwardAuth?:
             return ForwardedRequest.resolve(request, ownPath: path, defaultScheme: scheme)
         case let endpoint?:

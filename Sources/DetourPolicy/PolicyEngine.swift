@@ -16,6 +16,8 @@ public struct PolicyEngine: Sendable {
         public var preservePost: Bool
         /// The largest form body A2b keeps, in bytes.
         public var preservedFormLimit: Int
+        /// Whether `/ping`, `/ready` and `/metrics` are Detour's on this listener (not with `server.admin_listen`).
+        public var servesHealth = true
         /// A2b's limit unless `server.max_request_body` is lower: 1 MiB.
         public static let largestKeptForm = 1024 * 1024
         /// `return_to.allowed_hosts`: besides the hosts routes name, the hosts whose origin Detour builds its own
@@ -24,9 +26,10 @@ public struct PolicyEngine: Sendable {
 
         public init(
             publicURL: BrowserURL, prefix: String = "/oauth2", redirectHTTPToHTTPS: Bool = false,
-            preservePost: Bool = false, preservedFormLimit: Int = largestKeptForm,
+            preservePost: Bool = false, servesHealth: Bool = true, preservedFormLimit: Int = largestKeptForm,
             returnTargets: ReturnTargetPolicy? = nil
         ) {
+            self.servesHealth = servesHealth
             self.returnTargets = returnTargets
             self.publicURL = publicURL
             self.prefix = prefix
@@ -107,7 +110,9 @@ public struct PolicyEngine: Sendable {
         }
         // Detour's endpoints come before the host check and the https redirect: the server answers them on any host,
         // and health checks come over plain http.
-        if request.recognizesEndpoints, let endpoint = Endpoint.named(by: path.path, prefix: settings.prefix) {
+        if request.recognizesEndpoints,
+            let endpoint = Endpoint.named(by: path.path, prefix: settings.prefix, health: settings.servesHealth)
+        {
             return Decision(outcome: .endpoint(endpoint), reason: "detour-endpoint", rule: nil)
         }
         return decide(request, path: path)

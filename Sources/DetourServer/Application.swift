@@ -8,6 +8,7 @@ import DetourYAML
 public import Logging
 public import Metrics
 import NIOCore
+import NIOHTTP1
 public import Prometheus
 
 /// Detour assembled from its parts: the endpoints, the gateway over the compiled policies, and the dispatcher that
@@ -30,14 +31,18 @@ public struct Application: Sendable {
     let hsts: String?
     /// `server.http_listen`: where the plain listener binds, and its dispatcher, which answers everything with H1.
     let plain: (host: String, port: Int, dispatcher: Dispatcher)?
+    /// `server.admin_listen`: where `/ping`, `/ready` and `/metrics` are served instead of on the public listener.
+    let admin: (host: String, port: Int)?
 
     /// - Parameters:
     ///   - listen: where ``bind(logger:)`` listens.
     ///   - plainListen: where ``bindPlain(logger:)`` listens (`server.http_listen`).
+    ///   - adminListen: where ``bindAdmin(logger:)`` listens (`server.admin_listen`).
     ///   - metrics: the registry `/metrics` renders, and the factory Detour's counters are made by.
     public init(
         configuration: Configuration, provider: OpenIDProvider, sessions: SessionCookies,
         listen: (host: String, port: Int), plainListen: (host: String, port: Int)? = nil,
+        adminListen: (host: String, port: Int)? = nil,
         metrics: (registry: PrometheusCollectorRegistry, factory: any MetricsFactory),
         logger: Logger
     ) throws(ConfigError) {
@@ -95,6 +100,7 @@ public struct Application: Sendable {
         let maxAge = configuration.server.hsts.components.seconds
         hsts = tls != nil && maxAge > 0 ? "max-age=\(maxAge)" : nil
         plain = plainListen.map { ($0.host, $0.port, makeDispatcher(true)) }
+        admin = adminListen
         var limits = HTTPServer.Limits(maximumRequestBody: configuration.server.maxRequestBody)
         let configured = configuration.server.limits
         limits.maximumConnections = configured.maxConnections
@@ -149,6 +155,20 @@ public struct Application: Sendable {
         guard let plain else { return nil }
         return try await HTTPServer.bind(host: plain.host, port: plain.port, limits: limits, logger: logger) {
             plain.dispatcher.dispatch($0, $1)
+        }
+    }
+
+    /// Listens on `server.admin_listen`, if configured: `/ping`, `/ready` and `/metrics` (under any spelling the path
+    /// normalises from), and 404 for everything else. Nothing there reaches an upstream or a sign-in.
+    public func bindAdmin(logger: Logger) async throws -> HTTPServer? {
+        guard let admin else { return nil }
+        let endpoints = self.endpoints
+        return try await HTTPServer.bind(host: admin.host, port: admin.port, limits: limits, logger: logger) {
+            head, _ in
+            guard let path = try? RequestPath(normalizing: head.uri), let endpoint = Endpoint.health(path.path) else {
+                return .answer(RequestRefusal.noEndpoint.answer(method: head.method.rawValue, client: .api))
+            }
+            return .respond { await endpoints.handle(endpoint, $0) }
         }
     }
 }

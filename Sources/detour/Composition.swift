@@ -47,6 +47,10 @@ struct Composition {
         let listen = Self.parseListen(configuration.server.listen)
         if listen == nil { problems.append("server.listen must be HOST:PORT, such as 127.0.0.1:4180") }
         let plainListen = configuration.server.httpListen.map(Self.parseListen)
+        let adminListen = configuration.server.adminListen.map(Self.parseListen)
+        if case .some(nil) = adminListen {
+            problems.append("server.admin_listen must be HOST:PORT, such as 127.0.0.1:9180")
+        }
         if case .some(nil) = plainListen {
             problems.append("server.http_listen must be HOST:PORT, such as 0.0.0.0:80")
         }
@@ -101,7 +105,8 @@ struct Composition {
             lifetime: configuration.session.lifetime, store: store)
         application = try Application(
             configuration: configuration, provider: provider, sessions: sessions, listen: listen,
-            plainListen: plainListen ?? nil, metrics: (Self.metrics, MetricsSystem.factory), logger: logger)
+            plainListen: plainListen ?? nil, adminListen: adminListen ?? nil,
+            metrics: (Self.metrics, MetricsSystem.factory), logger: logger)
     }
 
     static func parseListen(_ text: String) -> (host: String, port: Int)? {
@@ -130,6 +135,11 @@ struct Composition {
         var plain: [HTTPServer] = []
         if let listener = try await application.bindPlain(logger: logger) {
             logger.info("redirecting plain http to https", metadata: ["address": "\(listener.host):\(listener.port)"])
+            plain.append(listener)
+        }
+        if let listener = try await application.bindAdmin(logger: logger) {
+            logger.info(
+                "serving /ping, /ready and /metrics", metadata: ["address": "\(listener.host):\(listener.port)"])
             plain.append(listener)
         }
         let listeners = ([server] + plain + companions).map {

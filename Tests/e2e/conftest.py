@@ -54,10 +54,14 @@ class Detour:
 
     def __init__(self, tmp_path, issuer, response_mode="query", token_auth="client_secret_basic", extra="",
                  trusted_proxies=(), server="", oidc="", session="", client=("detour-e2e", "s3cret"), tls=None,
-                 public_url=None):
+                 public_url=None, admin_port=None):
         self.port = free_port()
         self.verify = True if tls is None else str(tls) if tls else False
         self.base = f"{'http' if tls is None else 'https'}://localhost:{self.port}"
+        # Where /ping and /ready answer: the admin listener when there is one (`server.admin_listen`).
+        self.health = f"http://127.0.0.1:{admin_port}" if admin_port else self.base
+        if admin_port:
+            server += f'\n  admin_listen: "127.0.0.1:{admin_port}"'
         self.config = tmp_path / f"detour-{self.port}.yaml"
         self.config.write_text(f"""
 server:
@@ -83,7 +87,7 @@ return_to:
         self.process = subprocess.Popen(
             [str(DETOUR), "serve", "--config", str(self.config)], stdout=self.log, stderr=subprocess.STDOUT,
             env={**os.environ, "E2E_CLIENT_SECRET": client[1], "DETOUR_LOG_LEVEL": "debug"})
-        wait_for(self.base + "/ping", verify=self.verify)
+        wait_for(self.health + "/ping", verify=self.verify)
 
     def url(self, path):
         return self.base + path
@@ -113,7 +117,7 @@ def make_detour(tmp_path, provider):
         instances.append(instance)
         if issuer is None:
             # Discovery loads in the background after the listener is up: sign-in is possible once /ready says so.
-            wait_for(instance.url("/ready"), verify=instance.verify)
+            wait_for(instance.health + "/ready", verify=instance.verify)
         return instance
 
     yield make

@@ -5,7 +5,7 @@ import time
 
 import requests
 
-from conftest import free_port, routes
+from conftest import free_port, routes, signed_in
 
 
 def slow_request(detour, milliseconds, outcome):
@@ -55,3 +55,22 @@ def test_a_request_longer_than_the_grace_is_cut_off_and_detour_still_exits_0(mak
     assert status == 0
     assert exited - signalled < 5
     assert "shutdown grace is over" in detour.log_path.read_text()
+
+
+def test_admin_listen_serves_health_and_metrics_and_frees_those_paths_for_the_routes(make_detour, upstream):
+    detour = make_detour(admin_port=free_port(), extra=routes(upstream, free_port()))
+    base = detour.health
+    assert requests.get(base + "/ping").text == "OK"
+    assert requests.get(base + "/ready").status_code == 200
+    assert requests.get(detour.url("/echo/public/x")).status_code == 200
+    metrics = requests.get(base + "/metrics")
+    assert metrics.status_code == 200 and "detour_requests_total" in metrics.text
+    assert requests.get(base + "/.//ping").text == "OK", "the path is normalised as everywhere"
+    for path in ("/", "/oauth2/start", "/echo/public/x", "/pingx"):
+        assert requests.get(base + path, allow_redirects=False).status_code == 404, path
+    # On the public listener these are paths like any other: the app's route decides (sign-in first).
+    for path in ("/ping", "/ready", "/metrics"):
+        answer = requests.get(detour.url(path), headers={"Accept": "application/json"}, allow_redirects=False)
+        assert answer.status_code == 401 and answer.json()["error"] == "unauthenticated", path
+    signed = signed_in(detour)
+    assert "detour_requests_total" not in signed.get(detour.url("/metrics")).text, "the upstream's, not Detour's"

@@ -14,6 +14,16 @@ import Testing
         #expect(Endpoint.named(by: path, prefix: "/oauth2") == endpoint)
     }
 
+    /// With `server.admin_listen`, the root's three are paths like any other on the public listener.
+    @Test func healthPathsAreTheRoutesWhenAnAdminListenerServesThem() {
+        for path in ["/ping", "/ready", "/metrics"] {
+            #expect(Endpoint.named(by: path, prefix: "/oauth2", health: false) == nil)
+            #expect(Endpoint.health(path) != nil)
+        }
+        #expect(Endpoint.named(by: "/oauth2/start", prefix: "/oauth2", health: false) == .start)
+        #expect(Endpoint.health("/oauth2/start") == nil)
+    }
+
     @Test(arguments: ["/", "/oauth2x", "/oauth2x/start", "/ping/", "/pingx", "/OAUTH2/start", "/app/oauth2/start"])
     func notAnEndpoint(path: String) {
         #expect(Endpoint.named(by: path, prefix: "/oauth2") == nil)

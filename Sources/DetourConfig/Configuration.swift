@@ -88,12 +88,16 @@ public struct Configuration: Sendable {
         public enum TokenEndpointAuth: String, Sendable, CaseIterable {
             case clientSecretBasic = "client_secret_basic"
             case clientSecretPost = "client_secret_post"
+            /// RFC 7523: an assertion signed with ``privateKeyFile``.
+            case privateKeyJWT = "private_key_jwt"
         }
 
         public var issuer = ""
         public var clientID = ""
         public var clientSecret: String?
         public var clientSecretFile: String?
+        /// The PEM private key that signs `private_key_jwt` assertions (RSA or P-256), relative to the file.
+        public var privateKeyFile: String?
         public var scopes = ["openid", "email", "profile"]
         public var responseMode = ResponseMode.query
         public var tokenEndpointAuth = TokenEndpointAuth.clientSecretBasic

@@ -18,7 +18,7 @@ extension Configuration {
     static let oidcKeys = [
         "issuer", "client_id", "client_secret", "client_secret_file", "scopes", "response_mode", "token_endpoint_auth",
         "ca_file", "timeout", "bearer_audiences", "introspection_url", "introspection_cache_ttl", "backchannel_logout",
-        "claims", "auth_params",
+        "claims", "auth_params", "private_key_file",
     ]
     static let claimKeys = ["user", "email", "groups", "preferred_username"]
     /// The authorization-request parameters Detour sets itself, which `oidc.auth_params` may not replace.
@@ -197,6 +197,9 @@ extension Configuration {
         if entries["client_secret"] != nil, let value = entries["client_secret_file"] {
             reader.report(value, "oidc.client_secret and oidc.client_secret_file are exclusive: keep one")
         }
+        if let value = entries["private_key_file"], let text = reader.string(value, "oidc.private_key_file") {
+            oidc.privateKeyFile = reader.path(text)
+        }
         if let value = entries["scopes"], let list = reader.strings(value, "oidc.scopes") {
             oidc.scopes = list.map(\.0)
         }
@@ -209,6 +212,19 @@ extension Configuration {
             let auth = reader.choice(value, "oidc.token_endpoint_auth", as: OIDC.TokenEndpointAuth.self)
         {
             oidc.tokenEndpointAuth = auth
+        }
+        // A key or a secret that would not be used is refused: an operator reading the file must see what is sent.
+        let signsAssertions = oidc.tokenEndpointAuth == .privateKeyJWT
+        if signsAssertions, entries["private_key_file"] == nil, let value = entries["token_endpoint_auth"] {
+            reader.report(value, "oidc.token_endpoint_auth: private_key_jwt needs oidc.private_key_file")
+        }
+        if !signsAssertions, let value = entries["private_key_file"] {
+            reader.report(value, "oidc.private_key_file is used only with token_endpoint_auth: private_key_jwt")
+        }
+        for key in ["client_secret", "client_secret_file"] where signsAssertions {
+            if let value = entries[key] {
+                reader.report(value, "oidc.\(key) is not used with token_endpoint_auth: private_key_jwt")
+            }
         }
         if let value = entries["ca_file"], !reader.isNull(value), let text = reader.string(value, "oidc.ca_file") {
             oidc.caFile = text

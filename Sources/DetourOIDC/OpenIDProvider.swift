@@ -11,6 +11,8 @@ public struct ClientRegistration: Sendable {
         case clientSecretBasic
         /// RFC 6749 2.3.1: id and secret in the request body.
         case clientSecretPost
+        /// RFC 7523 2.2 and OIDC Core 9: an assertion signed with Detour's private key, in the request body.
+        case privateKeyJWT(ClientAssertionKey)
     }
 
     public var issuer: String
@@ -280,6 +282,12 @@ public final class OpenIDProvider: Sendable {
             headers.append(("Authorization", "Basic " + Data(credentials.utf8).base64EncodedString()))
         case .clientSecretPost:
             form += [("client_id", registration.clientID), ("client_secret", registration.clientSecret)]
+        case .privateKeyJWT(let key):
+            form += [
+                ("client_id", registration.clientID),
+                ("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"),
+                ("client_assertion", key.assertion(clientID: registration.clientID, audience: url, now: Date())),
+            ]
         }
         let response = try await call(
             HTTPRequest(method: "POST", url: url, headers: headers, body: Array(FormEncoding.encode(form).utf8)),

@@ -40,7 +40,20 @@ struct Composition {
                 in: .whitespacesAndNewlines)
             if secret == nil { problems.append("oidc.client_secret_file \(file) cannot be read") }
         }
-        if oidc != nil, secret == nil { problems.append("oidc.client_secret or oidc.client_secret_file is required") }
+        var assertionKey: ClientAssertionKey?
+        if let file = oidc?.privateKeyFile {
+            do {
+                guard let pem = try? String(contentsOfFile: file, encoding: .utf8) else {
+                    throw ClientAssertionKeyError("cannot be read")
+                }
+                assertionKey = try ClientAssertionKey(pem: pem)
+                secret = ""
+            } catch {
+                problems.append("oidc.private_key_file \(file): \(error)")
+            }
+        } else if oidc != nil, secret == nil {
+            problems.append("oidc.client_secret or oidc.client_secret_file is required")
+        }
         if configuration.server.publicURL == nil {
             problems.append("server.public_url is required to serve (it builds the callback URL)")
         }
@@ -67,7 +80,8 @@ struct Composition {
         let base = configuration.baseURL
         let registration = ClientRegistration(
             issuer: oidc.issuer, clientID: oidc.clientID, clientSecret: secret,
-            authentication: oidc.tokenEndpointAuth == .clientSecretPost ? .clientSecretPost : .clientSecretBasic,
+            authentication: assertionKey.map { .privateKeyJWT($0) }
+                ?? (oidc.tokenEndpointAuth == .clientSecretPost ? .clientSecretPost : .clientSecretBasic),
             redirectURI: base.origin + configuration.server.prefix + "/callback", scopes: oidc.scopes,
             responseMode: oidc.responseMode == .formPost ? .formPost : .query, bearerAudiences: oidc.bearerAudiences,
             introspectionURL: oidc.introspectionURL,

@@ -63,6 +63,8 @@ class Detour:
         if admin_port:
             server += f'\n  admin_listen: "127.0.0.1:{admin_port}"'
         self.config = tmp_path / f"detour-{self.port}.yaml"
+        # private_key_jwt authenticates with a key (given in `oidc`), and a secret beside it is refused.
+        secret_line = "" if token_auth == "private_key_jwt" else '  client_secret: "${E2E_CLIENT_SECRET}"\n'
         self.config.write_text(f"""
 server:
   listen: "127.0.0.1:{self.port}"
@@ -72,8 +74,7 @@ server:
 oidc:
   issuer: "{issuer}"
   client_id: "{client[0]}"
-  client_secret: "${{E2E_CLIENT_SECRET}}"
-  response_mode: "{response_mode}"
+{secret_line}  response_mode: "{response_mode}"
   token_endpoint_auth: "{token_auth}"
 {oidc}
 session:

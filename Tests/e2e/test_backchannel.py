@@ -17,9 +17,9 @@ ENABLED = "  backchannel_logout: true"
 
 @pytest.fixture(scope="module")
 def logout_provider():
-    """oidc-provider-mock that also signs logout tokens with its own key (Tests/providers/logout_provider.py)."""
+    """oidc-provider-mock that also signs logout tokens with its own key (Tests/providers/mock_plus.py)."""
     port = free_port()
-    process = subprocess.Popen([sys.executable, str(ROOT / "Tests" / "providers" / "logout_provider.py"), str(port)],
+    process = subprocess.Popen([sys.executable, str(ROOT / "Tests" / "providers" / "mock_plus.py"), str(port)],
                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     assert process.stdout.readline().strip() == "ready"
     issuer = f"http://127.0.0.1:{port}"

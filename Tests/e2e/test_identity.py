@@ -1,12 +1,14 @@
 """Identity from the claims real providers send (`oidc.claims`, CONTRACT section 3): Keycloak's nested realm and
 client roles, through a real OpenID provider that puts them in its ID tokens, into headers, policies and userinfo;
 and `oidc.auth_params` reaching the provider's authorization endpoint."""
+import subprocess
+import sys
 from urllib.parse import parse_qsl, urlparse
 
 import pytest
 import requests
 
-from conftest import Detour, free_port, sign_in_at_provider, start, start_mock_provider, wait_for
+from conftest import ROOT, Detour, free_port, sign_in_at_provider, start, start_mock_provider, wait_for
 
 KEYCLOAK_ALICE = {
     "email": "alice@example.com", "preferred_username": "alice",
@@ -65,5 +67,52 @@ def test_keycloak_roles_and_a_mapped_user_reach_headers_policies_and_userinfo(tm
         assert browser.get(detour.url("/echo/wiki/edit")).status_code == 403, "reader is not admin"
         info = browser.get(detour.url("/oauth2/userinfo")).json()
         assert info["user"] == "alice@example.com" and info["groups"] == ["admins", "offline_access"]
+    finally:
+        detour.stop()
+
+
+@pytest.fixture(scope="module")
+def client_keys(tmp_path_factory):
+    """Detour's EC key (registered at the provider below) and an RSA key the provider does not know."""
+    folder = tmp_path_factory.mktemp("client-keys")
+    run = lambda *arguments: subprocess.run(["openssl", *arguments], cwd=folder, check=True,  # noqa: E731
+                                            capture_output=True)
+    run("genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", "ec.pem")
+    run("pkey", "-in", "ec.pem", "-pubout", "-out", "ec.pub.pem")
+    run("genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", "rsa.pem")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def asserting_provider(client_keys):
+    """A provider whose token endpoint verifies private_key_jwt assertions against Detour's EC public key."""
+    port = free_port()
+    process = subprocess.Popen([sys.executable, str(ROOT / "Tests" / "providers" / "mock_plus.py"), str(port),
+                                str(client_keys / "ec.pub.pem")],
+                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    assert process.stdout.readline().strip() == "ready"
+    issuer = f"http://127.0.0.1:{port}"
+    wait_for(issuer + "/.well-known/openid-configuration")
+    yield issuer
+    process.terminate()
+    process.wait()
+
+
+@pytest.mark.parametrize("key, signs_in", [("ec.pem", True), ("rsa.pem", False)])
+def test_private_key_jwt_signs_in_with_the_registered_key_only(tmp_path, asserting_provider, client_keys, upstream,
+                                                                key, signs_in):
+    oidc = f'  private_key_file: "{client_keys / key}"\n'
+    detour = Detour(tmp_path, asserting_provider, token_auth="private_key_jwt", oidc=oidc, extra=policies(upstream))
+    try:
+        wait_for(detour.url("/ready"))
+        browser = requests.Session()
+        authorize = start(browser, detour, detour.url("/echo/app")).headers["Location"]
+        done = browser.get(sign_in_at_provider(browser, authorize), allow_redirects=False,
+                           headers={"Accept": "application/json"})
+        if signs_in:
+            assert done.status_code == 303, done.text
+            assert browser.get(detour.url("/echo/app")).json()["headers"]["x-forwarded-user"] == "alice"
+        else:
+            assert done.status_code == 502 and done.json()["error"] == "token-request-refused", done.text
     finally:
         detour.stop()

@@ -50,3 +50,14 @@ class DevTools:
             time.sleep(0.1)
         raise AssertionError(f"{expression} never held; at {self.evaluate('location.href')}: "
                              f"{self.evaluate('document.body && document.body.innerText')!r}")
+
+
+def trusting_home(home, ca):
+    """A HOME whose NSS database trusts `ca` (certutil), so Chromium verifies the test certificates, never ignores
+    errors."""
+    nssdb = home / ".pki" / "nssdb"
+    nssdb.mkdir(parents=True)
+    subprocess.run(["certutil", "-d", f"sql:{nssdb}", "-N", "--empty-password"], check=True, capture_output=True)
+    subprocess.run(["certutil", "-d", f"sql:{nssdb}", "-A", "-t", "C,,", "-n", "detour-test", "-i", str(ca)],
+                   check=True, capture_output=True)
+    return home

@@ -30,7 +30,7 @@ import requests
 from hyperframe.frame import (ContinuationFrame, DataFrame, Frame, GoAwayFrame, HeadersFrame, PingFrame,
                               RstStreamFrame, SettingsFrame)
 
-from browser import DevTools, chromium_devtools
+from browser import DevTools, chromium_devtools, trusting_home
 from conftest import DETOUR, free_port, query, routes, sign_in_at_provider
 
 PROTOCOL_ERROR, CANCEL, ENHANCE_YOUR_CALM = 0x1, 0x8, 0xB
@@ -791,13 +791,7 @@ def test_a_100_mib_upload_over_http2_streams_in_bounded_memory(edge, pki, tmp_pa
 def test_chromium_signs_in_over_https_and_loads_the_app_over_http2(edge, pki, provider, tmp_path):
     """The test CA is trusted through an NSS database in Chromium's HOME (certutil), not by ignoring errors."""
     from websockets.sync.client import connect
-    home = tmp_path / "home"
-    nssdb = home / ".pki" / "nssdb"
-    nssdb.mkdir(parents=True)
-    subprocess.run(["certutil", "-d", f"sql:{nssdb}", "-N", "--empty-password"], check=True, capture_output=True)
-    subprocess.run(["certutil", "-d", f"sql:{nssdb}", "-A", "-t", "C,,", "-n", "detour-test", "-i",
-                    str(pki / "ca.pem")], check=True, capture_output=True)
-    process, page = chromium_devtools(tmp_path / "profile", home)
+    process, page = chromium_devtools(tmp_path / "profile", trusting_home(tmp_path / "home", pki / "ca.pem"))
     try:
         with connect(page, max_size=None) as socket_:
             browser = DevTools(socket_)
@@ -816,6 +810,48 @@ def test_chromium_signs_in_over_https_and_loads_the_app_over_http2(edge, pki, pr
             assert browser.evaluate("performance.getEntriesByType('navigation')[0].nextHopProtocol") == "h2"
             cookies = {c["name"]: c for c in browser.call("Network.getAllCookies")["cookies"]}
             assert cookies["__Host-_detour"]["secure"] and cookies["__Host-_detour"]["httpOnly"]
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def test_chromium_a1_a2_and_a_form_post_callback_over_https(make_detour, pki, provider, upstream, tmp_path):
+    """Rows A1, A2 and C1 in a real browser, with `response_mode: form_post`: the provider's page POSTs the code
+    back cross-site (the state cookie is `SameSite=None; Secure` for that), Detour answers 303, and the browser lands
+    on the page with a GET. A form POST while signed out (no preserve_post) goes 303 to sign in and back to the
+    form's URL."""
+    from websockets.sync.client import connect
+    install(pki, "first", "first", tmp_path)
+    edge = make_detour(tls=pki / "ca.pem", server=TLS, response_mode="form_post", extra=routes(upstream, free_port()))
+    process, page = chromium_devtools(tmp_path / "profile", trusting_home(tmp_path / "home", pki / "ca.pem"))
+    hits = lambda: requests.get(upstream + "/stats").json()["hits"].get("/echo/a2", 0)  # noqa: E731
+    try:
+        with connect(page, max_size=None) as socket_:
+            browser = DevTools(socket_)
+            browser.call("Page.enable")
+            browser.call("Page.navigate", url=edge.url("/echo/public/page"))
+            browser.wait("document.readyState == 'complete' && location.pathname == '/echo/public/page'")
+            before = hits()
+            # A2: a signed-out form POST.
+            browser.evaluate("""
+                document.body.innerHTML = '<form id="f" method="post" action="/echo/a2?x=1">'
+                    + '<input name="note" value="hello"></form>';
+                document.getElementById('f').submit(); true""")
+            # A1 after A2's 303: the provider's page.
+            browser.wait("location.href.startsWith(%s) && !!document.querySelector('input[name=sub]')"
+                         % json.dumps(provider + "/oauth2/authorize?"))
+            assert "response_mode=form_post" in browser.evaluate("location.href")
+            browser.evaluate("const sub = document.querySelector('input[name=sub]');"
+                             "sub.value = 'alice'; sub.form.submit(); true")
+            # C1: the provider POSTs the code back; Detour's 303 makes the return a GET.
+            browser.wait("location.href == %s && document.readyState == 'complete'" % json.dumps(edge.url("/echo/a2?x=1")))
+            seen = json.loads(browser.evaluate("document.body.innerText"))
+            assert seen["method"] == "GET" and seen["headers"]["x-forwarded-user"] == "alice"
+            assert hits() == before + 1, "the form itself was never sent on (row A2, not A2b)"
+            navigation = browser.evaluate("JSON.stringify(performance.getEntriesByType('navigation')[0])")
+            assert json.loads(navigation)["type"] == "navigate"
+            cookies = {c["name"]: c for c in browser.call("Network.getAllCookies")["cookies"]}
+            assert cookies["__Host-_detour"]["secure"] and cookies["__Host-_detour"]["sameSite"] == "Lax"
     finally:
         process.terminate()
         process.wait(timeout=10)

@@ -35,6 +35,8 @@ public struct Configuration: Sendable {
         public var maxRequestBody: Int?
         /// SIGTERM: how long requests in flight may take to finish before their connections are closed.
         public var shutdownGrace = Duration.seconds(30)
+        /// `server.access_log`: one line per request on standard output.
+        public var accessLog = AccessLogFormat.json
         /// `server.limits`: what one client may hold (CONTRACT section 3); defaults protect an unconfigured Detour.
         public var limits = Limits()
         /// `server.tls`: when set, ``listen`` serves HTTPS (HTTP/1.1 and HTTP/2 by ALPN) with these files.
@@ -115,6 +117,13 @@ public struct Configuration: Sendable {
         public var claims = ClaimPaths()
         /// Extra authorization-request parameters (`oidc.auth_params`), in the file's order.
         public var authParams: [(name: String, value: String)] = []
+    }
+
+    /// `server.access_log`'s values.
+    public enum AccessLogFormat: String, Sendable, CaseIterable {
+        case json
+        case text
+        case off
     }
 
     /// `oidc.claims`: a dotted claim path for each part of the identity.

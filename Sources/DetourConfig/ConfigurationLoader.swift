@@ -9,7 +9,7 @@ extension Configuration {
     static let serverKeys = [
         "listen", "public_url", "prefix", "trusted_proxies", "redirect_http_to_https", "upstream_connect_timeout",
         "upstream_timeout", "max_request_body", "limits", "tls", "http_listen", "hsts", "shutdown_grace",
-        "admin_listen",
+        "admin_listen", "access_log",
     ]
     static let tlsKeys = ["cert_file", "key_file"]
     static let limitsKeys = [
@@ -124,6 +124,14 @@ extension Configuration {
         }
         if let value = entries["shutdown_grace"], let duration = reader.duration(value, "server.shutdown_grace") {
             server.shutdownGrace = duration
+        }
+        if let value = entries["access_log"] {
+            // YAML 1.1 reads a bare `off` as false: it means what it says.
+            if case .scalar = value, value.tag.rawValue == Tag.Name.bool.rawValue, value.bool == false {
+                server.accessLog = .off
+            } else if let format = reader.choice(value, "server.access_log", as: AccessLogFormat.self) {
+                server.accessLog = format
+            }
         }
         if let value = entries["admin_listen"], !reader.isNull(value),
             let text = reader.string(value, "server.admin_listen")

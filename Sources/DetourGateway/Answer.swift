@@ -7,6 +7,8 @@ public struct Answer: Sendable {
     public var status: Int
     public var headers: [(name: String, value: String)]
     public var body: [UInt8]
+    /// How the access log records it: the matrix's row for the matrix's answers; the server adds the route.
+    public var note: AccessNote?
 
     public init(status: Int, headers: [(name: String, value: String)] = [], body: String = "") {
         self.status = status
@@ -19,6 +21,7 @@ public struct Answer: Sendable {
         status = answer.status
         self.headers = answer.headers.map { ($0.name, $0.value) } + headers
         body = Array((answer.body ?? "").utf8)
+        note = AccessNote(decision: answer.row.rawValue)
     }
 
     /// The first value of the header `name`, compared ASCII case-insensitively.

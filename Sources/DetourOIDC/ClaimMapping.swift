@@ -40,14 +40,32 @@ public struct ClaimMapping: Sendable, Hashable {
     }
 
     /// The identity the claims give, reading `sources` in order (the ID token, then userinfo) for each path.
-    public func identity(subject: String, from sources: [[String: JSONValue]]) -> MappedIdentity {
-        func first(_ path: String) -> JSONValue? { sources.lazy.compactMap { Self.value(at: path, in: $0) }.first }
+    ///
+    /// - Throws: ``OIDCError/Code/missingSubject`` when `user` names a claim other than `sub` that no source has as a
+    ///   non-empty string: falling back to `sub` would mix two kinds of name in `X-Forwarded-User`, and one user's
+    ///   name could be another's `sub`.
+    public func identity(subject: String, from sources: [[String: JSONValue]]) throws(OIDCError) -> MappedIdentity {
+        func first(_ path: String) -> (value: JSONValue, source: Int)? {
+            for (index, source) in sources.enumerated() {
+                if let value = Self.value(at: path, in: source) { return (value, index) }
+            }
+            return nil
+        }
+        var name = subject
+        if user != "sub" {
+            guard let value = first(user)?.value.string, !value.isEmpty else {
+                throw OIDCError(.missingSubject, "no \(user) claim, which oidc.claims.user names")
+            }
+            name = value
+        }
+        let mail = first(email)
+        // `email_verified` speaks of the `email` claim beside it: of no other claim, and of no other source's email.
+        let verified = email == "email" ? mail.flatMap { sources[$0.source]["email_verified"]?.bool } : nil
         var claims: [String: [String]] = [:]
         for source in sources.reversed() { claims.merge(Self.policyClaims(source)) { _, earlier in earlier } }
         return MappedIdentity(
-            user: user == "sub" ? subject : first(user)?.strings?.first ?? subject,
-            email: first(email)?.string, emailVerified: first("email_verified")?.bool,
-            groups: first(groups)?.strings ?? [], preferredUsername: first(preferredUsername)?.string, claims: claims)
+            user: name, email: mail?.value.string, emailVerified: verified, groups: first(groups)?.value.strings ?? [],
+            preferredUsername: first(preferredUsername)?.value.string, claims: claims)
     }
 
     /// Claims about the token rather than the user: kept out of sessions.
@@ -59,6 +77,7 @@ public struct ClaimMapping: Sendable, Hashable {
     /// cookie), so a provider that sends a large tree cannot make it grow without bound.
     static let policyClaimDepth = 4
     static let policyClaimCount = 256
+    static let policyClaimVisits = 4096
 
     /// The string and string-list claims about the user, for policy `claim:` rules: top-level ones by name, nested
     /// ones by their dotted path (`realm_access.roles`), objects within objects down to ``policyClaimDepth``.
@@ -67,8 +86,12 @@ public struct ClaimMapping: Sendable, Hashable {
         var pending = claims.filter { !protocolClaims.contains($0.key) }.sorted { $0.key < $1.key }.map {
             (path: $0.key, value: $0.value, depth: 1)
         }
-        while !pending.isEmpty, found.count < policyClaimCount {
-            let (path, value, depth) = pending.removeFirst()
+        // A queue read by index, and a bound on what is looked at, not only on what is kept: claims that are numbers
+        // or booleans by the thousand cost no more than a few.
+        var next = 0
+        while next < pending.count, next < policyClaimVisits, found.count < policyClaimCount {
+            let (path, value, depth) = pending[next]
+            next += 1
             if let strings = value.strings {
                 if found[path] == nil { found[path] = strings }
             } else if case .object(let nested) = value, depth < policyClaimDepth {
@@ -81,7 +104,7 @@ public struct ClaimMapping: Sendable, Hashable {
 
 /// Who a set of claims says the user is, through a ``ClaimMapping``.
 public struct MappedIdentity: Sendable, Hashable {
-    /// `X-Forwarded-User`: the `user` path's value, else `sub`.
+    /// `X-Forwarded-User`: the `user` path's value (`sub` by default).
     public let user: String
     public let email: String?
     public let emailVerified: Bool?

@@ -10,7 +10,7 @@ public struct TokenClaims: Sendable, Hashable {
     public internal(set) var mapping = ClaimMapping.standard
 
     /// Who the token speaks for, read through ``mapping``.
-    public var identity: MappedIdentity { mapping.identity(subject: subject, from: [all]) }
+    public func identity() throws(OIDCError) -> MappedIdentity { try mapping.identity(subject: subject, from: [all]) }
 }
 
 /// Validates ID tokens per OpenID Connect Core 1.0 section 3.1.3.7, with stricter defaults than

@@ -76,8 +76,8 @@ public struct SignedIn: Sendable {
     public let userinfo: [String: JSONValue]
 
     /// Who signed in, read through `oidc.claims`: from the ID token, else from userinfo.
-    public var identity: MappedIdentity {
-        claims.mapping.identity(subject: claims.subject, from: [claims.all, userinfo])
+    public func identity() throws(OIDCError) -> MappedIdentity {
+        try claims.mapping.identity(subject: claims.subject, from: [claims.all, userinfo])
     }
 }
 
@@ -275,6 +275,7 @@ public final class OpenIDProvider: Sendable {
     {
         var form = form
         var headers = [("Content-Type", "application/x-www-form-urlencoded"), ("Accept", "application/json")]
+        let tokenEndpoint = state.withLock { $0.metadata?.tokenEndpoint } ?? url
         switch registration.authentication {
         case .clientSecretBasic:
             let credentials =
@@ -286,7 +287,11 @@ public final class OpenIDProvider: Sendable {
             form += [
                 ("client_id", registration.clientID),
                 ("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"),
-                ("client_assertion", key.assertion(clientID: registration.clientID, audience: url, now: Date())),
+                // RFC 7523 3: the token endpoint names the provider, whichever of its endpoints is called.
+                (
+                    "client_assertion",
+                    key.assertion(clientID: registration.clientID, audience: tokenEndpoint, now: Date())
+                ),
             ]
         }
         let response = try await call(

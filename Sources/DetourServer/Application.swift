@@ -33,6 +33,9 @@ public struct Application: Sendable {
     let plain: (host: String, port: Int, dispatcher: Dispatcher)?
     /// `server.admin_listen`: where `/ping`, `/ready` and `/metrics` are served instead of on the public listener.
     let admin: (host: String, port: Int)?
+    /// `server.access_log`, unless `off`: the public listeners' requests, a line each (the admin listener's are not
+    /// logged: health checks would drown the rest).
+    public let accessLog: AccessLog?
 
     /// - Parameters:
     ///   - listen: where ``bind(logger:)`` listens.
@@ -109,6 +112,12 @@ public struct Application: Sendable {
         limits.bodyTimeout = TimeAmount(configured.bodyTimeout)
         limits.idleTimeout = TimeAmount(configured.idleTimeout)
         limits.shutdownGrace = TimeAmount(configuration.server.shutdownGrace)
+        switch configuration.server.accessLog {
+        case .json: accessLog = AccessLog(format: .json)
+        case .text: accessLog = AccessLog(format: .text)
+        case .off: accessLog = nil
+        }
+        limits.accessLog = accessLog
         self.limits = limits
         (host, port) = listen
     }

@@ -176,6 +176,7 @@ struct Composition {
                 services: (store.map { [$0] } ?? []) + listeners + [discovery] + (reload.map { [$0] } ?? []),
                 gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
+        application.accessLog?.flush()
         logger.info("stopped")
     }
 }

@@ -1,8 +1,10 @@
 """Day-2 operations (CONTRACT section 8): a drain on SIGTERM bounded by `server.shutdown_grace`."""
+import json
 import signal
 import threading
 import time
 
+import pytest
 import requests
 
 from conftest import free_port, routes, signed_in
@@ -74,3 +76,50 @@ def test_admin_listen_serves_health_and_metrics_and_frees_those_paths_for_the_ro
         assert answer.status_code == 401 and answer.json()["error"] == "unauthenticated", path
     signed = signed_in(detour)
     assert "detour_requests_total" not in signed.get(detour.url("/metrics")).text, "the upstream's, not Detour's"
+
+
+def access_lines(detour):
+    """The JSON access-log lines Detour wrote so far (its standard output shares the test's log file)."""
+    time.sleep(0.2)  # the writer thread flushes every 20 ms
+    return [json.loads(line) for line in detour.log_path.read_text().splitlines() if line.startswith('{"time"')]
+
+
+def test_the_json_access_log_has_a_line_per_request_with_the_contracts_fields(proxy, upstream):
+    signed = signed_in(proxy)
+    seen = signed.get(proxy.url("/echo/app?token=secret"), headers={"X-Request-Id": "abc-123"}).json()
+    assert seen["headers"]["x-request-id"] == "abc-123", "kept from a trusted proxy (127.0.0.1 is one here)"
+    requests.get(proxy.url("/echo/app"), headers={"Accept": "application/json"})
+    lines = access_lines(proxy)
+    proxied = next(line for line in lines if line["request_id"] == "abc-123")
+    assert list(proxied) == ["time", "request_id", "client", "method", "host", "path", "status", "route", "decision",
+                             "user", "upstream_ms", "total_ms"]
+    assert proxied["path"] == "/echo/app", "never the query"
+    assert (proxied["status"], proxied["route"], proxied["decision"], proxied["user"]) == (200, "app", "proxied",
+                                                                                          "alice")
+    assert proxied["client"] == "127.0.0.1" and proxied["method"] == "GET"
+    assert 0 <= proxied["upstream_ms"] <= proxied["total_ms"]
+    refused = [line for line in lines if line["decision"] == "A3"]
+    assert refused and refused[-1]["status"] == 401 and refused[-1]["user"] is None
+    callbacks = [line for line in lines if line["decision"] == "C1"]
+    assert callbacks and callbacks[0]["route"] == "detour" and callbacks[0]["status"] == 303
+    assert "secret" not in proxy.log_path.read_text()
+
+
+def test_a_clients_request_id_is_replaced_unless_a_trusted_proxy_sent_it(untrusting_proxy):
+    seen = requests.get(untrusting_proxy.url("/echo/public/x"), headers={"X-Request-Id": "forged\tid"}).json()
+    sent = seen["headers"]["x-request-id"]
+    assert sent != "forged\tid" and len(sent) == 32 and int(sent, 16) >= 0
+    assert access_lines(untrusting_proxy)[-1]["request_id"] == sent
+
+
+@pytest.mark.parametrize("format", ["text", "off"])
+def test_the_access_log_can_be_text_or_off(make_detour, upstream, format):
+    detour = make_detour(server=f"  access_log: {format}", extra=routes(upstream, free_port()))
+    requests.get(detour.url("/echo/public/a b?q=1"))
+    time.sleep(0.2)
+    lines = [line for line in detour.log_path.read_text().splitlines() if "/echo/public/" in line]
+    if format == "off":
+        assert lines == []
+    else:
+        assert len(lines) == 1 and not lines[0].startswith("{")
+        assert ' GET localhost:' in lines[0] and ' /echo/public/a%20b 200 route=app decision=proxied user=- ' in lines[0]

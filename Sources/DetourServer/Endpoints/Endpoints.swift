@@ -236,7 +236,16 @@ public struct Endpoints: Sendable {
                 request, status, error.code.rawValue, "Signing you in failed (\(error.code.rawValue)).", retry,
                 clearState)
         }
-        var session = Self.session(from: signedIn, lifetime: sessions.lifetime, now: now)
+        var session: Session
+        do {
+            session = try Self.session(from: signedIn, lifetime: sessions.lifetime, now: now)
+        } catch {
+            Counter(label: "detour_sign_ins_total", dimensions: [("result", error.code.rawValue)]).increment()
+            logger.warning(
+                "sign-in failed", metadata: ["reason": "\(error.code.rawValue)", "detail": "\(error.detail)"])
+            return failure(
+                request, 401, error.code.rawValue, "Signing you in failed (\(error.code.rawValue)).", retry, clearState)
+        }
         guard let returnTo = BrowserURL.parse(state.returnTo) else {
             return failure(
                 request, 400, "state-mismatch", "This sign-in's return target is unreadable.", retry, clearState)
@@ -273,8 +282,8 @@ public struct Endpoints: Sendable {
                 + "or keep sessions server-side with session.store.", retry, cookies)
     }
 
-    static func session(from signedIn: SignedIn, lifetime: Duration, now: Date) -> Session {
-        let identity = signedIn.identity
+    static func session(from signedIn: SignedIn, lifetime: Duration, now: Date) throws(OIDCError) -> Session {
+        let identity = try signedIn.identity()
         let subject = signedIn.claims.subject
         return Session(
             subject: subject, email: identity.email, emailVerified: identity.emailVerified, groups: identity.groups,

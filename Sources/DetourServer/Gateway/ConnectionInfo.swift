@@ -13,6 +13,9 @@ public final class ConnectionInfo: @unchecked Sendable {
     var lastSession: OpenedCookies?
     /// The last upstream origin and where it connects (the gateway's memo).
     var lastUpstream: (origin: String, host: String, port: Int)?
+    /// The request being dispatched, as the access log names it: its `X-Request-Id` and the client's address. Set
+    /// by the dispatcher, read by the connection right after, on the event loop.
+    var current: (requestID: String, client: String) = ("-", "-")
 
     public init(remoteAddress: String?) { self.remoteAddress = remoteAddress }
 

@@ -48,6 +48,8 @@ struct Dispatcher: Sendable {
         let request = GatewayRequest(
             method: head.method.rawValue, target: head.uri, headers: head.headers, peer: connection.remoteAddress,
             fromTrustedProxy: connection.trustsPeer(trustedProxies))
+        let requestID = RequestID.of(head.headers, trusted: request.fromTrustedProxy)
+        connection.current = (requestID, RequestID.client(head.headers, connection, trusted: request.fromTrustedProxy))
         switch gateway.resolve(request) {
         case .endpoint(let endpoint):
             let trusted = request.fromTrustedProxy
@@ -63,7 +65,9 @@ struct Dispatcher: Sendable {
             let now = Date()
             switch signedIn(head.headers, on: connection, now: now) {
             case .known(let session, let identity):
-                return decide(canonical, mode, head, session: session, identity: identity, now: now, memo: connection)
+                return decide(
+                    canonical, mode, head, requestID: requestID, session: session, identity: identity, now: now,
+                    memo: connection)
             case .ask(let cookie):
                 // A server-side session this replica has not read yet: the store is asked off the event loop.
                 return .later { [self] in
@@ -71,8 +75,8 @@ struct Dispatcher: Sendable {
                     do {
                         let session = try await sessions.store.session(cookie, now: now)
                         return decide(
-                            canonical, mode, head, session: session, identity: session.map(Self.identity), now: now,
-                            memo: nil)
+                            canonical, mode, head, requestID: requestID, session: session,
+                            identity: session.map(Self.identity), now: now, memo: nil)
                     } catch {
                         authentication.logger.error(
                             "the session store is unavailable", metadata: ["detail": "\(error)"])
@@ -87,8 +91,8 @@ struct Dispatcher: Sendable {
 
     /// The gateway's decision for a resolved request and the session it carries, performed.
     private func decide(
-        _ canonical: CanonicalRequest, _ mode: Mode, _ head: HTTPRequestHead, session: Session?, identity: Identity?,
-        now: Date, memo: ConnectionInfo?
+        _ canonical: CanonicalRequest, _ mode: Mode, _ head: HTTPRequestHead, requestID: String, session: Session?,
+        identity: Identity?, now: Date, memo: ConnectionInfo?
     ) -> Dispatch {
         let credentials = Credentials(
             session: session.flatMap { session in
@@ -98,7 +102,7 @@ struct Dispatcher: Sendable {
                         needsRefresh: authentication.refresher.needsRefresh(session, now: now))
                 }
             })
-        let exchange = Exchange(head: head, request: canonical, mode: mode, session: session)
+        let exchange = Exchange(head: head, request: canonical, mode: mode, session: session, requestID: requestID)
         return perform(gateway.decide(canonical, mode, credentials: credentials), exchange, credentials, memo: memo)
     }
 
@@ -108,7 +112,11 @@ struct Dispatcher: Sendable {
         let request: CanonicalRequest
         let mode: Mode
         let session: Session?
+        /// `X-Request-Id`, sent upstream.
+        let requestID: String
         var cookies: [SetCookie] = []
+        /// Who is signed in, once decided (the access log's `user`).
+        var user: String?
     }
 
     /// - Parameter memo: the connection whose memos may be used: only on its event loop, so `nil` off it.
@@ -119,23 +127,27 @@ struct Dispatcher: Sendable {
             authentication.logger.log(
                 level: notice.warning ? .warning : .info, "\(notice.message)", metadata: ["reason": "\(notice.reason)"])
         }
+        var noted = exchange
+        noted.user = Self.user(credentials)
+        let exchange = noted
+        let user = exchange.user
         let cookies = exchange.cookies.map { (name: "Set-Cookie", value: $0.headerValue) }
         switch decision.step {
         case .answer(var answer):
             answer.headers += cookies
-            return counted(.answer(answer), label: decision.label)
+            return counted(.answer(answer), label: decision.label, user: user)
         case .signIn(let returnTo):
             // The target was built from the Host header: it is checked like any rd, or a forged Host would make the
             // 303 after sign-in an open redirect. Row A1 needs the head alone: a body is not waited for.
             switch endpoints.beginSignIn(EndpointRequest(exchange.head), requested: returnTo.href, now: Date()) {
             case .answered(var answer):
                 answer.headers += cookies
-                return counted(.answer(answer), label: decision.label)
+                return counted(.answer(answer), label: decision.label, user: user)
             case .later(let answer):
                 return .later { [self] in
                     var answer = await answer()
                     answer.headers += cookies
-                    return counted(.answer(answer), label: decision.label)
+                    return counted(.answer(answer), label: decision.label, user: user)
                 }
             }
         case .keepForm(let returnTo):
@@ -148,14 +160,14 @@ struct Dispatcher: Sendable {
                         .signInAfterSeeOther(start: endpoints.startURL(returnTo), formKept: false),
                         method: exchange.request.method, client: exchange.request.client))
                 answer.headers += cookies
-                return counted(.answer(answer), label: decision.label)
+                return counted(.answer(answer), label: decision.label, user: user)
             }
             return counted(
                 .respondReading(upTo: gateway.engine.settings.preservedFormLimit) { [endpoints] in
                     var answer = await endpoints.keepForm($0, returnTo: returnTo, now: Date())
                     withExtendedLifetime(reservation) { answer.headers += cookies }
                     return answer
-                }, label: decision.label)
+                }, label: decision.label, user: user)
         case .proxy(let upstream):
             if exchange.head.method == .POST, let key = armedForm(exchange.head, upstream) {
                 return resubmission(of: key, upstream, exchange, label: decision.label)
@@ -206,6 +218,8 @@ struct Dispatcher: Sendable {
         var fields = ProxyHeaders.forUpstream(head.headers, cookiePrefix: sessions.policy.sessionName)
         if upstream.replacesAuthorization { fields.removeAll { ProxyHeaders.name($0.0, spells: "authorization") } }
         for (name, value) in upstream.addedHeaders { fields.append((name, value)) }
+        fields.removeAll { ProxyHeaders.name($0.0, spells: "x-request-id") }
+        fields.append(("X-Request-Id", exchange.requestID))
         var upstreamHead = HTTPRequestHead(version: .http1_1, method: head.method, uri: String(route.target))
         upstreamHead.headers = HTTPHeaders(fields)
         let setCookies = exchange.cookies.map { ("Set-Cookie", $0.headerValue) }
@@ -224,35 +238,44 @@ struct Dispatcher: Sendable {
                     rewritten.added = setCookies
                     return rewritten
                 },
-                timeouts: upstreams.timeouts, tls: route.tls, body: body))
+                timeouts: upstreams.timeouts, tls: route.tls, body: body,
+                note: AccessNote(route: label, decision: AccessNote.proxied, user: exchange.user)))
     }
 
-    func counted(_ dispatch: Dispatch, label: String) -> Dispatch {
-        if case .answer(let answer) = dispatch {
-            counters.count(route: label, status: answer.status, redirect: true)
-            return dispatch
-        }
+    /// `dispatch`, counted as `detour_requests_total{route,status}` and noted for the access log (`label` as the
+    /// route, the answer's matrix row or else `label` as the decision, `user`).
+    func counted(_ dispatch: Dispatch, label: String, user: String? = nil) -> Dispatch {
         let counters = self.counters
+        @Sendable func noted(_ answer: Answer) -> Answer {
+            var answer = answer
+            answer.note = AccessNote(route: label, decision: answer.note?.decision ?? label, user: user)
+            return answer
+        }
         func counting(_ handler: @escaping @Sendable (EndpointRequest) async -> Answer)
             -> @Sendable (EndpointRequest) async -> Answer
         {
             { request in
-                let response = await handler(request)
+                let response = noted(await handler(request))
                 counters.count(route: label, status: response.status, redirect: true)
                 return response
             }
         }
         switch dispatch {
+        case .answer(let answer):
+            counters.count(route: label, status: answer.status, redirect: true)
+            return .answer(noted(answer))
         case .respond(let handler): return .respond(counting(handler))
         case .respondReading(let limit, let handler): return .respondReading(upTo: limit, counting(handler))
-        case .answer, .proxy, .later: return dispatch
+        case .proxy, .later: return dispatch
         }
     }
 
     /// What the provider said about a bearer token, as the gateway reads it.
     private static func bearerCheck(_ checked: Result<TokenClaims?, OIDCError>, token: String) -> BearerCheck {
         switch checked {
-        case .success(let claims?): .accepted(identity(claims), token: token)
+        case .success(let claims?):
+            // A token without the claim `oidc.claims.user` names is refused, as a sign-in without it is.
+            (try? identity(claims)).map { .accepted($0, token: token) } ?? .refused(reason: "missing-subject")
         case .success(nil): .refused(reason: "inactive")
         case .failure(let error) where error.code == .providerUnavailable || error.code == .providerTimedOut:
             .providerUnavailable
@@ -327,12 +350,18 @@ struct Dispatcher: Sendable {
     }
 
     /// Who a validated bearer token speaks for, read as a session's claims are.
-    static func identity(_ claims: TokenClaims) -> Identity {
-        let mapped = claims.identity
+    static func identity(_ claims: TokenClaims) throws(OIDCError) -> Identity {
+        let mapped = try claims.identity()
         return Identity(
             subject: mapped.user, email: mapped.email, emailVerified: mapped.emailVerified, groups: mapped.groups,
             // RFC 7662 answers name the user `username`.
             preferredUsername: mapped.preferredUsername ?? claims.all["username"]?.string, claims: mapped.claims)
+    }
+
+    /// Who the credentials say is asking: the bearer token's identity, else the session's.
+    static func user(_ credentials: Credentials) -> String? {
+        if case .accepted(let identity, _)? = credentials.bearer { return identity.subject }
+        return credentials.session?.identity.subject
     }
 
     static func identity(_ session: Session) -> Identity {

@@ -39,6 +39,8 @@ public final class HTTPServer: Service {
         /// How long a shutdown waits for requests in flight before it closes their connections
         /// (`server.shutdown_grace`).
         public var shutdownGrace = TimeAmount.seconds(30)
+        /// `server.access_log`: where each request's line goes; `nil` for `off`.
+        public var accessLog: AccessLog?
 
         public init(maximumRequestBody: Int? = nil) { self.maximumRequestBody = maximumRequestBody }
     }

@@ -28,6 +28,9 @@ final class RequestHandler<Wire: ResponseWire>: ChannelDuplexHandler, UpstreamHa
     private let dispatcher: HTTPServer.Dispatcher
     private let pool: UpstreamPool
     private let logger: Logger
+    /// `server.access_log`, and the line the current request will make in it.
+    private let accessLog: AccessLog?
+    private var entry: AccessEntry?
     private var machine: ConnectionStateMachine
     private var context: ChannelHandlerContext?
     /// Made with the channel's allocator, once: every response asks for a buffer.
@@ -52,6 +55,7 @@ final class RequestHandler<Wire: ResponseWire>: ChannelDuplexHandler, UpstreamHa
         dispatcher: @escaping HTTPServer.Dispatcher, pool: UpstreamPool, limits: HTTPServer.Limits, hsts: String?,
         logger: Logger, connection: ConnectionInfo? = nil
     ) {
+        accessLog = limits.accessLog
         self.connection = connection ?? ConnectionInfo(remoteAddress: nil)
         sharesConnection = connection != nil
         self.dispatcher = dispatcher
@@ -136,18 +140,25 @@ final class RequestHandler<Wire: ResponseWire>: ChannelDuplexHandler, UpstreamHa
         case .none:
             break
         case .dispatch(let head):
-            return perform(machine.dispatched(dispatcher(head, connection), for: head, now: now))
+            let dispatch = dispatcher(head, connection)
+            if accessLog != nil { entry = AccessEntry(head, connection.current, now: now, note: dispatch.note) }
+            return perform(machine.dispatched(dispatch, for: head, now: now))
         case .decide(let decide):
             offLoop(decide, context) { this, dispatch in
+                if let note = dispatch.note { this.entry?.note = note }
                 this.perform(this.machine.decided(dispatch, now: this.now))
                 this.servePipelined()
             }
         case .answer(let request, let responder):
             let work: @Sendable () async -> Answer = { await responder(request) }
-            offLoop(work, context) { this, answer in this.perform(this.machine.answered(answer, now: this.now)) }
+            offLoop(work, context) { this, answer in
+                if let note = answer.note { this.entry?.note = note }
+                this.perform(this.machine.answered(answer, now: this.now))
+            }
         case .respond(let response):
             return write(response, context)
         case .connect(let key, let timeout, let exchange, let fresh):
+            if entry?.forwarded == nil { entry?.forwarded = now }
             return connect(key, timeout: timeout, exchange: exchange, fresh: fresh)
         case .send(let part, let flush):
             upstream?.send(part)
@@ -163,6 +174,7 @@ final class RequestHandler<Wire: ResponseWire>: ChannelDuplexHandler, UpstreamHa
                 if let hsts, !stated { field("Strict-Transport-Security", hsts) }
             }
             context.write(wrapOutboundOut(part), promise: nil)
+            if head.status.code >= 200 { entry?.answered(Int(head.status.code), now: now) }
             // A response head or body part changes neither what is read nor a deadline to watch sooner.
             return
         case .writeBody(let chunk, let chunked):
@@ -170,6 +182,7 @@ final class RequestHandler<Wire: ResponseWire>: ChannelDuplexHandler, UpstreamHa
             if !context.channel.isWritable { upstream?.readPaused = true }
             return
         case .endResponse(let end):
+            logAccess()
             release(keep: end.keepsUpstream)
             return finish(end.then, last: wire.end(trailers: end.trailers, chunked: end.chunked), context)
         case .closeUpstream:
@@ -207,6 +220,13 @@ final class RequestHandler<Wire: ResponseWire>: ChannelDuplexHandler, UpstreamHa
         afterEvent()
     }
 
+    /// Writes the current request's access-log line, once.
+    private func logAccess() {
+        guard let entry, let accessLog else { return }
+        self.entry = nil
+        accessLog.record(entry.record(now: now))
+    }
+
     /// After each event: a read that waited goes ahead if the machine now wants one; the timer is moved sooner if
     /// a deadline now comes before it.
     private func afterEvent() {
@@ -235,6 +255,9 @@ final class RequestHandler<Wire: ResponseWire>: ChannelDuplexHandler, UpstreamHa
         }
         if response.closesUpstream { release(keep: false) }
         let answer = response.answer
+        if let note = answer.note { entry?.note = note }
+        entry?.answered(answer.status, now: now)
+        logAccess()
         let hsts = hsts
         let fields = { (field: (String, String) -> Void) in
             // Detour sets the framing and, when closing, `Connection`, in place of any the answer carries.

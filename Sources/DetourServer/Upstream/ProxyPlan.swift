@@ -1,3 +1,4 @@
+public import DetourGateway
 public import NIOCore
 public import NIOHTTP1
 
@@ -13,6 +14,8 @@ public struct ProxyPlan: Sendable {
     /// A body Detour holds whole and sends in place of the client's (a kept form re-submitted, row A2b); the client's
     /// own body is read and dropped.
     public var body: ByteBuffer?
+    /// How the access log records the request.
+    public var note: AccessNote?
 
     /// Which pooled connections can carry this request.
     var upstream: UpstreamPool.Key { UpstreamPool.Key(host: host, port: port, tls: tls) }

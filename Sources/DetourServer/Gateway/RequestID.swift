@@ -1,0 +1,42 @@
+import NIOHTTP1
+
+/// The names the access log gives a request (CONTRACT section 8): its `X-Request-Id`, and the client's address.
+///
+/// Guarantees: a request id comes from a trusted proxy only, and only when it is 1 to 128 bytes of letters, digits
+/// and `-._:+/=`; otherwise it is 16 fresh random bytes in hex. So an id a client sent never reaches an upstream or a
+/// log line, and no id can break either.
+enum RequestID {
+    static func of(_ headers: HTTPHeaders, trusted: Bool) -> String {
+        if trusted, let given = headers.first(name: "x-request-id"), isUsable(given) { return given }
+        var generator = SystemRandomNumberGenerator()
+        let high = UInt64.random(in: .min ... .max, using: &generator)
+        let low = UInt64.random(in: .min ... .max, using: &generator)
+        return hex(high) + hex(low)
+    }
+
+    /// The client's address: the peer's, or, from a trusted proxy, the last address of its `X-Forwarded-For` (the
+    /// one that proxy saw; earlier ones are whatever the client wrote).
+    static func client(_ headers: HTTPHeaders, _ connection: ConnectionInfo, trusted: Bool) -> String {
+        let peer = connection.remoteAddress ?? "-"
+        guard trusted, let last = headers["x-forwarded-for"].last?.split(separator: ",").last else { return peer }
+        let address = String(last.filter { $0 != " " && $0 != "\t" })
+        return isUsable(address) ? address : peer
+    }
+
+    private static func isUsable(_ value: String) -> Bool {
+        (1...128).contains(value.utf8.count)
+            && value.utf8.allSatisfy { byte in
+                switch byte {
+                case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
+                    UInt8(ascii: "0")...UInt8(ascii: "9"):
+                    true
+                default: "-._:+/=[]".utf8.contains(byte)
+                }
+            }
+    }
+
+    private static func hex(_ value: UInt64) -> String {
+        let digits = String(value, radix: 16)
+        return String(repeating: "0", count: 16 - digits.count) + digits
+    }
+}

@@ -1,0 +1,132 @@
+public import DetourGateway
+import DetourRedirect
+import Foundation
+import Metrics
+import Synchronization
+
+/// One request's line in the access log (CONTRACT section 8).
+public struct AccessRecord: Sendable {
+    public var time: Date
+    public var requestID: String
+    public var client: String
+    public var method: String
+    public var host: String
+    /// The path as sent, without its query (which may carry tokens).
+    public var path: String
+    public var status: Int
+    public var note: AccessNote?
+    /// From sending the request upstream to its response head; `nil` when nothing was forwarded.
+    public var upstreamMilliseconds: Double?
+    /// From the request head to the response's last byte handed to the connection.
+    public var totalMilliseconds: Double
+}
+
+/// `server.access_log`: one line per request on standard output, as JSON or as text.
+///
+/// Guarantees: a line is written whole, never interleaved with another; an event loop never waits on the output:
+/// lines go to a buffer that a thread of its own writes out, and while 8 MiB of lines wait (output that cannot keep
+/// up), further lines are dropped and counted (`detour_access_log_dropped_total`), never held; every value is
+/// escaped (JSON strings, or quoted text with control bytes as `\xNN`), so a request cannot forge a line.
+public final class AccessLog: Sendable {
+    public enum Format: String, Sendable, CaseIterable {
+        case json
+        case text
+    }
+
+    public let format: Format
+    private let pending = Mutex<[UInt8]>([])
+    private let dropped = Counter(label: "detour_access_log_dropped_total")
+    private let output: @Sendable ([UInt8]) -> Void
+    static let capacity = 8 * 1024 * 1024
+
+    /// - Parameter output: where lines go, whole lines at a time (standard output unless a test says otherwise).
+    public init(format: Format, output: (@Sendable ([UInt8]) -> Void)? = nil) {
+        self.format = format
+        self.output = output ?? { bytes in FileHandle.standardOutput.write(Data(bytes)) }
+        let thread = Thread { [weak self] in
+            while let log = self {
+                log.flush()
+                Thread.sleep(forTimeInterval: 0.02)
+            }
+        }
+        thread.name = "detour access log"
+        thread.start()
+    }
+
+    public func record(_ record: AccessRecord) {
+        let line = format == .json ? Self.json(record) : Self.text(record)
+        let kept = pending.withLock { pending -> Bool in
+            guard pending.count + line.utf8.count <= Self.capacity else { return false }
+            pending.append(contentsOf: line.utf8)
+            return true
+        }
+        if !kept { dropped.increment() }
+    }
+
+    /// Writes out what waits (the writer thread does this every 20 ms; shutdown once more).
+    public func flush() {
+        let lines = pending.withLock { pending -> [UInt8] in
+            defer { pending.removeAll(keepingCapacity: true) }
+            return pending
+        }
+        if !lines.isEmpty { output(lines) }
+    }
+
+    static func json(_ record: AccessRecord) -> String {
+        var fields = [
+            ("time", JSON.string(timestamp(record.time))), ("request_id", JSON.string(record.requestID)),
+            ("client", JSON.string(record.client)), ("method", JSON.string(record.method)),
+            ("host", JSON.string(record.host)), ("path", JSON.string(record.path)), ("status", "\(record.status)"),
+            ("route", record.note?.route.map(JSON.string) ?? "null"),
+            ("decision", record.note.map { JSON.string($0.decision) } ?? "null"),
+            ("user", record.note?.user.map(JSON.string) ?? "null"),
+        ]
+        fields.append(("upstream_ms", record.upstreamMilliseconds.map(milliseconds) ?? "null"))
+        fields.append(("total_ms", milliseconds(record.totalMilliseconds)))
+        return "{" + fields.map { "\"\($0.0)\":\($0.1)" }.joined(separator: ",") + "}\n"
+    }
+
+    static func text(_ record: AccessRecord) -> String {
+        var line = [
+            timestamp(record.time), quoted(record.client), quoted(record.method), quoted(record.host),
+            quoted(record.path), "\(record.status)",
+        ]
+        line.append("route=" + quoted(record.note?.route ?? "-"))
+        line.append("decision=" + quoted(record.note?.decision ?? "-"))
+        line.append("user=" + quoted(record.note?.user ?? "-"))
+        line.append("upstream_ms=" + (record.upstreamMilliseconds.map(milliseconds) ?? "-"))
+        line.append("total_ms=" + milliseconds(record.totalMilliseconds))
+        line.append("request_id=" + quoted(record.requestID))
+        return line.joined(separator: " ") + "\n"
+    }
+
+    /// A text field as is when it is plain, else in quotes with `"`, `\` and control bytes escaped.
+    static func quoted(_ value: String) -> String {
+        let plain = !value.isEmpty && value.utf8.allSatisfy { $0 > 0x20 && $0 < 0x7F && $0 != 0x22 && $0 != 0x5C }
+        if plain { return value }
+        var escaped = "\""
+        for byte in value.utf8 {
+            switch byte {
+            case 0x22: escaped += "\\\""
+            case 0x5C: escaped += "\\\\"
+            case 0x20...0x7E: escaped.unicodeScalars.append(Unicode.Scalar(byte))
+            default: escaped += String(format: "\\x%02X", byte)
+            }
+        }
+        return escaped + "\""
+    }
+
+    static func milliseconds(_ value: Double) -> String { String(format: "%.3f", value) }
+
+    /// RFC 3339 in UTC with milliseconds: `2026-12-06T03:50:24.123Z`.
+    static func timestamp(_ date: Date) -> String {
+        let interval = date.timeIntervalSince1970
+        var seconds = time_t(interval.rounded(.down))
+        var parts = tm()
+        gmtime_r(&seconds, &parts)
+        let millis = Int((interval - interval.rounded(.down)) * 1000)
+        return String(
+            format: "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", Int(parts.tm_year) + 1900, Int(parts.tm_mon) + 1,
+            Int(parts.tm_mday), Int(parts.tm_hour), Int(parts.tm_min), Int(parts.tm_sec), millis)
+    }
+}

@@ -1,0 +1,51 @@
+import DetourGateway
+import Foundation
+import Synchronization
+import Testing
+
+@testable import DetourServer
+
+/// `server.access_log`: the contract's fields, escaped so that no request can forge or split a line, and written
+/// whole.
+@Suite struct AccessLogTests {
+    static let record = AccessRecord(
+        time: Date(timeIntervalSince1970: 1_800_000_000.25), requestID: "r-1", client: "203.0.113.7", method: "GET",
+        host: "app.example.com", path: "/a \"b\"\n{\"status\":1}", status: 200,
+        note: AccessNote(route: "app", decision: AccessNote.proxied, user: "ann"), upstreamMilliseconds: 1.5,
+        totalMilliseconds: 2.25)
+
+    @Test func jsonLinesCarryTheContractsFieldsEscaped() throws {
+        let line = AccessLog.json(Self.record)
+        #expect(line.hasSuffix("}\n") && line.dropLast().contains("\n") == false, "one line, whatever the path")
+        let object = try #require(JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+        #expect(object["time"] as? String == "2027-01-15T08:00:00.250Z")
+        #expect(object["path"] as? String == "/a \"b\"\n{\"status\":1}")
+        #expect(object["status"] as? Int == 200 && object["user"] as? String == "ann")
+        #expect(object["upstream_ms"] as? Double == 1.5 && object["total_ms"] as? Double == 2.25)
+        var anonymous = Self.record
+        anonymous.note = nil
+        anonymous.upstreamMilliseconds = nil
+        let bare = try #require(
+            JSONSerialization.jsonObject(with: Data(AccessLog.json(anonymous).utf8)) as? [String: Any])
+        #expect(bare["user"] is NSNull && bare["upstream_ms"] is NSNull && bare["decision"] is NSNull)
+    }
+
+    @Test func textQuotesWhatIsNotPlain() {
+        #expect(AccessLog.quoted("plain/path") == "plain/path")
+        #expect(AccessLog.quoted("a b") == "\"a b\"")
+        #expect(AccessLog.quoted("x\ny\u{7F}\"\\") == "\"x\\x0Ay\\x7F\\\"\\\\\"")
+        #expect(AccessLog.quoted("") == "\"\"")
+        let line = AccessLog.text(Self.record)
+        #expect(line.filter { $0 == "\n" }.count == 1 && line.hasSuffix("\n"))
+    }
+
+    @Test func linesAreWrittenWhole() {
+        let written = Mutex<[UInt8]>([])
+        let log = AccessLog(format: .json) { bytes in written.withLock { $0 += bytes } }
+        log.record(Self.record)
+        log.record(Self.record)
+        log.flush()
+        let text = written.withLock { String(decoding: $0, as: UTF8.self) }
+        #expect(text.split(separator: "\n").count == 2)
+    }
+}

@@ -57,15 +57,7 @@ public struct IDTokenValidator: Sendable {
     }
 
     private func checkClaims(_ claims: [String: JSONValue], nonce: String?, now: Date) throws(OIDCError) {
-        guard claims["iss"]?.string == issuer else { throw OIDCError(.wrongIssuer, "iss is not \(issuer)") }
-        guard let audiences = claims["aud"]?.strings, audiences.contains(clientID) else {
-            throw OIDCError(.wrongAudience, "aud does not contain the client id")
-        }
-        if let party = claims["azp"] {
-            guard party.string == clientID else { throw OIDCError(.wrongAuthorizedParty, "azp is not the client id") }
-        } else if audiences.count > 1 {
-            throw OIDCError(.wrongAuthorizedParty, "several audiences and no azp")
-        }
+        try SignedJWT.checkIssuerAndAudience(claims, issuer: issuer, clientID: clientID)
         try SignedJWT.checkTimes(claims, now: now, leeway: leeway, requireIssuedAt: true)
         if let nonce {
             guard claims["nonce"]?.string == nonce else { throw OIDCError(.nonceMismatch, "nonce does not match") }

@@ -47,15 +47,7 @@ public struct LogoutTokenValidator: Sendable {
             guard let type = type?.lowercased() else { return true }
             return type == "jwt" || type == "logout+jwt" || type == "application/logout+jwt"
         }
-        guard claims["iss"]?.string == issuer else { throw OIDCError(.wrongIssuer, "iss is not \(issuer)") }
-        guard let audiences = claims["aud"]?.strings, audiences.contains(clientID) else {
-            throw OIDCError(.wrongAudience, "aud does not contain the client id")
-        }
-        if let party = claims["azp"] {
-            guard party.string == clientID else { throw OIDCError(.wrongAuthorizedParty, "azp is not the client id") }
-        } else if audiences.count > 1 {
-            throw OIDCError(.wrongAuthorizedParty, "several audiences and no azp")
-        }
+        try SignedJWT.checkIssuerAndAudience(claims, issuer: issuer, clientID: clientID)
         let slack = Double(leeway.components.seconds)
         guard let issuedAt = claims["iat"]?.number else { throw OIDCError(.malformedToken, "the token has no iat") }
         guard issuedAt - slack <= now.timeIntervalSince1970 else {

@@ -40,6 +40,22 @@ enum SignedJWT {
         return claims
     }
 
+    /// OIDC Core 3.1.3.7 steps 2-5, for ID tokens and what is validated as they are (logout tokens): `iss` is the
+    /// issuer exactly; `aud` contains the client id; `azp`, if present or if there are several audiences, is it.
+    static func checkIssuerAndAudience(_ claims: [String: JSONValue], issuer: String, clientID: String)
+        throws(OIDCError)
+    {
+        guard claims["iss"]?.string == issuer else { throw OIDCError(.wrongIssuer, "iss is not \(issuer)") }
+        guard let audiences = claims["aud"]?.strings, audiences.contains(clientID) else {
+            throw OIDCError(.wrongAudience, "aud does not contain the client id")
+        }
+        if let party = claims["azp"] {
+            guard party.string == clientID else { throw OIDCError(.wrongAuthorizedParty, "azp is not the client id") }
+        } else if audiences.count > 1 {
+            throw OIDCError(.wrongAuthorizedParty, "several audiences and no azp")
+        }
+    }
+
     /// `exp` (required), `iat` and `nbf` against `now`, each with `leeway`.
     static func checkTimes(_ claims: [String: JSONValue], now: Date, leeway: Duration, requireIssuedAt: Bool)
         throws(OIDCError)

@@ -171,18 +171,47 @@ def start_mock_provider(*options):
     return issuer, process
 
 
+def start_provider_script(script, *arguments, path=""):
+    """One of Tests/providers' scripts on a free loopback port, once it prints "ready"; returns (issuer, process)."""
+    port = free_port()
+    process = subprocess.Popen([sys.executable, str(ROOT / "Tests" / "providers" / script), str(port), *arguments],
+                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    assert process.stdout.readline().strip() == "ready"
+    issuer = f"http://127.0.0.1:{port}{path}"
+    wait_for(issuer + "/.well-known/openid-configuration")
+    return issuer, process
+
+
 @pytest.fixture(scope="session")
 def oauth_provider():
     """django-oauth-toolkit with RFC 7662 introspection (Tests/providers/oauth_provider.py); yields its issuer."""
-    port = free_port()
-    process = subprocess.Popen([sys.executable, str(ROOT / "Tests" / "providers" / "oauth_provider.py"), str(port)],
-                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    assert process.stdout.readline().strip() == "ready"
-    issuer = f"http://127.0.0.1:{port}/o"
-    wait_for(issuer + "/.well-known/openid-configuration")
+    issuer, process = start_provider_script("oauth_provider.py", path="/o")
     yield issuer
     process.terminate()
     process.wait()
+
+
+NGINX_WRAPPER = """
+worker_processes 1;
+daemon off;
+pid {dir}/nginx.pid;
+error_log {dir}/error.log;
+events {{}}
+http {{
+  access_log off;
+  client_body_temp_path {dir}/body;
+  proxy_temp_path {dir}/proxy;
+  fastcgi_temp_path {dir}/fastcgi;
+  uwsgi_temp_path {dir}/uwsgi;
+  scgi_temp_path {dir}/scgi;
+{servers}
+}}
+"""
+
+
+def nginx_configuration(folder, servers):
+    """A whole nginx.conf, its files under `folder`, serving the `server` blocks given."""
+    return NGINX_WRAPPER.format(dir=folder, servers=servers)
 
 
 @pytest.fixture(scope="session")

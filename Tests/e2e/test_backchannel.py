@@ -3,14 +3,12 @@ logout token, POSTed as the provider POSTs it, ends the sessions it names on one
 sharing PostgreSQL; every malformed, forged, replayed or wrong-kind token ends nothing."""
 import base64
 import json
-import subprocess
-import sys
 import time
 
 import pytest
 import requests
 
-from conftest import ROOT, Detour, free_port, routes, signed_in, wait_for
+from conftest import Detour, free_port, routes, signed_in, start_provider_script, wait_for
 
 ENABLED = "  backchannel_logout: true"
 
@@ -18,12 +16,7 @@ ENABLED = "  backchannel_logout: true"
 @pytest.fixture(scope="module")
 def logout_provider():
     """oidc-provider-mock that also signs logout tokens with its own key (Tests/providers/mock_plus.py)."""
-    port = free_port()
-    process = subprocess.Popen([sys.executable, str(ROOT / "Tests" / "providers" / "mock_plus.py"), str(port)],
-                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    assert process.stdout.readline().strip() == "ready"
-    issuer = f"http://127.0.0.1:{port}"
-    wait_for(issuer + "/.well-known/openid-configuration")
+    issuer, process = start_provider_script("mock_plus.py")
     yield issuer
     process.terminate()
     process.wait()

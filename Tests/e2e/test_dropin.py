@@ -10,27 +10,10 @@ import time
 import pytest
 import requests
 
-from conftest import Detour, free_port, routes, sign_in_at_provider, wait_for
+from conftest import Detour, free_port, nginx_configuration, routes, sign_in_at_provider, wait_for
 
 EXAMPLE = pathlib.Path(__file__).with_name("nginx") / "oauth2-proxy-example.conf"
 BROWSER = {"Accept": "text/html", "Sec-Fetch-Mode": "navigate", "Sec-Fetch-Site": "none"}
-
-WRAPPER = """
-worker_processes 1;
-daemon off;
-pid {dir}/nginx.pid;
-error_log {dir}/error.log;
-events {{}}
-http {{
-  access_log off;
-  client_body_temp_path {dir}/body;
-  proxy_temp_path {dir}/proxy;
-  fastcgi_temp_path {dir}/fastcgi;
-  uwsgi_temp_path {dir}/uwsgi;
-  scgi_temp_path {dir}/scgi;
-{servers}
-}}
-"""
 
 NARROWED = """
 server {{
@@ -85,8 +68,8 @@ def nginx_in_front(tmp_path, provider, upstream):
     detour = Detour(tmp_path, provider, extra=routes(upstream, free_port()), trusted_proxies=["127.0.0.1"],
                     public_url=base)
     conf = tmp_path / "nginx.conf"
-    conf.write_text(WRAPPER.format(dir=tmp_path, servers=documented_server(port, detour.port, upstream)
-                                   + NARROWED.format(port=narrowed, detour=detour.port, upstream=upstream)))
+    conf.write_text(nginx_configuration(tmp_path, documented_server(port, detour.port, upstream)
+                                        + NARROWED.format(port=narrowed, detour=detour.port, upstream=upstream)))
     process = subprocess.Popen(["nginx", "-c", str(conf), "-p", str(tmp_path)], stderr=subprocess.DEVNULL)
     try:
         wait_for(detour.url("/ready"))

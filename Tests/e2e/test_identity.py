@@ -2,13 +2,12 @@
 client roles, through a real OpenID provider that puts them in its ID tokens, into headers, policies and userinfo;
 and `oidc.auth_params` reaching the provider's authorization endpoint."""
 import subprocess
-import sys
 from urllib.parse import parse_qsl, urlparse
 
 import pytest
 import requests
 
-from conftest import ROOT, Detour, free_port, sign_in_at_provider, start, start_mock_provider, wait_for
+from conftest import Detour, sign_in_at_provider, start, start_mock_provider, start_provider_script, wait_for
 
 KEYCLOAK_ALICE = {
     "email": "alice@example.com", "preferred_username": "alice",
@@ -86,13 +85,7 @@ def client_keys(tmp_path_factory):
 @pytest.fixture(scope="module")
 def asserting_provider(client_keys):
     """A provider whose token endpoint verifies private_key_jwt assertions against Detour's EC public key."""
-    port = free_port()
-    process = subprocess.Popen([sys.executable, str(ROOT / "Tests" / "providers" / "mock_plus.py"), str(port),
-                                str(client_keys / "ec.pub.pem")],
-                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    assert process.stdout.readline().strip() == "ready"
-    issuer = f"http://127.0.0.1:{port}"
-    wait_for(issuer + "/.well-known/openid-configuration")
+    issuer, process = start_provider_script("mock_plus.py", str(client_keys / "ec.pub.pem"))
     yield issuer
     process.terminate()
     process.wait()

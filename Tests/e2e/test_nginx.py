@@ -6,21 +6,9 @@ import time
 import pytest
 import requests
 
-from conftest import free_port, signed_in, wait_for
+from conftest import free_port, nginx_configuration, signed_in, wait_for
 
-NGINX_CONF = """
-worker_processes 1;
-daemon off;
-pid {dir}/nginx.pid;
-error_log {dir}/error.log;
-events {{}}
-http {{
-  access_log off;
-  client_body_temp_path {dir}/body;
-  proxy_temp_path {dir}/proxy;
-  fastcgi_temp_path {dir}/fastcgi;
-  uwsgi_temp_path {dir}/uwsgi;
-  scgi_temp_path {dir}/scgi;
+NGINX_SERVER = """
   server {{
     listen 127.0.0.1:{port};
 
@@ -55,7 +43,6 @@ http {{
       proxy_pass {upstream};
     }}
   }}
-}}
 """
 
 
@@ -65,7 +52,7 @@ def nginx(proxy, upstream, tmp_path):
         pytest.fail("nginx is not installed (.ci/run installs Debian's nginx-light)")
     port = free_port()
     conf = tmp_path / "nginx.conf"
-    conf.write_text(NGINX_CONF.format(dir=tmp_path, port=port, detour=proxy.port, upstream=upstream))
+    conf.write_text(nginx_configuration(tmp_path, NGINX_SERVER.format(port=port, detour=proxy.port, upstream=upstream)))
     process = subprocess.Popen(["nginx", "-c", str(conf), "-p", str(tmp_path)], stderr=subprocess.DEVNULL)
     base = f"http://localhost:{port}"
     deadline = time.time() + 10

@@ -172,6 +172,8 @@ public struct Application: Sendable {
     public func bindAdmin(logger: Logger) async throws -> HTTPServer? {
         guard let admin else { return nil }
         let endpoints = self.endpoints
+        var limits = self.limits
+        limits.accessLog = nil
         return try await HTTPServer.bind(host: admin.host, port: admin.port, limits: limits, logger: logger) {
             head, _ in
             guard let path = try? RequestPath(normalizing: head.uri), let endpoint = Endpoint.health(path.path) else {

@@ -138,6 +138,8 @@ struct Composition {
     /// - Throws: ``PostgresSessionStore/Refused`` when the session database refuses Detour (a wrong password, say),
     ///   before anything listens.
     func run(logger: Logger, companions: [HTTPServer] = []) async throws {
+        // A closed standard output (the access log's reader gone) is an error to count, not a signal that kills.
+        signal(SIGPIPE, SIG_IGN)
         try await database?.prepare()
         let server = try await application.bind(logger: logger)
         var metadata: Logger.Metadata = ["address": "\(server.host):\(server.port)"]

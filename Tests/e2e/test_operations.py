@@ -123,3 +123,21 @@ def test_the_access_log_can_be_text_or_off(make_detour, upstream, format):
     else:
         assert len(lines) == 1 and not lines[0].startswith("{")
         assert ' GET localhost:' in lines[0] and ' /echo/public/a%20b 200 route=app decision=proxied user=- ' in lines[0]
+
+
+def test_failures_aborts_and_the_admin_listener_in_the_access_log(make_detour, upstream):
+    detour = make_detour(admin_port=free_port(), extra=routes(upstream, free_port()))
+    assert requests.get(detour.url("/down/x")).status_code == 502
+    try:
+        requests.get(detour.url("/slow?ms=3000"), timeout=0.5)
+    except requests.Timeout:
+        pass
+    requests.get(detour.health + "/ping")
+    time.sleep(1)
+    lines = access_lines(detour)
+    down = next(line for line in lines if line["path"] == "/down/x")
+    assert (down["status"], down["route"], down["decision"]) == (502, "down", "upstream-failed"), \
+        "Detour's own 502 never reads as the upstream's"
+    aborted = next(line for line in lines if line["path"] == "/slow")
+    assert aborted.get("aborted") is True
+    assert not any(line["path"] == "/ping" for line in lines), "the admin listener is not logged"

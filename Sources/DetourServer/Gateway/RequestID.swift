@@ -2,12 +2,14 @@ import NIOHTTP1
 
 /// The names the access log gives a request (CONTRACT section 8): its `X-Request-Id`, and the client's address.
 ///
-/// Guarantees: a request id comes from a trusted proxy only, and only when it is 1 to 128 bytes of letters, digits
-/// and `-._:+/=`; otherwise it is 16 fresh random bytes in hex. So an id a client sent never reaches an upstream or a
+/// Guarantees: a request id comes from a trusted proxy only, and only when it is its one `X-Request-Id`, of 1 to 128
+/// bytes of letters, digits and `-._:+/=[]`; otherwise it is 16 fresh random bytes in hex. So an id a client sent never reaches an upstream or a
 /// log line, and no id can break either.
 enum RequestID {
     static func of(_ headers: HTTPHeaders, trusted: Bool) -> String {
-        if trusted, let given = headers.first(name: "x-request-id"), isUsable(given) { return given }
+        // One value, from a trusted proxy: a proxy that appends its id to a client's leaves two, and neither is sure.
+        let given = headers["x-request-id"]
+        if trusted, given.count == 1, isUsable(given[0]) { return given[0] }
         var generator = SystemRandomNumberGenerator()
         let high = UInt64.random(in: .min ... .max, using: &generator)
         let low = UInt64.random(in: .min ... .max, using: &generator)
@@ -19,8 +21,8 @@ enum RequestID {
     static func client(_ headers: HTTPHeaders, _ connection: ConnectionInfo, trusted: Bool) -> String {
         let peer = connection.remoteAddress ?? "-"
         guard trusted, let last = headers["x-forwarded-for"].last?.split(separator: ",").last else { return peer }
-        let address = String(last.filter { $0 != " " && $0 != "\t" })
-        return isUsable(address) ? address : peer
+        let address = last.trimmingSpaces
+        return !address.contains(" ") && isUsable(address) ? address : peer
     }
 
     private static func isUsable(_ value: String) -> Bool {
@@ -38,5 +40,12 @@ enum RequestID {
     private static func hex(_ value: UInt64) -> String {
         let digits = String(value, radix: 16)
         return String(repeating: "0", count: 16 - digits.count) + digits
+    }
+}
+
+extension Substring {
+    /// Without leading and trailing spaces and tabs.
+    fileprivate var trimmingSpaces: String {
+        String(drop { $0 == " " || $0 == "\t" }.reversed().drop { $0 == " " || $0 == "\t" }.reversed())
     }
 }

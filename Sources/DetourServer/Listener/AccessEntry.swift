@@ -18,6 +18,7 @@ struct AccessEntry {
     var forwarded: NIODeadline?
     var status = 0
     var upstreamMilliseconds: Double?
+    var aborted = false
 
     init(_ head: HTTPRequestHead, _ current: (requestID: String, client: String), now: NIODeadline, note: AccessNote?) {
         started = now
@@ -25,8 +26,8 @@ struct AccessEntry {
         requestID = current.requestID
         client = current.client
         method = head.method.rawValue
-        host = head.headers.first(name: "host") ?? "-"
-        path = String(head.uri.prefix { $0 != "?" })
+        host = Self.capped(head.headers.first(name: "host") ?? "-")
+        path = Self.capped(String(head.uri.prefix { $0 != "?" }))
         self.note = note
     }
 
@@ -39,7 +40,14 @@ struct AccessEntry {
     func record(now: NIODeadline) -> AccessRecord {
         AccessRecord(
             time: time, requestID: requestID, client: client, method: method, host: host, path: path, status: status,
-            note: note, upstreamMilliseconds: upstreamMilliseconds, totalMilliseconds: Self.milliseconds(now - started))
+            note: note, upstreamMilliseconds: upstreamMilliseconds, totalMilliseconds: Self.milliseconds(now - started),
+            aborted: aborted)
+    }
+
+    /// A value a client chose, at most 2 KiB, so that a few huge requests cannot fill the log's buffer.
+    static func capped(_ value: String) -> String {
+        guard value.utf8.count > 2048 else { return value }
+        return String(decoding: value.utf8.prefix(2048), as: UTF8.self) + "..."
     }
 
     private static func milliseconds(_ amount: TimeAmount) -> Double { Double(amount.nanoseconds) / 1_000_000 }

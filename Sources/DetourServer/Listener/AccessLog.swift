@@ -4,6 +4,10 @@ import Foundation
 import Metrics
 import Synchronization
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// One request's line in the access log (CONTRACT section 8).
 public struct AccessRecord: Sendable {
     public var time: Date
@@ -19,6 +23,8 @@ public struct AccessRecord: Sendable {
     public var upstreamMilliseconds: Double?
     /// From the request head to the response's last byte handed to the connection.
     public var totalMilliseconds: Double
+    /// The connection went before the response ended (the client left, a failure midway, a WebSocket tunnel).
+    public var aborted = false
 }
 
 /// `server.access_log`: one line per request on standard output, as JSON or as text.
@@ -35,6 +41,8 @@ public final class AccessLog: Sendable {
 
     public let format: Format
     private let pending = Mutex<[UInt8]>([])
+    /// Held while lines go out, so that the final flush at shutdown never interleaves with the writer thread's.
+    private let writing = Mutex(())
     private let dropped = Counter(label: "detour_access_log_dropped_total")
     private let output: @Sendable ([UInt8]) -> Void
     static let capacity = 8 * 1024 * 1024
@@ -42,7 +50,7 @@ public final class AccessLog: Sendable {
     /// - Parameter output: where lines go, whole lines at a time (standard output unless a test says otherwise).
     public init(format: Format, output: (@Sendable ([UInt8]) -> Void)? = nil) {
         self.format = format
-        self.output = output ?? { bytes in FileHandle.standardOutput.write(Data(bytes)) }
+        self.output = output ?? Self.standardOutput
         let thread = Thread { [weak self] in
             while let log = self {
                 log.flush()
@@ -65,11 +73,28 @@ public final class AccessLog: Sendable {
 
     /// Writes out what waits (the writer thread does this every 20 ms; shutdown once more).
     public func flush() {
-        let lines = pending.withLock { pending -> [UInt8] in
-            defer { pending.removeAll(keepingCapacity: true) }
-            return pending
+        writing.withLock { _ in
+            var lines: [UInt8] = []
+            pending.withLock { swap(&lines, &$0) }
+            if !lines.isEmpty { output(lines) }
         }
-        if !lines.isEmpty { output(lines) }
+    }
+
+    /// `write(2)` to standard output until all is written: a failure (a closed pipe, a full disk) drops the lines and
+    /// counts them, never stops Detour (SIGPIPE is ignored, so a closed pipe is an error here, not a signal).
+    static let standardOutput: @Sendable ([UInt8]) -> Void = { bytes in
+        var offset = 0
+        while offset < bytes.count {
+            let written = bytes[offset...].withUnsafeBytes { Glibc.write(1, $0.baseAddress, $0.count) }
+            if written > 0 {
+                offset += written
+            } else if written < 0, errno == EINTR {
+                continue
+            } else {
+                Counter(label: "detour_access_log_dropped_total").increment()
+                return
+            }
+        }
     }
 
     static func json(_ record: AccessRecord) -> String {
@@ -83,6 +108,7 @@ public final class AccessLog: Sendable {
         ]
         fields.append(("upstream_ms", record.upstreamMilliseconds.map(milliseconds) ?? "null"))
         fields.append(("total_ms", milliseconds(record.totalMilliseconds)))
+        if record.aborted { fields.append(("aborted", "true")) }
         return "{" + fields.map { "\"\($0.0)\":\($0.1)" }.joined(separator: ",") + "}\n"
     }
 
@@ -97,6 +123,7 @@ public final class AccessLog: Sendable {
         line.append("upstream_ms=" + (record.upstreamMilliseconds.map(milliseconds) ?? "-"))
         line.append("total_ms=" + milliseconds(record.totalMilliseconds))
         line.append("request_id=" + quoted(record.requestID))
+        if record.aborted { line.append("aborted=true") }
         return line.joined(separator: " ") + "\n"
     }
 

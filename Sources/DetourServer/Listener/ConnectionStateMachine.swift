@@ -353,7 +353,9 @@ struct ConnectionStateMachine {
         closesUpstream: Bool = false, note: Note? = nil
     ) -> Action {
         let client = ClientKind.classify(method: request.method.rawValue, header: { request.headers.first(name: $0) })
-        let answer = error.answer(method: request.method.rawValue, client: client)
+        var answer = error.answer(method: request.method.rawValue, client: client)
+        // The access log names what Detour refused, so that its 502 never reads as the upstream's.
+        answer.note = AccessNote(decision: error.code)
         return respond(answer, to: request, closing: closing, now: now(), closesUpstream: closesUpstream, note: note)
     }
 

@@ -76,6 +76,7 @@ final class RequestHandler<Wire: ResponseWire>: ChannelDuplexHandler, UpstreamHa
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
+        logAccess(aborted: true)
         release(keep: false)
         timer?.cancel()
         timer = nil
@@ -145,15 +146,17 @@ final class RequestHandler<Wire: ResponseWire>: ChannelDuplexHandler, UpstreamHa
             return perform(machine.dispatched(dispatch, for: head, now: now))
         case .decide(let decide):
             offLoop(decide, context) { this, dispatch in
-                if let note = dispatch.note { this.entry?.note = note }
-                this.perform(this.machine.decided(dispatch, now: this.now))
+                let action = this.machine.decided(dispatch, now: this.now)
+                if case .none = action {} else if let note = dispatch.note { this.entry?.note = note }
+                this.perform(action)
                 this.servePipelined()
             }
         case .answer(let request, let responder):
             let work: @Sendable () async -> Answer = { await responder(request) }
             offLoop(work, context) { this, answer in
-                if let note = answer.note { this.entry?.note = note }
-                this.perform(this.machine.answered(answer, now: this.now))
+                let action = this.machine.answered(answer, now: this.now)
+                if case .none = action {} else if let note = answer.note { this.entry?.note = note }
+                this.perform(action)
             }
         case .respond(let response):
             return write(response, context)
@@ -189,6 +192,8 @@ final class RequestHandler<Wire: ResponseWire>: ChannelDuplexHandler, UpstreamHa
             upstream?.close()
         case .openTunnel(let plan, let head):
             guard Wire.carriesUpgrades else { return perform(machine.upgradeFailed(.upgradeRefused, now: now)) }
+            // Logged as a 101 when the tunnel takes the connection over; a refused upgrade answers a 502 instead.
+            entry?.status = 101
             WebSocketTunnel.open(plan, request: head, client: context, owner: self)
         case .refuseUnparsable(let status):
             let hsts = hsts
@@ -220,10 +225,12 @@ final class RequestHandler<Wire: ResponseWire>: ChannelDuplexHandler, UpstreamHa
         afterEvent()
     }
 
-    /// Writes the current request's access-log line, once.
-    private func logAccess() {
-        guard let entry, let accessLog else { return }
+    /// Writes the current request's access-log line, once. `aborted`: the connection went (the client left, or the
+    /// response failed midway) before the response ended; a WebSocket tunnel taking it over is its 101.
+    private func logAccess(aborted: Bool = false) {
+        guard var entry, let accessLog else { return }
         self.entry = nil
+        if aborted, entry.status != 101 { entry.aborted = true }
         accessLog.record(entry.record(now: now))
     }
 
@@ -255,7 +262,17 @@ final class RequestHandler<Wire: ResponseWire>: ChannelDuplexHandler, UpstreamHa
         }
         if response.closesUpstream { release(keep: false) }
         let answer = response.answer
-        if let note = answer.note { entry?.note = note }
+        if entry == nil, accessLog != nil {
+            // Refused before any dispatch (a head two servers could read two ways): logged all the same.
+            entry = AccessEntry(response.request, connection.current, now: now, note: nil)
+        }
+        if let note = answer.note {
+            // A refusal keeps the route the request was on, with its own code as the decision.
+            let earlier = entry?.note
+            entry?.note =
+                note.route != nil
+                ? note : AccessNote(route: earlier?.route, decision: note.decision, user: earlier?.user)
+        }
         entry?.answered(answer.status, now: now)
         logAccess()
         let hsts = hsts

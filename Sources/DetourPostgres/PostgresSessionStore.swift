@@ -265,6 +265,15 @@ public final class PostgresSessionStore: SessionStore {
         }
     }
 
+    public func sessionCount(now: Date) async throws(SessionStoreError) -> Int? {
+        try await call { client in
+            var count = 0
+            let rows = try await client.query("SELECT count(*)::integer FROM detour_sessions WHERE expires_at > now()")
+            for try await row in rows { count = try row.decode(Int.self) }
+            return count
+        }
+    }
+
     public func countSignInHere(_ key: String, window: Duration, now: Date) -> Int? { nil }
 
     public func countSignIn(_ key: String, window: Duration, now: Date) async throws(SessionStoreError) -> Int {

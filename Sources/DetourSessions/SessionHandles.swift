@@ -83,6 +83,10 @@ public final class MemorySessionStore: SessionStore {
     /// How many sessions are held now (for tests and metrics).
     public var count: Int { table.withLock { $0.sessions.count } }
 
+    public func sessionCount(now: Date) -> Int? {
+        table.withLock { $0.sessions.values.count { $0.expiry > now } }
+    }
+
     public func cached(_ cookie: String, now: Date) -> SessionLookup {
         guard let key = handles.key(cookie, now: now) else { return .known(nil) }
         return .known(table.withLock { $0.sessions[key] }.flatMap { $0.expiry > now ? $0 : nil })

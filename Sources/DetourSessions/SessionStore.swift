@@ -55,6 +55,9 @@ public protocol SessionStore: Sendable {
     /// Row S2's loop guard, asking the shared store.
     func countSignIn(_ key: String, window: Duration, now: Date) async throws(SessionStoreError) -> Int
 
+    /// How many sessions the store holds, for `detour_sessions`; `nil` when it keeps none (the cookie store).
+    func sessionCount(now: Date) async throws(SessionStoreError) -> Int?
+
     /// Why the store cannot serve now (`/ready` says it), or `nil` when it can.
     var problem: String? { get }
 
@@ -113,6 +116,8 @@ public struct CookieSessionStore: SessionStore {
     public var isServerSide: Bool { false }
     public var problem: String? { nil }
     public var changes: UInt64 { 0 }
+
+    public func sessionCount(now: Date) -> Int? { nil }
 
     public func cached(_ cookie: String, now: Date) -> SessionLookup {
         guard let plaintext = codec.open(cookie, purpose: "session", now: now),

@@ -173,9 +173,11 @@ struct Composition {
             ServiceGroupConfiguration.ServiceConfiguration(
                 service: SessionDatabase(store: $0), successTerminationBehavior: .ignore)
         }
+        let gauge = ServiceGroupConfiguration.ServiceConfiguration(
+            service: SessionGauge(store: application.endpoints.sessionStore), successTerminationBehavior: .ignore)
         let group = ServiceGroup(
             configuration: ServiceGroupConfiguration(
-                services: (store.map { [$0] } ?? []) + listeners + [discovery] + (reload.map { [$0] } ?? []),
+                services: (store.map { [$0] } ?? []) + listeners + [discovery, gauge] + (reload.map { [$0] } ?? []),
                 gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
         application.accessLog?.flush()
@@ -190,6 +192,22 @@ struct ProviderDiscovery: Service {
 
     func run() async {
         await cancelWhenGracefulShutdown { await provider.run() }
+    }
+}
+
+/// `detour_sessions`: how many sessions the store holds, read at start and every 15 seconds (not for the cookie
+/// store, which holds none). Ends on shutdown.
+struct SessionGauge: Service {
+    let store: any SessionStore
+
+    func run() async {
+        let gauge = Gauge(label: "detour_sessions")
+        await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                if let count = try? await store.sessionCount(now: Date()) { gauge.record(count) }
+                try? await Task.sleep(for: .seconds(15))
+            }
+        }
     }
 }
 

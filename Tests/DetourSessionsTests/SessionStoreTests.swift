@@ -62,6 +62,17 @@ import Testing
         #expect(signedIn() == [false, false, true])
     }
 
+    /// `detour_sessions`: the live sessions a store holds; none for the cookie store.
+    @Test func storesCountTheirLiveSessions() throws {
+        let store = MemorySessionStore(codec: try Self.codec())
+        #expect(store.sessionCount(now: Self.now) == 0)
+        _ = store.save(Self.session(), replacing: nil, now: Self.now)
+        _ = store.save(Self.session("u-2", lasting: 10), replacing: nil, now: Self.now)
+        #expect(store.sessionCount(now: Self.now) == 2)
+        #expect(store.sessionCount(now: Self.now + 60) == 1, "an expired one is not counted")
+        #expect(CookieSessionStore(codec: try Self.codec()).sessionCount(now: Self.now) == nil)
+    }
+
     @Test func aRefreshReplacesTheSessionUnderTheSameCookieButNeverRevivesAnEndedOne() throws {
         let store = MemorySessionStore(codec: try Self.codec())
         let cookie = store.save(Self.session(), replacing: nil, now: Self.now)

@@ -1,5 +1,6 @@
 """Day-2 operations (CONTRACT section 8): a drain on SIGTERM bounded by `server.shutdown_grace`."""
 import json
+import re
 import signal
 import threading
 import time
@@ -7,7 +8,7 @@ import time
 import pytest
 import requests
 
-from conftest import free_port, routes, signed_in
+from conftest import ROOT, free_port, routes, signed_in
 
 
 def slow_request(detour, milliseconds, outcome):
@@ -141,3 +142,25 @@ def test_failures_aborts_and_the_admin_listener_in_the_access_log(make_detour, u
     aborted = next(line for line in lines if line["path"] == "/slow")
     assert aborted.get("aborted") is True
     assert not any(line["path"] == "/ping" for line in lines), "the admin listener is not logged"
+
+
+def test_metrics_have_what_the_grafana_dashboard_charts(make_detour, upstream):
+    """docker/grafana/detour-dashboard.json charts only metrics Detour exposes, with the labels it groups by."""
+    detour = make_detour(session="  store: memory", extra=routes(upstream, free_port()))
+    browser = signed_in(detour)
+    browser.get(detour.url("/echo/app"))
+    requests.get(detour.url("/echo/app"), headers={"Accept": "application/json"})
+    time.sleep(0.5)
+    text = requests.get(detour.url("/metrics")).text
+    dashboard = json.loads((ROOT / "docker" / "grafana" / "detour-dashboard.json").read_text())
+    expressions = [target["expr"] for panel in dashboard["panels"] for target in panel["targets"]]
+    names = set(re.findall(r"detour_[a-z_]+", " ".join(expressions)))
+    assert names, "the dashboard charts Detour's metrics"
+    for name in names:
+        assert re.search(rf"^{name}[{{ ]", text, re.MULTILINE), f"{name} is not in /metrics"
+    for label in ("route", "decision", "status"):
+        assert re.search(rf'^detour_requests_total{{[^}}]*{label}="', text, re.MULTILINE), label
+    assert 'decision="proxied"' in text and 'decision="A3"' in text
+    assert re.search(r'^detour_sign_ins_total{result="success"}', text, re.MULTILINE)
+    assert re.search(r"^detour_sessions [0-9]", text, re.MULTILINE), "read at start, then every 15 s"
+    assert re.search(r"^detour_open_connections [1-9]", text, re.MULTILINE)

@@ -195,8 +195,8 @@ def test_metrics_count_requests_redirects_sign_ins_and_provider_calls(proxy):
     session.get(proxy.url("/echo/x"))
     requests.get(proxy.url("/echo/x"), headers={"Accept": "application/json"})
     text = requests.get(proxy.url("/metrics")).text
-    assert 'detour_requests_total{route="app",status="200"}' in text
-    assert 'detour_requests_total{route="app",status="401"}' in text
+    assert 'detour_requests_total{route="app",decision="proxied",status="200"}' in text
+    assert 'detour_requests_total{route="app",decision="A3",status="401"}' in text
     assert 'detour_redirects_total{status="303"}' in text
     assert 'detour_sign_ins_total{result="success"}' in text
     assert 'detour_provider_call_duration_seconds_bucket{endpoint="token"' in text

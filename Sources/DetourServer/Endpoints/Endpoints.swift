@@ -20,6 +20,8 @@ public struct Endpoints: Sendable {
     let sessions: SessionCookies
     /// `return_to.default`, resolved against the public URL.
     public let defaultTarget: BrowserURL
+    /// Where sessions live (`session.store`).
+    public var sessionStore: any SessionStore { sessions.store }
     let logger: Logger
     /// The registry `/metrics` renders; `nil` renders nothing (metrics not bootstrapped).
     let metrics: PrometheusCollectorRegistry?

@@ -231,7 +231,8 @@ struct Dispatcher: Sendable {
                 host: route.host, port: route.port, head: upstreamHead,
                 // Captures only what it needs: a copy of the whole dispatcher per request would cost retains.
                 rewriteResponse: { [counters] head in
-                    counters.count(route: label, status: Int(head.status.code), redirect: false)
+                    counters.count(
+                        route: label, decision: AccessNote.proxied, status: Int(head.status.code), redirect: false)
                     // The public URL is spelt out only when a response carries a Location.
                     var rewritten = ProxyHeaders.forClient(
                         head, upstreamRequest: url, publicRequest: origin(scheme, host) + target)
@@ -256,14 +257,17 @@ struct Dispatcher: Sendable {
         {
             { request in
                 let response = noted(await handler(request))
-                counters.count(route: label, status: response.status, redirect: true)
+                counters.count(
+                    route: label, decision: response.note?.decision ?? label, status: response.status, redirect: true)
                 return response
             }
         }
         switch dispatch {
         case .answer(let answer):
-            counters.count(route: label, status: answer.status, redirect: true)
-            return .answer(noted(answer))
+            let answer = noted(answer)
+            counters.count(
+                route: label, decision: answer.note?.decision ?? label, status: answer.status, redirect: true)
+            return .answer(answer)
         case .respond(let handler): return .respond(counting(handler))
         case .respondReading(let limit, let handler): return .respondReading(upTo: limit, counting(handler))
         case .proxy, .later: return dispatch

@@ -1,11 +1,13 @@
 import Metrics
 import Synchronization
 
-/// `detour_requests_total{route,status}` and `detour_redirects_total{status}`, each counter made once and then
-/// found by a dictionary lookup instead of through the metrics factory on every request.
+/// `detour_requests_total{route,decision,status}` and `detour_redirects_total{status}`, each counter made once and
+/// then found by a dictionary lookup instead of through the metrics factory on every request. `decision` is the
+/// access log's: a matrix row, `proxied`, or a refusal's code.
 final class RequestCounters: Sendable {
     private struct Key: Hashable {
         let route: String
+        let decision: String
         let status: Int
     }
 
@@ -16,17 +18,17 @@ final class RequestCounters: Sendable {
     /// - Parameter factory: where the counters are made (the process's Prometheus registry in `detour serve`).
     init(factory: any MetricsFactory) { self.factory = factory }
 
-    func count(route: String, status: Int, redirect: Bool) {
-        requests(route: route, status: status).increment()
+    func count(route: String, decision: String, status: Int, redirect: Bool) {
+        requests(Key(route: route, decision: decision, status: status)).increment()
         if redirect, (300..<400).contains(status) { redirects(status: status).increment() }
     }
 
-    private func requests(route: String, status: Int) -> Counter {
-        let key = Key(route: route, status: status)
-        return requestCounters.withLock { counters in
+    private func requests(_ key: Key) -> Counter {
+        requestCounters.withLock { counters in
             if let counter = counters[key] { return counter }
             let counter = Counter(
-                label: "detour_requests_total", dimensions: [("route", route), ("status", String(status))],
+                label: "detour_requests_total",
+                dimensions: [("route", key.route), ("decision", key.decision), ("status", String(key.status))],
                 factory: factory)
             counters[key] = counter
             return counter

@@ -1,5 +1,6 @@
 import Foundation
 public import Logging
+import Metrics
 import NIOCore
 public import NIOHTTP1
 import NIOPosix
@@ -178,6 +179,9 @@ private final class Connections: Sendable {
 
     private let state = Mutex(State())
     let limit: Int
+    /// Client connections open on every listener of the process: `detour_open_connections`.
+    private static let open = Atomic<Int>(0)
+    private static let gauge = Gauge(label: "detour_open_connections")
 
     init(limit: Int) { self.limit = limit }
 
@@ -219,7 +223,9 @@ private final class Connections: Sendable {
         }
         if count >= limit { adjustAccepting() }
         if accepted {
+            Self.gauge.record(Self.open.add(1, ordering: .relaxed).newValue)
             channel.closeFuture.whenComplete { _ in
+                Self.gauge.record(Self.open.subtract(1, ordering: .relaxed).newValue)
                 var count = 0
                 self.release { state in
                     state.open.removeValue(forKey: id)

@@ -1,5 +1,6 @@
 """Forward-auth (/oauth2/auth, rows F1-F3): the same request gets the same answer whether Detour proxies it
 or is asked about it; forwarded headers are believed from trusted proxies only."""
+import pytest
 import requests
 
 from conftest import query, signed_in
@@ -73,3 +74,38 @@ def test_x_forwarded_for_is_appended_only_for_trusted_peers(proxy, untrusting_pr
         session = signed_in(detour)
         seen = session.get(detour.url("/echo/x"), headers={"X-Forwarded-For": "10.1.2.3"}).json()
         assert seen["headers"]["x-forwarded-for"] == expected
+
+
+def replayed(proxy_kind, detour, method, uri, browser):
+    """The headers Traefik's forwardAuth (v3) or Caddy's forward_auth sends to `/oauth2/auth` for a request of
+    `method` to `uri`, with the browser's own headers (which both pass on). Traefik asks with its own Host (the
+    auth address); Caddy keeps the request's."""
+    app = f"localhost:{detour.port}"
+    sent = {"X-Forwarded-For": "203.0.113.9", "X-Forwarded-Method": method, "X-Forwarded-Proto": "http",
+            "X-Forwarded-Host": app, "X-Forwarded-Uri": uri, **browser}
+    sent["Host"] = f"127.0.0.1:{detour.port}" if proxy_kind == "traefik" else app
+    return sent
+
+
+@pytest.mark.parametrize("proxy_kind", ["traefik", "caddy"])
+def test_traefik_and_caddy_get_the_proxy_modes_answers(proxy, proxy_kind):
+    page = {"Accept": "text/html", "Sec-Fetch-Mode": "navigate", "Sec-Fetch-Site": "none"}
+    form = {"Accept": "text/html", "Sec-Fetch-Mode": "navigate", "Sec-Fetch-Site": "same-origin"}
+    fetch = {"Accept": "application/json", "Sec-Fetch-Mode": "cors", "Sec-Fetch-Site": "same-origin"}
+
+    def ask(method, uri, browser):
+        return requests.get(proxy.url("/oauth2/auth"), headers=replayed(proxy_kind, proxy, method, uri, browser),
+                            allow_redirects=False)
+
+    signing_in = ask("GET", "/echo/x?y=1", page)
+    assert signing_in.status_code == 302 and "/oauth2/authorize?" in signing_in.headers["Location"]
+    posted = ask("POST", "/echo/form", form)
+    assert posted.status_code == 303 and query(posted.headers["Location"])["rd"] == proxy.url("/echo/form")
+    api = ask("GET", "/echo/api", fetch)
+    assert api.status_code == 401 and api.json()["error"] == "unauthenticated"
+    assert ask("GET", "/echo/public/x", page).status_code == 202
+    # The browser's Cookie header, passed on as both proxies pass it (a cookie jar would go by Traefik's Host).
+    alice = signed_in(proxy)
+    allowed = ask("GET", "/echo/x", {**page, "Cookie": "; ".join(f"{k}={v}" for k, v in alice.cookies.items())})
+    assert allowed.status_code == 202 and allowed.headers["X-Auth-Request-User"] == "alice"
+    assert allowed.headers["X-Auth-Request-Groups"] == "admins,sre"

@@ -139,7 +139,14 @@ struct Dispatcher: Sendable {
         case .signIn(let returnTo):
             // The target was built from the Host header: it is checked like any rd, or a forged Host would make the
             // 303 after sign-in an open redirect. Row A1 needs the head alone: a body is not waited for.
-            switch endpoints.beginSignIn(EndpointRequest(exchange.head), requested: returnTo.href, now: Date()) {
+            var asking = EndpointRequest(exchange.head)
+            // In forward-auth the browser is on the forwarded host, not on the one the proxy in front asked with
+            // (Traefik asks with the auth address): the state cookie is set where the browser is.
+            if exchange.mode != .proxy {
+                asking.headers = asking.headers.filter { !ProxyHeaders.name($0.name, spells: "host") }
+                asking.headers.append(("Host", exchange.request.host))
+            }
+            switch endpoints.beginSignIn(asking, requested: returnTo.href, now: Date()) {
             case .answered(var answer):
                 answer.headers += cookies
                 return counted(.answer(answer), label: decision.label, user: user)

@@ -111,11 +111,8 @@ public final class PostgresSessionStore: SessionStore {
         // before this point is in the row read, and one notified after it keeps the row out of the cache below.
         let (listening, changes) = state.withLock { ($0.listening, $0.changes) }
         let sealed = try await call { client in
-            let rows = try await client.query(
-                "SELECT sealed FROM detour_sessions WHERE key = \(key) AND expires_at > now()")
-            var sealed: String?
-            for try await row in rows { sealed = try row.decode(String.self) }
-            return sealed
+            try await Self.sealed(
+                client.query("SELECT sealed FROM detour_sessions WHERE key = \(key) AND expires_at > now()"))
         }
         let session = sealed.flatMap { handles.open($0, now: now) }
         if listening {
@@ -244,11 +241,8 @@ public final class PostgresSessionStore: SessionStore {
 
     public func keptForm(_ key: String, now: Date) async throws(SessionStoreError) -> String? {
         try await call { client in
-            let rows = try await client.query(
-                "SELECT sealed FROM detour_kept_forms WHERE key = \(key) AND expires_at > now()")
-            var sealed: String?
-            for try await row in rows { sealed = try row.decode(String.self) }
-            return sealed
+            try await Self.sealed(
+                client.query("SELECT sealed FROM detour_kept_forms WHERE key = \(key) AND expires_at > now()"))
         }
     }
 
@@ -294,6 +288,13 @@ public final class PostgresSessionStore: SessionStore {
             for try await row in rows { count = try row.decode(Int.self) }
             return count
         }
+    }
+
+    /// The one sealed value a lookup by key answers, if any.
+    static func sealed(_ rows: PostgresRowSequence) async throws -> String? {
+        var sealed: String?
+        for try await row in rows { sealed = try row.decode(String.self) }
+        return sealed
     }
 
     /// Drops a session from this replica's cache, and tells memos of it to look again.

@@ -39,6 +39,21 @@ class DevTools:
                 assert "error" not in message, message
                 return message["result"]
 
+    def open(self, url):
+        """Navigates to `url` (page events on)."""
+        self.call("Page.enable")
+        self.call("Page.navigate", url=url)
+
+    def sign_in_at_provider(self, provider, subject="alice"):
+        """What a person does on the provider's page: waits for it, and submits `subject`. Returns the page's URL
+        (the authorization request)."""
+        self.wait("location.href.startsWith(%s) && !!document.querySelector('input[name=sub]')"
+                  % json.dumps(provider + "/oauth2/authorize?"))
+        authorization = self.evaluate("location.href")
+        self.evaluate("const sub = document.querySelector('input[name=sub]');"
+                      f"sub.value = {json.dumps(subject)}; sub.form.submit(); true")
+        return authorization
+
     def evaluate(self, expression):
         return self.call("Runtime.evaluate", expression=expression, returnByValue=True)["result"].get("value")
 

@@ -795,12 +795,8 @@ def test_chromium_signs_in_over_https_and_loads_the_app_over_http2(edge, pki, pr
     try:
         with connect(page, max_size=None) as socket_:
             browser = DevTools(socket_)
-            browser.call("Page.enable")
-            browser.call("Page.navigate", url=edge.url("/echo/app?from=chromium"))
-            browser.wait("location.href.startsWith(%s) && !!document.querySelector('input[name=sub]')"
-                         % json.dumps(provider + "/oauth2/authorize?"))
-            browser.evaluate("const sub = document.querySelector('input[name=sub]');"
-                             "sub.value = 'alice'; sub.form.submit(); true")
+            browser.open(edge.url("/echo/app?from=chromium"))
+            browser.sign_in_at_provider(provider)
             browser.wait("location.href == %s && document.readyState == 'complete'"
                          % json.dumps(edge.url("/echo/app?from=chromium")))
             seen = json.loads(browser.evaluate("document.body.innerText"))
@@ -828,8 +824,7 @@ def test_chromium_a1_a2_and_a_form_post_callback_over_https(make_detour, pki, pr
     try:
         with connect(page, max_size=None) as socket_:
             browser = DevTools(socket_)
-            browser.call("Page.enable")
-            browser.call("Page.navigate", url=edge.url("/echo/public/page"))
+            browser.open(edge.url("/echo/public/page"))
             browser.wait("document.readyState == 'complete' && location.pathname == '/echo/public/page'")
             before = hits()
             # A2: a signed-out form POST.
@@ -838,12 +833,8 @@ def test_chromium_a1_a2_and_a_form_post_callback_over_https(make_detour, pki, pr
                     + '<input name="note" value="hello"></form>';
                 document.getElementById('f').submit(); true""")
             # A1 after A2's 303: the provider's page.
-            browser.wait("location.href.startsWith(%s) && !!document.querySelector('input[name=sub]')"
-                         % json.dumps(provider + "/oauth2/authorize?"))
-            assert "response_mode=form_post" in browser.evaluate("location.href")
-            browser.evaluate("const sub = document.querySelector('input[name=sub]');"
-                             "sub.value = 'alice'; sub.form.submit(); true")
-            # C1: the provider POSTs the code back; Detour's 303 makes the return a GET.
+            assert "response_mode=form_post" in browser.sign_in_at_provider(provider)
+            # C1: the provider POSTs the code back (response_mode=form_post); Detour's 303 makes the return a GET.
             browser.wait("location.href == %s && document.readyState == 'complete'" % json.dumps(edge.url("/echo/a2?x=1")))
             seen = json.loads(browser.evaluate("document.body.innerText"))
             assert seen["method"] == "GET" and seen["headers"]["x-forwarded-user"] == "alice"

@@ -218,8 +218,7 @@ def test_chromium_sends_a_kept_multipart_form_with_a_file_after_sign_in_on_one_c
     try:
         with connect(page, max_size=None) as socket_:
             browser = DevTools(socket_)
-            browser.call("Page.enable")
-            browser.call("Page.navigate", url=detour.url("/echo/public/form"))
+            browser.open(detour.url("/echo/public/form"))
             browser.wait("document.readyState == 'complete' && location.pathname == '/echo/public/form'")
             browser.evaluate(f"""
                 document.body.innerHTML = '<form id="f" method="post" enctype="multipart/form-data"'
@@ -231,10 +230,7 @@ def test_chromium_sends_a_kept_multipart_form_with_a_file_after_sign_in_on_one_c
                 document.querySelector('input[type=file]').files = files.files;
                 document.getElementById('f').submit();
                 true""")
-            browser.wait("location.href.startsWith(%s) && !!document.querySelector('input[name=sub]')"
-                         % json.dumps(provider + "/oauth2/authorize?"))
-            browser.evaluate("const sub = document.querySelector('input[name=sub]');"
-                             "sub.value = 'alice'; sub.form.submit(); true")
+            browser.sign_in_at_provider(provider)
             browser.wait("location.href.startsWith(%s) && !!document.querySelector('button')"
                          % json.dumps(detour.url("/oauth2/resubmit?form=")))
             assert "/echo/submit?from=chromium" in browser.evaluate("document.body.innerText")

@@ -5,7 +5,7 @@ public import DetourRedirect
 ///
 /// Every value has been type-checked, every allowlist entry parsed and the return-target default
 /// checked against the allowlist; keys left out have the contract's defaults.
-public struct Configuration: Sendable {
+public struct Configuration: Sendable, CustomStringConvertible {
     /// The file it was loaded from.
     public var file: String
     public var server = Server()
@@ -65,7 +65,7 @@ public struct Configuration: Sendable {
     }
 
     /// `server.limits`.
-    public struct Limits: Sendable {
+    public struct Limits: Sendable, Equatable {
         /// Open client connections; more wait in the kernel's backlog.
         public var maxConnections = 10_000
         /// How long a new connection may take to send its whole first request head (slowloris).
@@ -135,7 +135,7 @@ public struct Configuration: Sendable {
     }
 
     /// `session:`: the session cookie; every secret decodes to 32 or more bytes.
-    public struct Session: Sendable {
+    public struct Session: Sendable, Equatable {
         public var cookieName = "_detour"
         public var secrets: [String] = []
         public var lifetime = Duration.seconds(8 * 3600)
@@ -182,6 +182,9 @@ public struct Configuration: Sendable {
             preservedFormLimit: min(PolicyEngine.Settings.largestKeptForm, server.maxRequestBody ?? .max),
             returnTargets: signInTargets)
     }
+
+    /// Names the file only: a configuration holds secrets, and a log line that prints one must not show them.
+    public var description: String { "configuration from \(file)" }
 
     /// The configuration with every default, as if loaded from an empty file.
     public init(file: String) {

@@ -20,8 +20,13 @@ public import Prometheus
 /// that is no URL, policies that do not load, an `upstream_tls` file that cannot be read, a trusted proxy that is
 /// no address.
 public struct Application: Sendable {
+    /// The endpoints of the configuration Detour started with: health, readiness and metrics, which no reload
+    /// changes, and the session store.
     public let endpoints: Endpoints
-    let dispatcher: Dispatcher
+    /// The decision path in effect; ``reload(_:)`` replaces it whole.
+    let dispatchers: CurrentDispatchers
+    /// What every configuration's decision path shares: made once, kept across reloads.
+    let shared: SharedParts
     let host: String
     let port: Int
     let limits: HTTPServer.Limits
@@ -29,8 +34,8 @@ public struct Application: Sendable {
     public let tls: ListenerTLS?
     /// The `Strict-Transport-Security` value answers over TLS carry; `nil` without TLS or with `hsts: 0s`.
     let hsts: String?
-    /// `server.http_listen`: where the plain listener binds, and its dispatcher, which answers everything with H1.
-    let plain: (host: String, port: Int, dispatcher: Dispatcher)?
+    /// `server.http_listen`: where the plain listener binds; it answers everything with H1.
+    let plain: (host: String, port: Int)?
     /// `server.admin_listen`: where `/ping`, `/ready` and `/metrics` are served instead of on the public listener.
     let admin: (host: String, port: Int)?
     /// `server.access_log`, unless `off`: the public listeners' requests, a line each (the admin listener's are not
@@ -49,60 +54,15 @@ public struct Application: Sendable {
         metrics: (registry: PrometheusCollectorRegistry, factory: any MetricsFactory),
         logger: Logger
     ) throws(ConfigError) {
-        func refused(_ message: String) -> ConfigError {
-            ConfigError(diagnostics: [Diagnostic(file: configuration.file, line: 0, column: 0, message: message)])
-        }
-        do {
-            endpoints = try Endpoints(
-                configuration: configuration, provider: provider, sessions: sessions, logger: logger,
-                metrics: metrics.registry)
-        } catch {
-            throw refused("return_to.default: \(error)")
-        }
-        let policies = try configuration.loadPolicies()
-        let upstreamTLS = try Self.upstreamTLS(for: policies.routes)
-        let trusted: TrustedProxies
-        do {
-            trusted = try TrustedProxies(configuration.server.trustedProxies)
-        } catch {
-            throw refused(error.description)
-        }
-        let authentication = Authentication(
-            jwts: BearerTokenCache(ttl: .seconds(60)) { token, now throws(OIDCError) in
-                try await provider.validateAccessToken(token, now: now)
-            },
-            introspections: BearerTokenCache(ttl: configuration.oidc?.introspectionCacheTTL ?? .seconds(60)) {
-                token, now throws(OIDCError) in
-                try await provider.introspect(token, now: now)
-            },
-            refresher: SessionRefresher(refreshBefore: configuration.session.refreshBefore, logger: logger) {
-                token, subject, now throws(OIDCError) in
-                try await provider.refresh(token, subject: subject, now: now)
-            },
-            logger: logger)
-        let upstreams = Upstreams(
-            timeouts: UpstreamTimeouts(
-                connect: TimeAmount(configuration.server.upstreamConnectTimeout),
-                response: TimeAmount(configuration.server.upstreamTimeout)),
-            tls: upstreamTLS)
-        let counters = RequestCounters(factory: metrics.factory)
-        let endpoints = endpoints
-        let makeDispatcher = { (upgradingToHTTPS: Bool) -> Dispatcher in
-            var settings = configuration.engineSettings
-            settings.redirectHTTPToHTTPS = settings.redirectHTTPToHTTPS || upgradingToHTTPS
-            return Dispatcher(
-                gateway: Gateway(
-                    engine: PolicyEngine(policies: policies, settings: settings),
-                    scheme: configuration.baseURL.scheme, defaultTarget: endpoints.defaultTarget,
-                    upgradesToHTTPS: upgradingToHTTPS),
-                endpoints: endpoints, sessions: sessions, trustedProxies: trusted, authentication: authentication,
-                upstreams: upstreams, counters: counters)
-        }
-        dispatcher = makeDispatcher(false)
+        shared = SharedParts(
+            configuration: configuration, provider: provider, sessions: sessions, metrics: metrics, logger: logger)
+        let first = try shared.generation(of: configuration, upgrading: plainListen != nil)
+        dispatchers = CurrentDispatchers(first)
+        endpoints = first.main.endpoints
         tls = try configuration.server.tls.map { files throws(ConfigError) in try ListenerTLS(files) }
         let maxAge = configuration.server.hsts.components.seconds
         hsts = tls != nil && maxAge > 0 ? "max-age=\(maxAge)" : nil
-        plain = plainListen.map { ($0.host, $0.port, makeDispatcher(true)) }
+        plain = plainListen
         admin = adminListen
         var limits = HTTPServer.Limits(maximumRequestBody: configuration.server.maxRequestBody)
         let configured = configuration.server.limits
@@ -120,6 +80,17 @@ public struct Application: Sendable {
         limits.accessLog = accessLog
         self.limits = limits
         (host, port) = listen
+    }
+
+    /// Puts `configuration` in effect for every request whose head arrives from now on; requests in flight finish
+    /// on the configuration they started with. Everything is built before anything is swapped.
+    ///
+    /// - Returns: how many routes the new configuration has.
+    /// - Throws: ``ConfigError`` when its policies or files cannot serve; the running configuration stays.
+    public func reload(_ configuration: Configuration) throws(ConfigError) -> Int {
+        let next = try shared.generation(of: configuration, upgrading: plain != nil)
+        dispatchers.replace(with: next)
+        return next.routeCount
     }
 
     /// TLS for every route with an `https://` upstream, made now so that an unreadable `upstream_tls` file stops
@@ -153,17 +124,18 @@ public struct Application: Sendable {
     /// Listens on the configured address, over TLS when configured; the listener serves until it is shut down
     /// (``HTTPServer/run()``).
     public func bind(logger: Logger) async throws -> HTTPServer {
-        let dispatcher = self.dispatcher
+        let dispatchers = self.dispatchers
         return try await HTTPServer.bind(
             host: host, port: port, limits: limits, tls: tls, hsts: hsts, logger: logger
-        ) { dispatcher.dispatch($0, $1) }
+        ) { dispatchers.main.dispatch($0, $1) }
     }
 
     /// Listens on `server.http_listen`, if configured: plain HTTP whose every answer is a 308 to https (row H1).
     public func bindPlain(logger: Logger) async throws -> HTTPServer? {
         guard let plain else { return nil }
+        let dispatchers = self.dispatchers
         return try await HTTPServer.bind(host: plain.host, port: plain.port, limits: limits, logger: logger) {
-            plain.dispatcher.dispatch($0, $1)
+            dispatchers.upgrading.dispatch($0, $1)
         }
     }
 

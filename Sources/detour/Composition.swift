@@ -135,9 +135,10 @@ struct Composition {
     /// Binds, loads discovery in the background, and serves until SIGTERM or SIGINT, then drains: the listener and
     /// every companion stop accepting, finish what is in flight, and the group returns.
     ///
+    /// - Parameter reloading: the configuration SIGHUP reads again from its file; `nil` reloads only the certificate.
     /// - Throws: ``PostgresSessionStore/Refused`` when the session database refuses Detour (a wrong password, say),
     ///   before anything listens.
-    func run(logger: Logger, companions: [HTTPServer] = []) async throws {
+    func run(logger: Logger, reloading: Configuration? = nil, companions: [HTTPServer] = []) async throws {
         // A closed standard output (the access log's reader gone) is an error to count, not a signal that kills.
         signal(SIGPIPE, SIG_IGN)
         try await database?.prepare()
@@ -145,7 +146,7 @@ struct Composition {
         var metadata: Logger.Metadata = ["address": "\(server.host):\(server.port)"]
         if let tls = application.tls {
             metadata["certificate"] = "\(tls.fingerprint)"
-            CertificateReload.warnIfExpired(tls, logger: logger)
+            HangupReload.warnIfExpired(tls, logger: logger)
         }
         logger.info(application.tls == nil ? "listening" : "listening over TLS", metadata: metadata)
         var plain: [HTTPServer] = []
@@ -164,10 +165,9 @@ struct Composition {
         }
         let discovery = ServiceGroupConfiguration.ServiceConfiguration(
             service: ProviderDiscovery(provider: provider), successTerminationBehavior: .ignore)
-        let reload = application.tls.map {
-            ServiceGroupConfiguration.ServiceConfiguration(
-                service: CertificateReload(tls: $0, logger: logger), successTerminationBehavior: .ignore)
-        }
+        let reload = ServiceGroupConfiguration.ServiceConfiguration(
+            service: HangupReload(application: application, configuration: reloading, logger: logger),
+            successTerminationBehavior: .ignore)
         // First in the list, so that it is stopped last: requests that drain still reach their sessions.
         let store = database.map {
             ServiceGroupConfiguration.ServiceConfiguration(
@@ -177,7 +177,7 @@ struct Composition {
             service: SessionGauge(store: application.endpoints.sessionStore), successTerminationBehavior: .ignore)
         let group = ServiceGroup(
             configuration: ServiceGroupConfiguration(
-                services: (store.map { [$0] } ?? []) + listeners + [discovery, gauge] + (reload.map { [$0] } ?? []),
+                services: (store.map { [$0] } ?? []) + listeners + [discovery, gauge, reload],
                 gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
         application.accessLog?.flush()

@@ -17,23 +17,25 @@ struct ServeCommand: AsyncParsableCommand {
     var config: String
 
     func run() async throws {
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel =
-                Logger.Level(rawValue: ProcessInfo.processInfo.environment["DETOUR_LOG_LEVEL"] ?? "") ?? .info
-            return EscapingLogHandler(handler)
+        let configuration: Configuration
+        do {
+            configuration = try Configuration.load(file: config)
+        } catch {
+            printErrors(error)
+            throw ExitCode(2)
         }
+        // Detour's own lines in the access log's format, so that one switch makes a deployment's logs all JSON.
+        try LogSetup.bootstrap(default: configuration.server.accessLog == .text ? .text : .json)
         let logger = Logger(label: "detour")
         let composition: Composition
         do {
-            let configuration = try Configuration.load(file: config)
             composition = try Composition(configuration: configuration, logger: logger)
         } catch {
             printErrors(error)
             throw ExitCode(2)
         }
         do {
-            try await composition.run(logger: logger)
+            try await composition.run(logger: logger, reloading: configuration)
         } catch let refused as PostgresSessionStore.Refused {
             FileHandle.standardError.write(Data((refused.description + "\n").utf8))
             throw ExitCode(2)

@@ -7,8 +7,8 @@ import DetourGateway
 /// memo), so they need no lock.
 public final class ConnectionInfo: @unchecked Sendable {
     public let remoteAddress: String?
-    /// Whether the peer is a trusted proxy, decided at the first request.
-    private var trusted: Bool?
+    /// Whether the peer is a trusted proxy, decided at the first request of each configuration generation.
+    private var trusted: (generation: Int, isTrusted: Bool)?
     /// The last `Cookie` headers seen and what they opened to (the gateway's memo).
     var lastSession: OpenedCookies?
     /// The last upstream origin and where it connects (the gateway's memo).
@@ -19,10 +19,11 @@ public final class ConnectionInfo: @unchecked Sendable {
 
     public init(remoteAddress: String?) { self.remoteAddress = remoteAddress }
 
-    func trustsPeer(_ proxies: TrustedProxies) -> Bool {
-        if let trusted { return trusted }
+    /// Whether `proxies`, the trusted proxies of configuration `generation`, hold the peer.
+    func trustsPeer(_ proxies: TrustedProxies, generation: Int) -> Bool {
+        if let trusted, trusted.generation == generation { return trusted.isTrusted }
         let decided = proxies.trusts(remoteAddress)
-        trusted = decided
+        trusted = (generation, decided)
         return decided
     }
 }

@@ -23,15 +23,18 @@ struct Dispatcher: Sendable {
     let authentication: Authentication
     let upstreams: Upstreams
     private let counters: RequestCounters
-    /// Bodies of forms being read to be kept across sign-in (row A2b), held in memory meanwhile: 32 MiB at once.
-    private let keptForms = ByteBudget(capacity: 32 * 1024 * 1024)
+    /// Bodies of forms being read to be kept across sign-in (row A2b), held in memory meanwhile.
+    private let keptForms: ByteBudget
+    /// The configuration generation this dispatcher decides for (``Generation/number``).
+    let generation: Int
     /// ``PolicyEngine/origin(scheme:host:)``, captured once: a response's rewriting closure holds one reference to it
     /// rather than a copy of the engine.
     let origin: @Sendable (BrowserURL.Scheme, String) -> String
 
     init(
         gateway: Gateway, endpoints: Endpoints, sessions: SessionCookies, trustedProxies: TrustedProxies,
-        authentication: Authentication, upstreams: Upstreams, counters: RequestCounters
+        authentication: Authentication, upstreams: Upstreams, counters: RequestCounters, keptForms: ByteBudget,
+        generation: Int
     ) {
         self.gateway = gateway
         self.endpoints = endpoints
@@ -40,6 +43,8 @@ struct Dispatcher: Sendable {
         self.authentication = authentication
         self.upstreams = upstreams
         self.counters = counters
+        self.keptForms = keptForms
+        self.generation = generation
         let engine = gateway.engine
         origin = { scheme, host in engine.origin(scheme: scheme, host: host) }
     }
@@ -47,7 +52,7 @@ struct Dispatcher: Sendable {
     func dispatch(_ head: HTTPRequestHead, _ connection: ConnectionInfo) -> Dispatch {
         let request = GatewayRequest(
             method: head.method.rawValue, target: head.uri, headers: head.headers, peer: connection.remoteAddress,
-            fromTrustedProxy: connection.trustsPeer(trustedProxies))
+            fromTrustedProxy: connection.trustsPeer(trustedProxies, generation: generation))
         let requestID = RequestID.of(head.headers, trusted: request.fromTrustedProxy)
         connection.current = (requestID, RequestID.client(head.headers, connection, trusted: request.fromTrustedProxy))
         switch gateway.resolve(request) {

@@ -28,7 +28,8 @@ public enum JSON {
     }
 
     /// A JSON string literal (RFC 8259 section 7); `<`, `>` and `&` are escaped too, so the text is
-    /// inert if a browser ever sniffs it as HTML.
+    /// inert if a browser ever sniffs it as HTML, and so are C1 controls, line separators and bidirectional
+    /// overrides, so that a line read raw shows what it holds.
     public static func string(_ value: String) -> String {
         var output = "\""
         for scalar in value.unicodeScalars {
@@ -38,7 +39,8 @@ public enum JSON {
             case "\n": output += "\\n"
             case "\r": output += "\\r"
             case "\t": output += "\\t"
-            case "<", ">", "&", "\u{00}"..."\u{1F}", "\u{7F}", "\u{2028}", "\u{2029}":
+            case "<", ">", "&", "\u{00}"..."\u{1F}", "\u{7F}"..."\u{9F}", "\u{200E}", "\u{200F}",
+                "\u{2028}"..."\u{202E}", "\u{2066}"..."\u{2069}":
                 let hex = String(scalar.value, radix: 16)
                 output += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
             default: output.unicodeScalars.append(scalar)

@@ -18,7 +18,7 @@ struct DevCommand: AsyncParsableCommand {
     var tls = false
 
     func run() async throws {
-        LoggingSystem.bootstrap { EscapingLogHandler(StreamLogHandler.standardError(label: $0)) }
+        try LogSetup.bootstrap(default: .text)
         let logger = Logger(label: "detour-dev")
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("detour-dev-\(UUID().uuidString)")
         let certificates = try tls ? Self.throwAwayCertificates(in: folder) : nil

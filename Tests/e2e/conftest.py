@@ -50,11 +50,12 @@ class Detour:
     """A running `detour serve` with its own configuration.
 
     With `tls` (the CA file that signed the certificate `server` gives under `server.tls`, or False to trust any)
-    the listener and the public URL are https, and readiness is checked with that CA."""
+    the listener and the public URL are https, and readiness is checked with that CA. Detour's own log lines are
+    text here, which the tests search with patterns; `log_format="json"` gives the default of `detour serve`."""
 
     def __init__(self, tmp_path, issuer, response_mode="query", token_auth="client_secret_basic", extra="",
                  trusted_proxies=(), server="", oidc="", session="", client=("detour-e2e", "s3cret"), tls=None,
-                 public_url=None, admin_port=None):
+                 public_url=None, admin_port=None, log_format="text"):
         self.port = free_port()
         self.verify = True if tls is None else str(tls) if tls else False
         self.base = f"{'http' if tls is None else 'https'}://localhost:{self.port}"
@@ -87,7 +88,8 @@ return_to:
         self.log = open(self.log_path, "w")
         self.process = subprocess.Popen(
             [str(DETOUR), "serve", "--config", str(self.config)], stdout=self.log, stderr=subprocess.STDOUT,
-            env={**os.environ, "E2E_CLIENT_SECRET": client[1], "DETOUR_LOG_LEVEL": "debug"})
+            env={**os.environ, "E2E_CLIENT_SECRET": client[1], "DETOUR_LOG_LEVEL": "debug",
+                 "DETOUR_LOG_FORMAT": log_format})
         wait_for(self.health + "/ping", verify=self.verify)
 
     def url(self, path):

@@ -1,6 +1,7 @@
 """Issue 14 (CONTRACT section 7) end to end: each test tries what an attacker would, on the wire, and fails if the
 protection it names is lost: path spellings that split the decision from the upstream (proxy and forward-auth
 alike), forwarded URLs from peers nobody trusts, hosts no route names, and sessions too large for cookies."""
+import json
 import socket
 
 import pytest
@@ -252,6 +253,29 @@ def test_nothing_a_client_or_provider_sends_forges_a_log_line(guarded, provider)
     assert not any(line.startswith("INFO detour : signed in sub=root") for line in log.splitlines()), log
     assert "x\\r\\nINFO detour : signed in sub=root\\nalso" not in log
     assert "\\r\\nINFO detour : signed in sub=root\\n\\u{2028}also" in log
+
+
+def test_every_line_of_the_default_json_log_is_one_json_object(tmp_path, provider, upstream):
+    """`detour serve`'s default: its own lines and the access log's are JSON objects, one per line, so the same
+    forged `error` stays inside its field, byte for byte."""
+    instance = Detour(tmp_path, provider, extra=ROUTES.format(upstream=upstream), log_format="json")
+    try:
+        wait_for(instance.url("/ready"))
+        browser = requests.Session()
+        authorize = start(browser, instance, instance.url("/")).headers["Location"]
+        state = dict(pair.split("=", 1) for pair in authorize.split("?", 1)[1].split("&"))["state"]
+        forged = "x\r\n{\"level\":\"info\",\"message\":\"signed in\"}\n\u2028also"
+        browser.get(instance.url("/oauth2/callback"), params={"state": state, "error": forged}, allow_redirects=False)
+    finally:
+        instance.stop()
+    lines = instance.log_path.read_text().splitlines()
+    objects = [json.loads(line) for line in lines]  # every line, or this raises
+    assert [entry["level"] for entry in objects if entry.get("message") == "listening"] == ["info"]
+    refused = [entry for entry in objects if entry.get("message", "").startswith("the provider refused sign-in")]
+    assert [entry["error"] for entry in refused] == [forged]
+    assert not any(entry.get("message") == "signed in" for entry in objects)
+    assert any(entry.get("path") == "/oauth2/callback" and entry["status"] == 403 for entry in objects), \
+        "the access log's lines are among them"
 
 
 def test_a_forged_host_never_chooses_where_detours_redirects_point(guarded):

@@ -5,6 +5,7 @@ import signal
 import subprocess
 from urllib.parse import urlparse
 
+import pytest
 import requests
 
 from conftest import query, sign_in_at_provider, start
@@ -224,7 +225,9 @@ def test_a_bad_config_exits_two_with_file_line_column(tmp_path):
     assert f"{config}:4:1: unknown key \"oidcc\" (did you mean \"oidc\"?)" in result.stderr
 
 
-def test_no_token_code_or_cookie_reaches_the_logs(detour):
+@pytest.mark.parametrize("log_format", ["text", "json"])
+def test_no_token_code_or_cookie_reaches_the_logs(make_detour, log_format):
+    detour = make_detour(log_format=log_format)
     session = requests.Session()
     authorize = start(session, detour, detour.url("/")).headers["Location"]
     callback = sign_in_at_provider(session, authorize)

@@ -146,7 +146,7 @@ public final class AccessLog: Sendable {
     static func milliseconds(_ value: Double) -> String { String(format: "%.3f", value) }
 
     /// RFC 3339 in UTC with milliseconds: `2026-12-06T03:50:24.123Z`.
-    static func timestamp(_ date: Date) -> String {
+    public static func timestamp(_ date: Date) -> String {
         let interval = date.timeIntervalSince1970
         var seconds = time_t(interval.rounded(.down))
         var parts = tm()

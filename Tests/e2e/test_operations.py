@@ -1,14 +1,19 @@
 """Day-2 operations (CONTRACT section 8): a drain on SIGTERM bounded by `server.shutdown_grace`."""
 import json
+import os
 import re
+import shutil
 import signal
+import subprocess
+import tempfile
 import threading
 import time
+from pathlib import Path
 
 import pytest
 import requests
 
-from conftest import ROOT, free_port, routes, signed_in
+from conftest import DETOUR, ROOT, SECRET, free_port, routes, signed_in, wait_for
 
 
 def slow_request(detour, milliseconds, outcome):
@@ -164,3 +169,43 @@ def test_metrics_have_what_the_grafana_dashboard_charts(make_detour, upstream):
     assert re.search(r'^detour_sign_ins_total{result="success"}', text, re.MULTILINE)
     assert re.search(r"^detour_sessions [0-9]", text, re.MULTILINE), "read at start, then every 15 s"
     assert re.search(r"^detour_open_connections [1-9]", text, re.MULTILINE)
+
+
+def test_detour_serves_and_proxies_as_an_unprivileged_user(provider, upstream, tmp_path):
+    """The Docker image runs Detour as uid 10001, and most deployments as some user other than root. Detour once set
+    a socket option on every connection that only root may set (`.socketOption(.tcp_nodelay)` is SO_DEBUG, at the
+    socket level), so every connection failed for every other user, while every test, run as root, passed."""
+    folder = Path(tempfile.mkdtemp())
+    try:
+        folder.chmod(0o755)  # the unprivileged user reads the binary and the configuration from here
+        binary = folder / "detour"
+        shutil.copy(DETOUR, binary)
+        port = free_port()
+        config = folder / "detour.yaml"
+        config.write_text(f"""
+server: {{ listen: "127.0.0.1:{port}", public_url: "http://localhost:{port}" }}
+oidc: {{ issuer: "{provider}", client_id: "detour-e2e", client_secret: "s3cret" }}
+session: {{ secrets: ["{SECRET}"] }}
+routes:
+  - name: app
+    match: {{ host: "localhost" }}
+    upstream: "{upstream}"
+    public: ["/echo/public/"]
+""")
+        unprivileged = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"] if os.geteuid() == 0 else []
+        with open(tmp_path / "unprivileged.log", "w") as log:
+            process = subprocess.Popen(unprivileged + [str(binary), "serve", "--config", str(config)], stdout=log,
+                                       stderr=subprocess.STDOUT)
+        try:
+            wait_for(f"http://127.0.0.1:{port}/ready")
+            status = Path(f"/proc/{process.pid}/status").read_text()
+            assert re.search(r"^Uid:\s+[1-9]", status, re.M), "Detour runs as a user other than root"
+            answer = requests.get(f"http://localhost:{port}/echo/public/x")
+            assert answer.status_code == 200 and answer.json()["path"] == "/echo/public/x", "proxied"
+            assert requests.get(f"http://localhost:{port}/app", headers={"Accept": "text/html"},
+                                allow_redirects=False).status_code == 302
+        finally:
+            process.terminate()
+            process.wait(timeout=20)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)

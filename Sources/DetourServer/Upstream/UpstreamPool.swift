@@ -78,7 +78,7 @@ final class UpstreamPool: @unchecked Sendable {
     func connect(_ key: Key, timeout: TimeAmount) -> EventLoopFuture<UpstreamHandler> {
         ClientBootstrap(group: eventLoop)
             .connectTimeout(timeout)
-            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
             .channelInitializer { [self] channel in
                 channel.eventLoop.makeCompletedFuture { try serve(channel, key) }
             }

@@ -127,7 +127,7 @@ public struct Application: Sendable {
         let dispatchers = self.dispatchers
         return try await HTTPServer.bind(
             host: host, port: port, limits: limits, tls: tls, hsts: hsts, logger: logger
-        ) { dispatchers.main.dispatch($0, $1) }
+        ) { dispatchers.generation.main.dispatch($0, $1) }
     }
 
     /// Listens on `server.http_listen`, if configured: plain HTTP whose every answer is a 308 to https (row H1).
@@ -135,7 +135,7 @@ public struct Application: Sendable {
         guard let plain else { return nil }
         let dispatchers = self.dispatchers
         return try await HTTPServer.bind(host: plain.host, port: plain.port, limits: limits, logger: logger) {
-            dispatchers.upgrading.dispatch($0, $1)
+            dispatchers.generation.upgrading.dispatch($0, $1)
         }
     }
 

@@ -135,10 +135,15 @@ struct Composition {
     /// Binds, loads discovery in the background, and serves until SIGTERM or SIGINT, then drains: the listener and
     /// every companion stop accepting, finish what is in flight, and the group returns.
     ///
-    /// - Parameter reloading: the configuration SIGHUP reads again from its file; `nil` reloads only the certificate.
+    /// - Parameters:
+    ///   - hangups: SIGHUP, trapped as early as the command could, so that a hangup during start-up waits for the
+    ///     reload service rather than ending the process.
+    ///   - reloading: the configuration SIGHUP reads again from its file; `nil` reloads only the certificate.
     /// - Throws: ``PostgresSessionStore/Refused`` when the session database refuses Detour (a wrong password, say),
     ///   before anything listens.
-    func run(logger: Logger, reloading: Configuration? = nil, companions: [HTTPServer] = []) async throws {
+    func run(
+        logger: Logger, hangups: UnixSignalsSequence, reloading: Configuration? = nil, companions: [HTTPServer] = []
+    ) async throws {
         // A closed standard output (the access log's reader gone) is an error to count, not a signal that kills.
         signal(SIGPIPE, SIG_IGN)
         try await database?.prepare()
@@ -166,7 +171,8 @@ struct Composition {
         let discovery = ServiceGroupConfiguration.ServiceConfiguration(
             service: ProviderDiscovery(provider: provider), successTerminationBehavior: .ignore)
         let reload = ServiceGroupConfiguration.ServiceConfiguration(
-            service: HangupReload(application: application, configuration: reloading, logger: logger),
+            service: HangupReload(
+                hangups: hangups, application: application, configuration: reloading, logger: logger),
             successTerminationBehavior: .ignore)
         // First in the list, so that it is stopped last: requests that drain still reach their sessions.
         let store = database.map {

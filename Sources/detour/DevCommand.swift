@@ -2,6 +2,7 @@ import ArgumentParser
 import DetourDev
 import Foundation
 import Logging
+import UnixSignals
 
 /// `detour dev`: one-command local SSO for trying Detour.
 struct DevCommand: AsyncParsableCommand {
@@ -26,7 +27,8 @@ struct DevCommand: AsyncParsableCommand {
         let stack = try await DevelopmentStack.start(port: port, certificates: certificates, logger: logger)
         let composition = try Composition(configuration: stack.configuration, logger: logger)
         FileHandle.standardOutput.write(Data(stack.banner.utf8))
-        try await composition.run(logger: logger, companions: stack.companions)
+        try await composition.run(
+            logger: logger, hangups: UnixSignalsSequence(trapping: .sighup), companions: stack.companions)
     }
 
     /// A new authority and certificate in `folder`, made now, readable by this user only (removed at exit).

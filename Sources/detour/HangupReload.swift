@@ -16,6 +16,8 @@ import UnixSignals
 /// held back by a configuration being edited): connections accepted afterwards get the new pair, open ones keep
 /// theirs, and a pair that cannot serve is refused the same way.
 struct HangupReload: Service, CustomStringConvertible {
+    /// SIGHUP, trapped from before the listener binds: a hangup during start-up waits here instead of ending Detour.
+    let hangups: UnixSignalsSequence
     let application: Application
     /// The configuration in effect; `nil` when there is no file to read again (`detour dev`).
     let configuration: Configuration?
@@ -24,7 +26,6 @@ struct HangupReload: Service, CustomStringConvertible {
     var description: String { "HangupReload" }
 
     func run() async throws {
-        let hangups = await UnixSignalsSequence(trapping: .sighup)
         await cancelWhenGracefulShutdown {
             var running = configuration
             for await _ in hangups {

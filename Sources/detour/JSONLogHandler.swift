@@ -41,10 +41,14 @@ public struct JSONLogHandler: LogHandler {
             "{\"time\":\(JSON.string(AccessLog.timestamp(Date()))),\"level\":\(JSON.string(event.level.rawValue))"
         line += ",\"logger\":\(JSON.string(label)),\"message\":\(JSON.string(event.message.description))"
         for (key, value) in fields.sorted(by: { $0.key < $1.key }) {
-            line += ",\(JSON.string(key)):\(Self.json(value))"
+            // A field may not pass for the line's own: `message` in the metadata is written `_message`.
+            let name = Self.ownFields.contains(key) ? "_" + key : key
+            line += ",\(JSON.string(name)):\(Self.json(value))"
         }
         output(line + "}\n")
     }
+
+    static let ownFields: Set<String> = ["time", "level", "logger", "message"]
 
     static func json(_ value: Logger.Metadata.Value) -> String {
         switch value {

@@ -3,6 +3,7 @@ import DetourConfig
 import DetourPostgres
 import Foundation
 import Logging
+import UnixSignals
 
 /// `detour serve --config FILE`: runs the proxy until SIGTERM or SIGINT.
 struct ServeCommand: AsyncParsableCommand {
@@ -17,6 +18,8 @@ struct ServeCommand: AsyncParsableCommand {
     var config: String
 
     func run() async throws {
+        // First: until SIGHUP is trapped, its default action ends the process (a reload sent during start-up).
+        let hangups = await UnixSignalsSequence(trapping: .sighup)
         let configuration: Configuration
         do {
             configuration = try Configuration.load(file: config)
@@ -35,7 +38,7 @@ struct ServeCommand: AsyncParsableCommand {
             throw ExitCode(2)
         }
         do {
-            try await composition.run(logger: logger, reloading: configuration)
+            try await composition.run(logger: logger, hangups: hangups, reloading: configuration)
         } catch let refused as PostgresSessionStore.Refused {
             FileHandle.standardError.write(Data((refused.description + "\n").utf8))
             throw ExitCode(2)

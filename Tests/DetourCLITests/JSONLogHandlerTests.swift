@@ -46,3 +46,22 @@ import Testing
         #expect((fields[forged] as? [String: String])?["k"] == forged)
     }
 }
+
+extension JSONLogHandlerTests {
+    @Test func metadataCannotPassForTheLinesOwnFields() throws {
+        let (logger, lines) = logger()
+        logger.error("real", metadata: ["level": "info", "message": "forged", "time": "0", "logger": "x"])
+        let fields = try object(try #require(lines().first))
+        #expect(fields["level"] as? String == "error")
+        #expect(fields["message"] as? String == "real")
+        #expect(fields["logger"] as? String == "detour")
+        #expect(fields["_message"] as? String == "forged" && fields["_level"] as? String == "info")
+    }
+
+    @Test func levelsAreReadInAnyCase() {
+        #expect(LogSetup.level("INFO") == .info)
+        #expect(LogSetup.level("warn") == .warning)
+        #expect(LogSetup.level("Debug") == .debug)
+        #expect(LogSetup.level("loud") == nil)
+    }
+}

@@ -107,3 +107,53 @@ import Testing
         #expect(Mirror(reflecting: Configuration.OIDC()).children.count == Configuration.oidcKeys.count)
     }
 }
+
+extension ReloadTests {
+    /// Each restart-only key compares its own setting: changing that one setting, and nothing else, is seen.
+    @Test func eachRestartOnlyKeySeesItsOwnSetting() throws {
+        let running = try Configuration.parse(Self.base, file: "detour.yaml", environment: [:])
+        let changes: [String: (inout Configuration) -> Void] = [
+            "server.listen": { $0.server.listen = "127.0.0.1:1" },
+            "server.public_url": { $0.server.publicURL = nil },
+            "server.prefix": { $0.server.prefix = "/sso" },
+            "server.max_request_body": { $0.server.maxRequestBody = 1 },
+            "server.shutdown_grace": { $0.server.shutdownGrace = .seconds(1) },
+            "server.access_log": { $0.server.accessLog = .off },
+            "server.limits": { $0.server.limits.idleTimeout = .seconds(1) },
+            "server.tls": {
+                $0.server.tls = .init(
+                    certFile: "c.pem", keyFile: "k.pem", location: SourceLocation(file: "x", line: 1, column: 1))
+            },
+            "server.http_listen": { $0.server.httpListen = "127.0.0.1:80" },
+            "server.admin_listen": { $0.server.adminListen = "127.0.0.1:9" },
+            "server.hsts": { $0.server.hsts = .seconds(1) },
+            "session": { $0.session.lifetime = .seconds(1) },
+        ]
+        #expect(Set(changes.keys).union(["oidc"]) == Set(Configuration.restartOnlyKeys.map(\.key)))
+        for key in Configuration.restartOnlyKeys where key.key != "oidc" {
+            var changed = running
+            changes[key.key]?(&changed)
+            let seen = Configuration.restartOnlyKeys.filter { !$0.agrees(running, changed) }.map(\.key)
+            #expect(seen == [key.key], "changing \(key.key) alone")
+        }
+    }
+
+    /// `oidc`'s equality is written by hand: every one of its settings must count.
+    @Test func everyOIDCSettingCounts() throws {
+        let running = try #require(try Configuration.parse(Self.base, file: "detour.yaml", environment: [:]).oidc)
+        let changes: [(inout Configuration.OIDC) -> Void] = [
+            { $0.issuer = "https://other" }, { $0.clientID = "other" }, { $0.clientSecret = "other" },
+            { $0.clientSecretFile = "f" }, { $0.privateKeyFile = "k" }, { $0.scopes = ["openid"] },
+            { $0.responseMode = .formPost }, { $0.tokenEndpointAuth = .clientSecretPost }, { $0.caFile = "ca" },
+            { $0.timeout = .seconds(1) }, { $0.bearerAudiences = ["a"] }, { $0.introspectionURL = "https://i" },
+            { $0.introspectionCacheTTL = .seconds(1) }, { $0.backchannelLogout = true },
+            { $0.claims.groups = "roles" }, { $0.authParams = [("prompt", "login")] },
+        ]
+        #expect(changes.count == Mirror(reflecting: running).children.count, "one change per setting")
+        for (index, change) in changes.enumerated() {
+            var changed = running
+            change(&changed)
+            #expect(changed != running, "setting \(index)")
+        }
+    }
+}

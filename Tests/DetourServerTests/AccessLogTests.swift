@@ -49,3 +49,18 @@ import Testing
         #expect(text.split(separator: "\n").count == 2)
     }
 }
+
+extension AccessLogTests {
+    /// On a pipe shared with standard error, each `write(2)` of at most `PIPE_BUF` bytes arrives whole: lines are
+    /// written in such runs, so Detour's own log lines fall between access-log lines.
+    @Test func linesGoOutInRunsOfWholeLinesAPipeTakesWhole() {
+        let line = Array(repeating: UInt8(ascii: "a"), count: 9) + [UInt8(ascii: "\n")]  // 10 bytes
+        let long = Array(repeating: UInt8(ascii: "b"), count: 44) + [UInt8(ascii: "\n")]  // 45 bytes
+        let bytes = line + line + line + long + line
+        let pieces = AccessLog.pieces(of: bytes, limit: 25)
+        #expect(pieces == [0..<20, 20..<30, 30..<75, 75..<85])
+        #expect(pieces.allSatisfy { bytes[$0.upperBound - 1] == UInt8(ascii: "\n") })
+        #expect(AccessLog.pieces(of: line + line, limit: 4096) == [0..<20])
+        #expect(AccessLog.pieces(of: [], limit: 25).isEmpty)
+    }
+}

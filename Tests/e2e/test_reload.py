@@ -10,7 +10,7 @@ import time
 
 import requests
 
-from conftest import Detour, signed_in
+from conftest import Detour, sign_in_at_provider, signed_in, start
 
 
 def policy(upstream, slow="public", extra_route=""):
@@ -62,7 +62,9 @@ def test_a_reload_changes_routes_for_new_requests_and_lets_old_ones_finish(tmp_p
         slow = threading.Thread(target=lambda: in_flight.update(
             answer=requests.get(detour.url("/slow?ms=1500"), allow_redirects=False)))
         slow.start()
-        time.sleep(0.5)  # its head has reached Detour, which is waiting for the upstream
+        deadline = time.time() + 5  # until the upstream holds it: Detour decided on it before the reload
+        while requests.get(upstream + "/stats").json()["in_flight"] < 2 and time.time() < deadline:
+            time.sleep(0.01)  # (the /stats request itself is the other one in flight)
         closed = base.replace(policy(upstream), policy(upstream, slow="closed",
                                                         extra_route=NEW_ROUTE.replace("UPSTREAM", upstream)))
         rewrite(detour, closed)
@@ -116,6 +118,39 @@ def test_trusted_proxies_change_on_an_open_connection(tmp_path, provider, upstre
         reload(detour, "configuration reloaded", 1)
         seen = connection.get(detour.url("/echo/public/"), headers=forwarded).json()["headers"]
         assert seen["x-forwarded-for"] == "203.0.113.9, 127.0.0.1", "the reloaded list applies on the same connection"
+        rewrite(detour, detour.config.read_text().replace('trusted_proxies: ["127.0.0.1"]', "trusted_proxies: []"))
+        reload(detour, "configuration reloaded", 2)
+        seen = connection.get(detour.url("/echo/public/"), headers=forwarded).json()["headers"]
+        assert seen["x-forwarded-for"] == "127.0.0.1", "and so does taking the trust back"
+    finally:
+        detour.stop()
+
+
+def signed_in_towards(detour, rd, before_callback=lambda: None):
+    """Where a whole sign-in towards `rd` ends: the callback's 303 Location."""
+    browser = requests.Session()
+    authorize = start(browser, detour, rd).headers["Location"]
+    callback = sign_in_at_provider(browser, authorize)
+    before_callback()
+    done = browser.get(callback, allow_redirects=False)
+    assert done.status_code == 303
+    return done.headers["Location"]
+
+
+def test_return_targets_follow_the_reloaded_allowlist(tmp_path, provider, upstream):
+    detour = Detour(tmp_path, provider, extra=policy(upstream))
+    try:
+        hosts = '["localhost:*", "app.example.com"]'
+        assert signed_in_towards(detour, "https://new.example.com/x") == detour.url("/"), "not allowed yet"
+        rewrite(detour, detour.config.read_text().replace(hosts, '["localhost:*", "app.example.com", "new.example.com"]'))
+        reload(detour, "configuration reloaded", 1)
+        assert signed_in_towards(detour, "https://new.example.com/x") == "https://new.example.com/x"
+
+        def narrow():  # the sign-in started while app.example.com was allowed; the callback comes after it is not
+            rewrite(detour, detour.config.read_text().replace('"app.example.com", ', ""))
+            reload(detour, "configuration reloaded", 2)
+
+        assert signed_in_towards(detour, "https://app.example.com/y", before_callback=narrow) == detour.url("/")
     finally:
         detour.stop()
 

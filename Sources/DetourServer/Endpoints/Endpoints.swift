@@ -248,10 +248,12 @@ public struct Endpoints: Sendable {
             return failure(
                 request, 401, error.code.rawValue, "Signing you in failed (\(error.code.rawValue)).", retry, clearState)
         }
-        guard let returnTo = BrowserURL.parse(state.returnTo) else {
-            return failure(
-                request, 400, "state-mismatch", "This sign-in's return target is unreadable.", retry, clearState)
+        // Decided again by the allowlist in effect now: a reload may have taken the host off it since the start.
+        let resolution = configuration.signInTargets.returnTarget(for: state.returnTo, fallback: defaultTarget)
+        if let rejection = resolution.rejection {
+            logger.info("return target no longer allowed, using the default", metadata: ["reason": "\(rejection.code)"])
         }
+        let returnTo = resolution.target
         // A sign-in that returns to a kept form's confirmation page binds that form to its session (row A2b).
         session.keptForm = keptFormTag(in: returnTo)
         let cookies: [SetCookie]

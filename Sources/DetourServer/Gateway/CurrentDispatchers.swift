@@ -12,7 +12,9 @@ import Prometheus
 import Synchronization
 
 /// The decision path of one configuration: its dispatchers, made together and replaced together.
-struct Generation: Sendable {
+///
+/// A class, so that reading the current one costs one reference, not a copy of every dispatcher's fields.
+final class Generation: Sendable {
     /// Counts up from 1 with each configuration put in effect; connections' memos are valid for one generation.
     let number: Int
     /// The public listener's.
@@ -20,6 +22,13 @@ struct Generation: Sendable {
     /// The plain listener's, whose every answer is row H1; ``main`` itself when there is no plain listener.
     let upgrading: Dispatcher
     let routeCount: Int
+
+    init(number: Int, main: Dispatcher, upgrading: Dispatcher, routeCount: Int) {
+        self.number = number
+        self.main = main
+        self.upgrading = upgrading
+        self.routeCount = routeCount
+    }
 }
 
 /// The generation in effect, swapped whole by a reload (SIGHUP).
@@ -32,8 +41,8 @@ final class CurrentDispatchers: Sendable {
 
     init(_ first: Generation) { current = Mutex(first) }
 
-    var main: Dispatcher { current.withLock { $0.main } }
-    var upgrading: Dispatcher { current.withLock { $0.upgrading } }
+    /// The generation in effect; the caller keeps it for the whole of one request.
+    var generation: Generation { current.withLock { $0 } }
 
     func replace(with next: Generation) {
         current.withLock { $0 = next }

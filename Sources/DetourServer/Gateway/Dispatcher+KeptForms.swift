@@ -1,4 +1,5 @@
 import DetourGateway
+import DetourPolicy
 import DetourRedirect
 import DetourSessions
 import Foundation
@@ -10,8 +11,10 @@ import NIOHTTP1
 /// for this very URL, carries the kept body upstream in place of its own (``Endpoints`` keeps and arms it).
 extension Dispatcher {
     /// The store key of the kept form whose re-submission the request's cookie arms (row A2b), if it arms one for
-    /// this very URL: a POST elsewhere is forwarded as itself.
+    /// this very URL: a POST elsewhere is forwarded as itself, and so is every POST while `return_to.preserve_post`
+    /// is off (a reload may have turned it off after a form was armed).
     func armedForm(_ head: HTTPRequestHead, _ upstream: UpstreamRequest) -> String? {
+        guard gateway.engine.settings.preservePost else { return nil }
         let name = sessions.policy.formName
         let values = head.headers["cookie"]
         guard values.contains(where: { $0.contains(name) }),

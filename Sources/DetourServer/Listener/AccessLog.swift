@@ -29,7 +29,8 @@ public struct AccessRecord: Sendable {
 
 /// `server.access_log`: one line per request on standard output, as JSON or as text.
 ///
-/// Guarantees: a line is written whole, never interleaved with another; an event loop never waits on the output:
+/// Guarantees: a line is written whole, never interleaved with another (nor, on a pipe, with Detour's own log lines
+/// on standard error); an event loop never waits on the output:
 /// lines go to a buffer that a thread of its own writes out, and while 8 MiB of lines wait (output that cannot keep
 /// up), further lines are dropped and counted (`detour_access_log_dropped_total`), never held; every value is
 /// escaped (JSON strings, or quoted text with control bytes as `\xNN`), so a request cannot forge a line.
@@ -82,19 +83,50 @@ public final class AccessLog: Sendable {
 
     /// `write(2)` to standard output until all is written: a failure (a closed pipe, a full disk) drops the lines and
     /// counts them, never stops Detour (SIGPIPE is ignored, so a closed pipe is an error here, not a signal).
+    ///
+    /// Written in pieces of whole lines of at most `PIPE_BUF` bytes (a longer line alone), each of which a pipe takes
+    /// whole: with standard error on the same pipe (`2>&1`), Detour's own log lines fall between access-log lines,
+    /// never inside one.
     static let standardOutput: @Sendable ([UInt8]) -> Void = { bytes in
-        var offset = 0
-        while offset < bytes.count {
+        for piece in pieces(of: bytes) where !writeAll(bytes[piece]) {
+            Counter(label: "detour_access_log_dropped_total").increment()
+            return
+        }
+    }
+
+    /// `bytes` (whole lines) cut into runs of whole lines of at most `limit` bytes; a longer line is a run alone.
+    static func pieces(of bytes: [UInt8], limit: Int = Int(PIPE_BUF)) -> [Range<Int>] {
+        var pieces: [Range<Int>] = []
+        var start = 0
+        while start < bytes.count {
+            var end = min(start + limit, bytes.count)
+            if end < bytes.count {
+                if let lineEnd = bytes[start..<end].lastIndex(of: UInt8(ascii: "\n")) {
+                    end = lineEnd + 1
+                } else {
+                    end = bytes[end...].firstIndex(of: UInt8(ascii: "\n")).map { $0 + 1 } ?? bytes.count
+                }
+            }
+            pieces.append(start..<end)
+            start = end
+        }
+        return pieces
+    }
+
+    /// Whether all of `bytes` reached standard output.
+    private static func writeAll(_ bytes: ArraySlice<UInt8>) -> Bool {
+        var offset = bytes.startIndex
+        while offset < bytes.endIndex {
             let written = bytes[offset...].withUnsafeBytes { Glibc.write(1, $0.baseAddress, $0.count) }
             if written > 0 {
                 offset += written
             } else if written < 0, errno == EINTR {
                 continue
             } else {
-                Counter(label: "detour_access_log_dropped_total").increment()
-                return
+                return false
             }
         }
+        return true
     }
 
     static func json(_ record: AccessRecord) -> String {

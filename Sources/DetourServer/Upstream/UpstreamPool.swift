@@ -9,7 +9,8 @@ import NIOPosix
 /// upstream connections without locks and both channels of an exchange are served by one thread; a
 /// connection is handed out only while open and at most ``maximumIdleTime`` after its last use (older
 /// ones are closed rather than risk the upstream's own idle timeout); at most ``maximumIdlePerUpstream``
-/// wait per upstream.
+/// wait per upstream; an idle connection no request takes again (its route's upstream or TLS changed by a reload)
+/// is closed, and its upstream forgotten, within two ``maximumIdleTime``s of the pool's next use.
 final class UpstreamPool: @unchecked Sendable {
     struct Key: Hashable {
         let host: String
@@ -27,6 +28,8 @@ final class UpstreamPool: @unchecked Sendable {
     /// Per upstream, as a reference: taking and giving back change the list in place (changing an array inside a
     /// dictionary goes through an accessor that allocated three times per request).
     private var idle: [Key: IdleConnections] = [:]
+    /// When ``sweep(now:)`` last closed what had waited too long.
+    private var lastSweep = NIODeadline.now()
 
     private final class IdleConnections {
         var connections: [UpstreamHandler] = []
@@ -58,8 +61,25 @@ final class UpstreamPool: @unchecked Sendable {
             connection.close()
             return
         }
-        connection.idleSince = .now()
+        let now = NIODeadline.now()
+        connection.idleSince = now
         list.connections.append(connection)
+        if now - lastSweep > Self.maximumIdleTime { sweep(now: now) }
+    }
+
+    /// Closes every connection idle for longer than ``maximumIdleTime`` and forgets upstreams with none left.
+    private func sweep(now: NIODeadline) {
+        lastSweep = now
+        let oldest = now - Self.maximumIdleTime
+        var expired: [UpstreamHandler] = []
+        for (key, list) in idle {
+            let kept = list.connections.filter { $0.isOpen && $0.idleSince > oldest }
+            expired += list.connections.filter { !($0.isOpen && $0.idleSince > oldest) }
+            list.connections = kept
+            if kept.isEmpty { idle[key] = nil }
+        }
+        // Closed only now: closing may call ``remove(_:)`` at once, which must not meet a list being changed.
+        for connection in expired { connection.close() }
     }
 
     private func idleConnections(to key: Key) -> IdleConnections {

@@ -1,5 +1,6 @@
 import Crypto
 import CryptoExtras
+import DetourSessions
 import Foundation
 import SwiftASN1
 import X509
@@ -79,6 +80,6 @@ public struct DevelopmentCertificates: Sendable {
         try der.serialize(server)
         return DevelopmentCertificates(
             authorityFile: files.authority.path, certificateFile: files.certificate.path, keyFile: files.key.path,
-            fingerprint: SHA256.hash(data: der.serializedBytes).map { String(format: "%02x", $0) }.joined())
+            fingerprint: Hex.lowercase(SHA256.hash(data: der.serializedBytes)))
     }
 }

@@ -43,8 +43,7 @@ public struct AuthorizationRequest: Sendable {
     }
 
     static func randomToken() -> String {
-        var generator = SystemRandomNumberGenerator()
-        return Base64URL.encode((0..<32).map { _ in UInt8.random(in: 0...255, using: &generator) })
+        Base64URL.encode(SecureRandom.bytes(32))
     }
 }
 
@@ -55,18 +54,21 @@ public enum FormEncoding {
     }
 
     public static func escape(_ text: String) -> String {
-        var output = ""
+        var output: [UInt8] = []
+        output.reserveCapacity(text.utf8.count * 3)
         for byte in text.utf8 {
             switch byte {
             case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"),
                 UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"),
                 UInt8(ascii: "*"):
-                output.unicodeScalars.append(Unicode.Scalar(byte))
-            case UInt8(ascii: " "): output += "+"
-            default: output += String(format: "%%%02X", byte)
+                output.append(byte)
+            case UInt8(ascii: " "): output.append(UInt8(ascii: "+"))
+            default:
+                output.append(UInt8(ascii: "%"))
+                Hex.appendUppercase(byte, to: &output)
             }
         }
-        return output
+        return String(decoding: output, as: UTF8.self)
     }
 
     /// Decodes a form or query string; malformed escapes are kept as written, as browsers do.

@@ -44,8 +44,7 @@ public struct ClientAssertionKey: Sendable {
 
     /// A signed assertion for `audience`, the URL of the endpoint it goes to.
     public func assertion(clientID: String, audience: String, now: Date) -> String {
-        var generator = SystemRandomNumberGenerator()
-        let jti = Base64URL.encode((0..<16).map { _ in UInt8.random(in: .min ... .max, using: &generator) })
+        let jti = Base64URL.encode(SecureRandom.bytes(16))
         let issuedAt = Int(now.timeIntervalSince1970)
         let header = "{\"alg\":\"\(algorithm)\",\"typ\":\"JWT\"}"
         let claims =

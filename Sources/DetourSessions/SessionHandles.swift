@@ -16,8 +16,7 @@ public struct SessionHandles: Sendable {
 
     /// A new handle for `session`: its cookie value, and the key the store keeps it under.
     public func make(for session: Session) -> (cookie: String, key: String) {
-        var generator = SystemRandomNumberGenerator()
-        let handle = (0..<32).map { _ in UInt8.random(in: .min ... .max, using: &generator) }
+        let handle = SecureRandom.bytes(32)
         return (codec.seal(handle, purpose: "session-handle", expiry: session.expiry), Self.key(of: handle))
     }
 
@@ -44,7 +43,7 @@ public struct SessionHandles: Sendable {
 
     /// A value's SHA-256 in hex: what stores keep of handles and single-use values.
     public static func digest(_ value: some DataProtocol) -> String {
-        SHA256.hash(data: value).map { String(format: "%02x", $0) }.joined()
+        Hex.lowercase(SHA256.hash(data: value))
     }
 
     static func key(of handle: [UInt8]) -> String { digest(handle) }

@@ -64,3 +64,13 @@ extension AccessLogTests {
         #expect(AccessLog.pieces(of: [], limit: 25).isEmpty)
     }
 }
+
+extension AccessLogTests {
+    @Test func timesAndDurationsAreWrittenAsPrintfWould() {
+        for value in [0, 0.0004, 0.0005, 1.5, 2.598, 12.3456, 999.9999, 123_456.789] {
+            #expect(AccessLog.milliseconds(value) == String(format: "%.3f", value), "\(value)")
+        }
+        #expect(AccessLog.timestamp(Date(timeIntervalSince1970: 0)) == "1970-01-01T00:00:00.000Z")
+        #expect(AccessLog.timestamp(Date(timeIntervalSince1970: 1_796_519_409.5)) == "2026-12-06T01:10:09.500Z")
+    }
+}

@@ -1,6 +1,7 @@
 import Crypto
 public import DetourConfig
 import DetourPolicy
+import DetourSessions
 public import DetourYAML
 import Foundation
 import NIOSSL
@@ -85,7 +86,7 @@ public final class ListenerTLS: Sendable {
             throw refused(
                 "key_file \(files.keyFile) does not match the certificate in cert_file \(files.certFile) (\(error))")
         }
-        let fingerprint = SHA256.hash(data: der).map { String(format: "%02x", $0) }.joined()
+        let fingerprint = Hex.lowercase(SHA256.hash(data: der))
         return Loaded(
             context: context, fingerprint: fingerprint,
             notValidAfter: Date(timeIntervalSince1970: TimeInterval(leaf.notValidAfter)))

@@ -31,8 +31,7 @@ extension Endpoints {
     /// sending), then 303 to sign in, coming back to the confirmation page on the form's origin. A form that cannot
     /// be kept (no room, or the store away) is row A2: sign-in comes back to the form's URL, without it.
     func keepForm(_ request: EndpointRequest, returnTo: BrowserURL, now: Date) async -> Answer {
-        var generator = SystemRandomNumberGenerator()
-        let id = (0..<32).map { _ in UInt8.random(in: .min ... .max, using: &generator) }
+        let id = SecureRandom.bytes(32)
         let key = SessionHandles.digest(id)
         let expiry = now.addingTimeInterval(Double(KeptForm.lifetime.components.seconds))
         let form = KeptForm(url: returnTo.href, contentType: request.header("content-type") ?? "", body: request.body)

@@ -177,8 +177,7 @@ public struct Endpoints: Sendable {
 
     /// A browser id: 16 random bytes, base64url.
     static func newBrowserID() -> String {
-        var generator = SystemRandomNumberGenerator()
-        return Base64URL.encode((0..<16).map { _ in UInt8.random(in: .min ... .max, using: &generator) })
+        Base64URL.encode(SecureRandom.bytes(16))
     }
 
     /// The id a browser presented, if it is one Detour could have made (so the store never keys anything longer).

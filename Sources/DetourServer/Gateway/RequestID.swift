@@ -1,19 +1,20 @@
+import DetourSessions
 import NIOHTTP1
+import Synchronization
 
 /// The names the access log gives a request (CONTRACT section 8): its `X-Request-Id`, and the client's address.
 ///
 /// Guarantees: a request id comes from a trusted proxy only, and only when it is its one `X-Request-Id`, of 1 to 128
-/// bytes of letters, digits and `-._:+/=[]`; otherwise it is 16 fresh random bytes in hex. So an id a client sent never reaches an upstream or a
-/// log line, and no id can break either.
+/// bytes of letters, digits and `-._:+/=[]`; otherwise it is 32 hex digits: 16 chosen at random when the process
+/// starts, then a count of the ids it made, so unique across replicas and restarts without a call into the kernel
+/// per request (they are names, not secrets). So an id a client sent never reaches an upstream or a log line, and no
+/// id can break either.
 enum RequestID {
     static func of(_ headers: HTTPHeaders, trusted: Bool) -> String {
         // One value, from a trusted proxy: a proxy that appends its id to a client's leaves two, and neither is sure.
         let given = headers["x-request-id"]
         if trusted, given.count == 1, isUsable(given[0]) { return given[0] }
-        var generator = SystemRandomNumberGenerator()
-        let high = UInt64.random(in: .min ... .max, using: &generator)
-        let low = UInt64.random(in: .min ... .max, using: &generator)
-        return hex(high) + hex(low)
+        return processPart + hex(made.add(1, ordering: .relaxed).newValue)
     }
 
     /// The client's address: the peer's, or, from a trusted proxy, the last address of its `X-Forwarded-For` (the
@@ -36,6 +37,9 @@ enum RequestID {
                 }
             }
     }
+
+    private static let processPart = Hex.lowercase(SecureRandom.bytes(8))
+    private static let made = Atomic<UInt64>(0)
 
     private static func hex(_ value: UInt64) -> String {
         let digits = String(value, radix: 16)

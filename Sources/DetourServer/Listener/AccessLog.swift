@@ -175,7 +175,17 @@ public final class AccessLog: Sendable {
         return escaped + "\""
     }
 
-    static func milliseconds(_ value: Double) -> String { String(format: "%.3f", value) }
+    /// `value` with three decimals, as `%.3f` writes it (without `String(format:)`, which cost a microsecond or more).
+    static func milliseconds(_ value: Double) -> String {
+        let thousandths = Int((max(value, 0) * 1000).rounded())
+        return "\(thousandths / 1000)." + digits(thousandths % 1000, width: 3)
+    }
+
+    /// `value` (not negative) in decimal, zeros before it up to `width` digits.
+    static func digits(_ value: Int, width: Int) -> String {
+        let text = String(value)
+        return text.utf8.count >= width ? text : String(repeating: "0", count: width - text.utf8.count) + text
+    }
 
     /// RFC 3339 in UTC with milliseconds: `2026-12-06T03:50:24.123Z`.
     public static func timestamp(_ date: Date) -> String {
@@ -184,8 +194,9 @@ public final class AccessLog: Sendable {
         var parts = tm()
         gmtime_r(&seconds, &parts)
         let millis = Int((interval - interval.rounded(.down)) * 1000)
-        return String(
-            format: "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", Int(parts.tm_year) + 1900, Int(parts.tm_mon) + 1,
-            Int(parts.tm_mday), Int(parts.tm_hour), Int(parts.tm_min), Int(parts.tm_sec), millis)
+        return digits(Int(parts.tm_year) + 1900, width: 4) + "-" + digits(Int(parts.tm_mon) + 1, width: 2) + "-"
+            + digits(Int(parts.tm_mday), width: 2) + "T" + digits(Int(parts.tm_hour), width: 2) + ":"
+            + digits(Int(parts.tm_min), width: 2) + ":" + digits(Int(parts.tm_sec), width: 2) + "."
+            + digits(millis, width: 3) + "Z"
     }
 }

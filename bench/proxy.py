@@ -120,7 +120,8 @@ routes:
     database = conftest.Postgres(work / "postgres") if "postgres" in STORES else None
     for index, (binary, store) in enumerate((b, s) for b in BINARIES for s in STORES):
         conftest.DETOUR = binary
-        setting = {"cookie": "", "memory": "  store: memory"}.get(store) or f'  store: "{database.new_database()[1]}"'
+        settings = {"cookie": "", "memory": "  store: memory"}
+        setting = settings[store] if store in settings else f'  store: "{database.new_database()[1]}"'
         detour = Detour(work, issuer, extra=routes, session=setting)
         wait_for(detour.url("/ready"))
         session = signed_in(detour)

@@ -34,7 +34,25 @@ public enum JSON {
     /// inert if a browser ever sniffs it as HTML, and so are C1 controls, line separators and bidirectional
     /// overrides, so that a line read raw shows what it holds.
     public static func string(_ value: String) -> String {
-        var output = "\""
+        var output = ""
+        append(value, to: &output)
+        return output
+    }
+
+    /// Appends `value` as a JSON string literal (as ``string(_:)`` writes it), or `null` for `nil`.
+    public static func append(_ value: String?, to output: inout String) {
+        guard let value else {
+            output += "null"
+            return
+        }
+        // Most values (times, ids, addresses, paths) need no escape: appended whole.
+        if value.utf8.allSatisfy({ $0 >= 0x20 && $0 < 0x7F && !needsEscape($0) }) {
+            output += "\""
+            output += value
+            output += "\""
+            return
+        }
+        output += "\""
         for scalar in value.unicodeScalars {
             switch scalar {
             case "\"": output += "\\\""
@@ -49,6 +67,11 @@ public enum JSON {
             default: output.unicodeScalars.append(scalar)
             }
         }
-        return output + "\""
+        output += "\""
+    }
+
+    /// `"`, `\`, `<`, `>` and `&`: the printable ASCII bytes ``append(_:to:)`` escapes.
+    private static func needsEscape(_ byte: UInt8) -> Bool {
+        byte == 0x22 || byte == 0x5C || byte == 0x3C || byte == 0x3E || byte == 0x26
     }
 }

@@ -129,19 +129,36 @@ public final class AccessLog: Sendable {
         return true
     }
 
+    /// The record as one JSON object and a newline, written into one string (no array of fields, no string per
+    /// value: this runs for every request).
     static func json(_ record: AccessRecord) -> String {
-        var fields = [
-            ("time", JSON.string(timestamp(record.time))), ("request_id", JSON.string(record.requestID)),
-            ("client", JSON.string(record.client)), ("method", JSON.string(record.method)),
-            ("host", JSON.string(record.host)), ("path", JSON.string(record.path)), ("status", "\(record.status)"),
-            ("route", record.note?.route.map(JSON.string) ?? "null"),
-            ("decision", record.note.map { JSON.string($0.decision) } ?? "null"),
-            ("user", record.note?.user.map(JSON.string) ?? "null"),
-        ]
-        fields.append(("upstream_ms", record.upstreamMilliseconds.map(milliseconds) ?? "null"))
-        fields.append(("total_ms", milliseconds(record.totalMilliseconds)))
-        if record.aborted { fields.append(("aborted", "true")) }
-        return "{" + fields.map { "\"\($0.0)\":\($0.1)" }.joined(separator: ",") + "}\n"
+        var line = "{\"time\":"
+        line.reserveCapacity(320)
+        JSON.append(timestamp(record.time), to: &line)
+        line += ",\"request_id\":"
+        JSON.append(record.requestID, to: &line)
+        line += ",\"client\":"
+        JSON.append(record.client, to: &line)
+        line += ",\"method\":"
+        JSON.append(record.method, to: &line)
+        line += ",\"host\":"
+        JSON.append(record.host, to: &line)
+        line += ",\"path\":"
+        JSON.append(record.path, to: &line)
+        line += ",\"status\":"
+        line += String(record.status)
+        line += ",\"route\":"
+        JSON.append(record.note?.route, to: &line)
+        line += ",\"decision\":"
+        JSON.append(record.note?.decision, to: &line)
+        line += ",\"user\":"
+        JSON.append(record.note?.user, to: &line)
+        line += ",\"upstream_ms\":"
+        line += record.upstreamMilliseconds.map(milliseconds) ?? "null"
+        line += ",\"total_ms\":"
+        line += milliseconds(record.totalMilliseconds)
+        line += record.aborted ? ",\"aborted\":true}\n" : "}\n"
+        return line
     }
 
     static func text(_ record: AccessRecord) -> String {

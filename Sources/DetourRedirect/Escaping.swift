@@ -4,19 +4,21 @@ public enum HTML {
         guard text.utf8.contains(where: { $0 == 0x26 || $0 == 0x3C || $0 == 0x3E || $0 == 0x22 || $0 == 0x27 }) else {
             return text
         }
-        var escaped = ""
-        escaped.reserveCapacity(text.utf8.count)
-        for character in text.unicodeScalars {
-            switch character {
-            case "&": escaped += "&amp;"
-            case "<": escaped += "&lt;"
-            case ">": escaped += "&gt;"
-            case "\"": escaped += "&quot;"
-            case "'": escaped += "&#39;"
-            default: escaped.unicodeScalars.append(character)
+        // Byte by byte: the five are ASCII, so no UTF-8 sequence is ever split; a URL full of `&` (an authorization
+        // request) is escaped in one pass over its bytes, not a scalar at a time.
+        var escaped: [UInt8] = []
+        escaped.reserveCapacity(text.utf8.count + 64)
+        for byte in text.utf8 {
+            switch byte {
+            case 0x26: escaped.append(contentsOf: "&amp;".utf8)
+            case 0x3C: escaped.append(contentsOf: "&lt;".utf8)
+            case 0x3E: escaped.append(contentsOf: "&gt;".utf8)
+            case 0x22: escaped.append(contentsOf: "&quot;".utf8)
+            case 0x27: escaped.append(contentsOf: "&#39;".utf8)
+            default: escaped.append(byte)
             }
         }
-        return escaped
+        return String(decoding: escaped, as: UTF8.self)
     }
 }
 

@@ -66,7 +66,7 @@ extension AccessLogTests {
 }
 
 extension AccessLogTests {
-    @Test func timesAndDurationsAreWrittenAsPrintfWould() {
+    @Test func timesAndDurationsHaveFixedDigits() {
         for value in [0, 0.0004, 0.0005, 1.5, 2.598, 12.3456, 999.9999, 123_456.789] {
             #expect(AccessLog.milliseconds(value) == String(format: "%.3f", value), "\(value)")
         }

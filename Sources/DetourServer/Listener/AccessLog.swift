@@ -192,7 +192,8 @@ public final class AccessLog: Sendable {
         return escaped + "\""
     }
 
-    /// `value` with three decimals, as `%.3f` writes it (without `String(format:)`, which cost a microsecond or more).
+    /// `value` with three decimals, rounded half away from zero (`%.3f` may round an exact half the other way), without
+    /// `String(format:)`, which cost a microsecond or more.
     static func milliseconds(_ value: Double) -> String {
         let thousandths = Int((max(value, 0) * 1000).rounded())
         return "\(thousandths / 1000)." + digits(thousandths % 1000, width: 3)

@@ -15,16 +15,13 @@ import Synchronization
 ///
 /// A class, so that reading the current one costs one reference, not a copy of every dispatcher's fields.
 final class Generation: Sendable {
-    /// Counts up from 1 with each configuration put in effect; connections' memos are valid for one generation.
-    let number: Int
     /// The public listener's.
     let main: Dispatcher
     /// The plain listener's, whose every answer is row H1; ``main`` itself when there is no plain listener.
     let upgrading: Dispatcher
     let routeCount: Int
 
-    init(number: Int, main: Dispatcher, upgrading: Dispatcher, routeCount: Int) {
-        self.number = number
+    init(main: Dispatcher, upgrading: Dispatcher, routeCount: Int) {
         self.main = main
         self.upgrading = upgrading
         self.routeCount = routeCount
@@ -130,7 +127,7 @@ struct SharedParts: Sendable {
         }
         let main = dispatcher(upgradingToHTTPS: false)
         return Generation(
-            number: number, main: main, upgrading: upgrading ? dispatcher(upgradingToHTTPS: true) : main,
+            main: main, upgrading: upgrading ? dispatcher(upgradingToHTTPS: true) : main,
             routeCount: policies.routes.count)
     }
 }

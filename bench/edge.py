@@ -1,7 +1,8 @@
 """Detour as the HTTPS and HTTP/2 edge against nginx (`listen ssl http2` with `proxy_pass`), same upstream, same
 certificate, same run, interleaved: h2load's requests/s and mean request time for each, CPU time per request, peak
 RSS, and the ratio. Detour serves a signed-in user (a real session cookie from a real sign-in over https); the
-upstream is an nginx answering a small body over HTTP/1.1 keep-alive, for both proxies.
+upstream is an nginx answering a small body over HTTP/1.1 keep-alive, for both proxies. Neither proxy writes an access
+log (`server.access_log: off`, `access_log off`).
 
 Usage: .venv/bin/python bench/edge.py [seconds-per-round] [clients] [streams-per-client] [rounds] [detour-binary]
 Needs: h2load (Debian's nghttp2-client), nginx, openssl, a release build (swift build -c release --product
@@ -72,7 +73,7 @@ def main():
     issuer_fixture = provider.__wrapped__()
     issuer = next(issuer_fixture)
     conftest.DETOUR = BINARY
-    detour = Detour(work, issuer, tls=ca, server=f"  tls: {{ cert_file: {certificate}, key_file: {key} }}", extra=f"""
+    detour = Detour(work, issuer, tls=ca, server=f"  tls: {{ cert_file: {certificate}, key_file: {key} }}\n  access_log: \"off\"", extra=f"""
 routes:
   - name: app
     match: {{ host: "localhost" }}

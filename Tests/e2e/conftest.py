@@ -244,7 +244,7 @@ routes:{websocket_route}
     match: {{ host: "localhost" }}
     upstream: "{upstream}"
     allow: [{{ group: ["admins"] }}]
-    public: ["/echo/public/", "/echo/v2/", "/redirect-absolute/", "/big", "/sink", "/slow", "/early", "/stats"]
+    public: ["/echo/public/", "/echo/v2/", "/redirect-absolute/", "/big", "/sink", "/slow", "/drip", "/early", "/stats"]
   - name: down
     match: {{ host: "localhost", path: "/down/" }}
     upstream: "http://127.0.0.1:{dead_port}"

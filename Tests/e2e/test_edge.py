@@ -689,6 +689,18 @@ def test_a_stream_beyond_one_hundred_ends_the_connection(edge, pki, upstream):
         assert not [f for f in attacker.of(RstStreamFrame) if f.stream_id <= 199], "streams within the limit reset"
 
 
+def test_a_streamed_response_reaches_an_http2_client_as_the_upstream_sends_it(edge, pki, upstream):
+    """A response's latest DATA frame is held to carry END_STREAM with it, but never past a flush: the first part of
+    a body the upstream sends in two, three seconds apart, reaches the client before the second is sent."""
+    with Attacker(edge, pki / "ca.pem") as attacker:
+        attacker.send(attacker.headers(1, "/drip?ms=3000"))
+        first = attacker.read(lambda f: isinstance(f, DataFrame) and f.stream_id == 1 and f.data, timeout=2.5)
+        assert first is not None and first.data == b"first", attacker.frames
+        assert "END_STREAM" not in first.flags
+        last = attacker.read(lambda f: isinstance(f, DataFrame) and f.stream_id == 1 and f.data, timeout=5)
+        assert last is not None and last.data == b"second" and "END_STREAM" in last.flags, attacker.frames
+
+
 def test_a_get_that_sends_data_without_framing_it_is_reset_not_smuggled(edge, pki, upstream):
     ca = pki / "ca.pem"
     inner = b"GET /echo/public/smuggled HTTP/1.1\r\nHost: localhost\r\n\r\n"

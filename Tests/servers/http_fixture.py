@@ -92,6 +92,14 @@ class Handler(BaseHTTPRequestHandler):
                     total -= min(total, len(chunk))
             elif url.path == "/sink":
                 self.reply(200, json.dumps({"received": received}).encode(), [("Content-Type", "application/json")])
+            elif url.path == "/drip":  # a body in two parts, `ms` apart, as a streaming server sends one
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(b"first") + len(b"second")))
+                self.end_headers()
+                self.wfile.write(b"first")
+                self.wfile.flush()
+                time.sleep(int(query["ms"][0]) / 1000)
+                self.wfile.write(b"second")
             elif url.path == "/slow":
                 time.sleep(int(query["ms"][0]) / 1000)
                 self.reply(200, b"slow")

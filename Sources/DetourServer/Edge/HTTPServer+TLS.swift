@@ -17,7 +17,8 @@ extension HTTPServer {
 
     static let maximumConcurrentStreams = 100
 
-    /// Sets up an HTTPS connection: TLS, then, by ALPN, HTTP/2 (each stream served by its own ``RequestHandler``)
+    /// Sets up an HTTPS connection: TLS, then, by ALPN, HTTP/2 (each stream served by its own ``RequestHandler``,
+    /// through an ``HTTP2Wire``)
     /// or HTTP/1.1 (the same pipeline ``serve(_:limits:pool:hsts:logger:dispatcher:)`` builds, under TLS).
     ///
     /// A client has `header_timeout` to finish the handshake, and an HTTP/2 client as long again to open its first
@@ -72,11 +73,8 @@ extension HTTPServer {
                 firstStream: NIOLoopBound(firstStream, eventLoop: channel.eventLoop))
         ) { stream in
             stream.eventLoop.makeCompletedFuture {
-                let streamPipeline = stream.pipeline.syncOperations
-                try streamPipeline.addHandler(EndWithLastData())
-                try streamPipeline.addHandler(HTTP2FramePayloadToHTTP1ServerCodec())
-                try streamPipeline.addHandler(HTTP2StreamGuard())
-                try streamPipeline.addHandler(
+                // One handler a stream: its wire reads the frames as HTTP/1.1 request parts and frames the answers.
+                try stream.pipeline.syncOperations.addHandler(
                     RequestHandler<HTTP2Wire>(
                         dispatcher: dispatcher, pool: pool, limits: limits, hsts: hsts, logger: logger,
                         connection: shared))

@@ -18,8 +18,8 @@ import NIOHTTP1
 ///   control bytes, bare CR or LF and folded lines: a 502), and what the gateway adds to them is checked there, or
 ///   comes from the URL serialiser, which percent-encodes controls.
 /// - One timer per connection, no timer per request: it is moved only when a deadline comes sooner than it.
-final class RequestHandler<Wire: ResponseWire>: ChannelDuplexHandler, UpstreamHandler.Delegate, TunnelOwner {
-    typealias InboundIn = HTTPServerRequestPart
+final class RequestHandler<Wire: ClientWire>: ChannelDuplexHandler, UpstreamHandler.Delegate, TunnelOwner {
+    typealias InboundIn = Wire.InboundPart
     typealias OutboundIn = Wire.Part
     /// Responses leave as the wire frames them: HTTP/1.1 bytes, or an HTTP/2 stream's parts.
     typealias OutboundOut = Wire.Part
@@ -86,7 +86,20 @@ final class RequestHandler<Wire: ResponseWire>: ChannelDuplexHandler, UpstreamHa
     // MARK: Client events
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        perform(machine.received(unwrapInboundIn(data), now: now))
+        do {
+            switch try wire.read(unwrapInboundIn(data)) {
+            case .none:
+                break
+            case .one(let part):
+                perform(machine.received(part, now: now))
+            case .two(let part, let next):
+                perform(machine.received(part, now: now))
+                perform(machine.received(next, now: now))
+            }
+        } catch {
+            logger.debug("malformed HTTP/2 request; stream reset", metadata: ["reason": "\(error)"])
+            context.close(promise: nil)
+        }
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
@@ -181,13 +194,14 @@ final class RequestHandler<Wire: ResponseWire>: ChannelDuplexHandler, UpstreamHa
             // A response head or body part changes neither what is read nor a deadline to watch sooner.
             return
         case .writeBody(let chunk, let chunked):
-            wire.body(chunk, chunked: chunked) { context.write(wrapOutboundOut($0), promise: nil) }
+            wire.body(chunk, chunked: chunked) { send($0, context) }
             if !context.channel.isWritable { upstream?.readPaused = true }
             return
         case .endResponse(let end):
             logAccess()
             release(keep: end.keepsUpstream)
-            return finish(end.then, last: wire.end(trailers: end.trailers, chunked: end.chunked), context)
+            let last = wire.end(trailers: end.trailers, chunked: end.chunked) { send($0, context) }
+            return finish(end.then, last: last, context)
         case .closeUpstream:
             upstream?.close()
         case .openTunnel(let plan, let head):
@@ -203,8 +217,9 @@ final class RequestHandler<Wire: ResponseWire>: ChannelDuplexHandler, UpstreamHa
                     field("Connection", "close")
                     field("Content-Length", "0")
                     if let hsts { field("Strict-Transport-Security", hsts) }
-                }, body: [], write: { context.write(wrapOutboundOut($0), promise: nil) })
-            context.writeAndFlush(wrapOutboundOut(wire.end(trailers: nil, chunked: false)), promise: nil)
+                }, body: [], write: { send($0, context) })
+            let last = wire.end(trailers: nil, chunked: false) { send($0, context) }
+            context.writeAndFlush(wrapOutboundOut(last), promise: nil)
             context.close(promise: nil)
         case .close(let reason):
             switch reason {
@@ -218,6 +233,7 @@ final class RequestHandler<Wire: ResponseWire>: ChannelDuplexHandler, UpstreamHa
             // Closed first, so that nothing the flush sets off (the client becoming writable) serves another request.
             machine.closed()
             // The last response may still wait for the end of the loop's turn.
+            releaseHeld(context)
             context.flush()
             if reason == .drained, Wire.endsItself { break }
             context.close(promise: nil)
@@ -291,8 +307,8 @@ final class RequestHandler<Wire: ResponseWire>: ChannelDuplexHandler, UpstreamHa
         wire.whole(
             HTTPResponseStatus(statusCode: answer.status), version: response.request.version, fields: fields,
             body: response.request.method == .HEAD ? [] : answer.body
-        ) { context.write(wrapOutboundOut($0), promise: nil) }
-        finish(response.then, last: wire.end(trailers: nil, chunked: false), context)
+        ) { send($0, context) }
+        finish(response.then, last: wire.end(trailers: nil, chunked: false) { send($0, context) }, context)
     }
 
     /// Writes a response's last bytes; then the connection closes, drops the rest of the request, or reads on.
@@ -312,6 +328,15 @@ final class RequestHandler<Wire: ResponseWire>: ChannelDuplexHandler, UpstreamHa
             pool.flusher.flushSoon(context)
             servePipelined()
         }
+    }
+
+    private func send(_ part: Wire.Part, _ context: ChannelHandlerContext) {
+        context.write(wrapOutboundOut(part), promise: nil)
+    }
+
+    /// Writes the part the wire held back for a merge: called before each flush, so that none waits past one.
+    private func releaseHeld(_ context: ChannelHandlerContext) {
+        if let held = wire.release() { send(held, context) }
     }
 
     /// Runs `work` off the event loop (it may wait on the provider), then `resume` back on it.
@@ -402,7 +427,9 @@ final class RequestHandler<Wire: ResponseWire>: ChannelDuplexHandler, UpstreamHa
     func upstreamRead(_ part: HTTPClientResponsePart) { perform(machine.upstreamReceived(part, now: now)) }
 
     func upstreamReadComplete() {
-        if let context { pool.flusher.flushSoon(context) }
+        guard let context else { return }
+        releaseHeld(context)
+        pool.flusher.flushSoon(context)
     }
 
     func upstreamWritabilityChanged(writable: Bool) {

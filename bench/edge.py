@@ -4,7 +4,8 @@ RSS, and the ratio. Detour serves a signed-in user (a real session cookie from a
 upstream is an nginx answering a small body over HTTP/1.1 keep-alive, for both proxies. Neither proxy writes an access
 log (`server.access_log: off`, `access_log off`).
 
-Usage: .venv/bin/python bench/edge.py [seconds-per-round] [clients] [streams-per-client] [rounds] [detour-binary]
+Usage: .venv/bin/python bench/edge.py [seconds-per-round] [clients] [streams-per-client] [rounds] [detour-binary...]
+With several binaries (an A/B of two builds), each is measured in every round, beside the same nginx.
 Needs: h2load (Debian's nghttp2-client), nginx, openssl, a release build (swift build -c release --product
 detour), and the e2e requirements in .venv (scripts/test installs them).
 """
@@ -28,7 +29,7 @@ SECONDS = int(sys.argv[1]) if len(sys.argv) > 1 else 10
 CLIENTS = int(sys.argv[2]) if len(sys.argv) > 2 else 16
 STREAMS = int(sys.argv[3]) if len(sys.argv) > 3 else 10
 ROUNDS = int(sys.argv[4]) if len(sys.argv) > 4 else 3
-BINARY = pathlib.Path(sys.argv[5]) if len(sys.argv) > 5 else ROOT / ".build" / "release" / "detour"
+BINARIES = [pathlib.Path(a) for a in sys.argv[5:]] or [ROOT / ".build" / "release" / "detour"]
 
 
 def certificates(folder):
@@ -72,21 +73,29 @@ def main():
         "location": "location / { proxy_pass http://app; proxy_http_version 1.1; proxy_set_header Connection \"\"; }"})
     issuer_fixture = provider.__wrapped__()
     issuer = next(issuer_fixture)
-    conftest.DETOUR = BINARY
-    detour = Detour(work, issuer, tls=ca, server=f"  tls: {{ cert_file: {certificate}, key_file: {key} }}\n  access_log: \"off\"", extra=f"""
+    targets, processes, detours = {}, {}, []
+    for index, binary in enumerate(BINARIES):
+        conftest.DETOUR = binary
+        folder = work / f"detour-{index}"
+        folder.mkdir()
+        server = f"  tls: {{ cert_file: {certificate}, key_file: {key} }}\n" + '  access_log: "off"'
+        detour = Detour(folder, issuer, tls=ca, server=server, extra=f"""
 routes:
   - name: app
     match: {{ host: "localhost" }}
     upstream: "http://127.0.0.1:{upstream_port}"
     allow: [{{ authenticated: true }}]
 """)
-    wait_for(detour.url("/ready"), verify=str(ca))
-    session = signed_in(detour)
-    cookie = "; ".join(f"{c.name}={c.value}" for c in session.cookies if "_detour" in c.name)
-    assert session.get(detour.url("/bench")).status_code == 200
-    targets = {"detour": (detour.url("/bench"), f"cookie: {cookie}"),
-               "nginx": (f"https://localhost:{proxy_port}/bench", None)}
-    processes = {"detour": detour.process.pid, "nginx": nginx.pid}
+        wait_for(detour.url("/ready"), verify=str(ca))
+        session = signed_in(detour)
+        cookie = "; ".join(f"{c.name}={c.value}" for c in session.cookies if "_detour" in c.name)
+        assert session.get(detour.url("/bench")).status_code == 200
+        name = "detour" if len(BINARIES) == 1 else f"detour {index + 1}"
+        targets[name] = (detour.url("/bench"), f"cookie: {cookie}")
+        processes[name] = detour.process.pid
+        detours.append(detour)
+    targets["nginx"] = (f"https://localhost:{proxy_port}/bench", None)
+    processes["nginx"] = nginx.pid
     results = {name: [] for name in targets}
     for _ in range(ROUNDS):  # interleaved, so both see the same machine
         for name, (url, header) in targets.items():
@@ -98,14 +107,20 @@ routes:
     rss = {name: children_rss_kb(pid) for name, pid in processes.items()}
     print(f"HTTP/2 over TLS: {SECONDS} s per round, {CLIENTS} connections x {STREAMS} streams, 2 h2load threads, "
           f"{ROUNDS} rounds interleaved; best round shown")
-    print(f"{'':7} {'requests/s':>12} {'mean ms':>8} {'failed':>7} {'CPU µs/request':>15} {'peak RSS MiB':>13}")
+    if len(BINARIES) > 1:
+        print("; ".join(f"detour {i + 1}: {binary}" for i, binary in enumerate(BINARIES)))
+    print(f"{'':9} {'requests/s':>12} {'mean ms':>8} {'failed':>7} {'CPU µs/request':>15} {'peak RSS MiB':>13}")
     for name in targets:
         rps, mean, failed, cpu = best[name]
-        print(f"{name:7} {rps:12.0f} {mean:8.2f} {failed:7d} {cpu:15.1f} {rss[name] / 1024:13.1f}")
-    rounds = [d[0] / n[0] for d, n in zip(results["detour"], results["nginx"])]
-    print(f"detour/nginx: {best['detour'][0] / best['nginx'][0]:.2f}x requests/s; each round: "
-          + " ".join(f"{r:.2f}x" for r in rounds) + f" (median {statistics.median(rounds):.2f}x)")
-    detour.stop()
+        print(f"{name:9} {rps:12.0f} {mean:8.2f} {failed:7d} {cpu:15.1f} {rss[name] / 1024:13.1f}")
+    for name in targets:
+        if name == "nginx":
+            continue
+        rounds = [d[0] / n[0] for d, n in zip(results[name], results["nginx"])]
+        print(f"{name}/nginx: {best[name][0] / best['nginx'][0]:.2f}x requests/s; each round: "
+              + " ".join(f"{r:.2f}x" for r in rounds) + f" (median {statistics.median(rounds):.2f}x)")
+    for detour in detours:
+        detour.stop()
     for process in (nginx, upstream):
         process.terminate()
         process.wait()

@@ -162,7 +162,8 @@ import Testing
     @Test func aWholeAnswerIsItsHeadAndOneDataFrameThatEndsTheStream() {
         var wire = HTTP2Wire(allocator: ByteBufferAllocator())
         var sent: [String] = []
-        wire.whole(.forbidden, version: HTTPVersion(major: 2, minor: 0), fields: { $0("Content-Length", "2") }, body: Array("no".utf8)) {
+        let fields = { (field: (String, String) -> Void) in field("Content-Length", "2") }
+        wire.whole(.forbidden, version: HTTPVersion(major: 2, minor: 0), fields: fields, body: Array("no".utf8)) {
             sent.append(describe($0))
         }
         sent.append(describe(wire.end(trailers: nil, chunked: false) { sent.append(describe($0)) }))

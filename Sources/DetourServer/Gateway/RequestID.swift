@@ -14,7 +14,7 @@ enum RequestID {
         // One value, from a trusted proxy: a proxy that appends its id to a client's leaves two, and neither is sure.
         let given = headers["x-request-id"]
         if trusted, given.count == 1, isUsable(given[0]) { return given[0] }
-        return processPart + hex(made.add(1, ordering: .relaxed).newValue)
+        return generated(made.add(1, ordering: .relaxed).newValue)
     }
 
     /// The client's address: the peer's, or, from a trusted proxy, the last address of its `X-Forwarded-For` (the
@@ -38,12 +38,20 @@ enum RequestID {
             }
     }
 
-    private static let processPart = Hex.lowercase(SecureRandom.bytes(8))
+    private static let processPart = Array(Hex.lowercase(SecureRandom.bytes(8)).utf8)
     private static let made = Atomic<UInt64>(0)
+    private static let digits = Array("0123456789abcdef".utf8)
 
-    private static func hex(_ value: UInt64) -> String {
-        let digits = String(value, radix: 16)
-        return String(repeating: "0", count: 16 - digits.count) + digits
+    /// The process's random part, then `count` as 16 hex digits: written into one string, once.
+    private static func generated(_ count: UInt64) -> String {
+        String(unsafeUninitializedCapacity: processPart.count + 16) { id in
+            var end = id.initialize(fromContentsOf: processPart)
+            for shift in stride(from: 60, through: 0, by: -4) {
+                id[end] = digits[Int(truncatingIfNeeded: count >> UInt64(shift)) & 0xF]
+                end += 1
+            }
+            return end
+        }
     }
 }
 

@@ -24,18 +24,26 @@ public enum Endpoint: String, Sendable, Hashable, CaseIterable {
     /// Under the prefix, but no endpoint: 404.
     case unknown
 
-    private static let root: [String: Endpoint] = ["/ping": .ping, "/ready": .ready, "/metrics": .metrics]
     /// `/ping`, `/ready` or `/metrics`, by a normalised `path`: all the admin listener serves.
-    public static func health(_ path: String) -> Endpoint? { root[path] }
+    public static func health(_ path: String) -> Endpoint? {
+        switch path {
+        case "/ping": .ping
+        case "/ready": .ready
+        case "/metrics": .metrics
+        default: nil
+        }
+    }
 
     /// Every endpoint but the root's three, under the prefix by its raw value.
     private static let underPrefix: [String: Endpoint] = Dictionary(
-        uniqueKeysWithValues: allCases.filter { !root.values.contains($0) && $0 != .unknown }.map { ($0.rawValue, $0) })
+        uniqueKeysWithValues: allCases.filter { health("/" + $0.rawValue) == nil && $0 != .unknown }.map {
+            ($0.rawValue, $0)
+        })
 
     /// The endpoint a normalised `path` names, or `nil` when the path is not Detour's. With `health` false
     /// (`server.admin_listen` is set), `/ping`, `/ready` and `/metrics` are not Detour's on this listener.
     public static func named(by path: String, prefix: String, health: Bool = true) -> Endpoint? {
-        if health, let endpoint = root[path] { return endpoint }
+        if health, let endpoint = Self.health(path) { return endpoint }
         guard path.utf8.starts(with: prefix.utf8) else { return nil }
         let rest = path.utf8.dropFirst(prefix.utf8.count)
         if rest.isEmpty { return .unknown }

@@ -280,13 +280,14 @@ public struct PolicyEngine: Sendable {
     /// ASCII lower-casing only). `app%2Eexample.com`, `0x7f.1` or a full-width name would be read as another
     /// host by a URL parser than by the upstream or nginx, which pick a server by the name as written.
     public static func hostName(_ header: String) -> Substring? {
+        var header = header
+        if let length = header.withUTF8(plainDomainLength) { return Substring(header.utf8.prefix(length)) }
         var name = header.utf8[...]
         if let colon = name.lastIndex(of: UInt8(ascii: ":")),
             name[name.index(after: colon)...].allSatisfy({ $0 &- UInt8(ascii: "0") < 10 })
         {
             name = name[..<colon]
         }
-        if isPlainDomain(name) { return Substring(name) }
         guard let parsed = parsedHostName(header) else { return nil }
         let host = parsed.utf8.last == UInt8(ascii: ".") ? parsed.dropLast() : parsed
         // IPv6 literals are written many ways (`[2001:0db8::1]`) and never name a route's host (those are names).
@@ -304,40 +305,41 @@ public struct PolicyEngine: Sendable {
         return Substring(url.host.description)
     }
 
+    /// The length of the name in a `Host` header that is a plain domain, alone or before a `:` and digits: the usual
+    /// header, read without a URL parser.
+    private static func plainDomainLength(_ header: UnsafeBufferPointer<UInt8>) -> Int? {
+        var end = header.count
+        if let colon = header.lastIndex(of: UInt8(ascii: ":")),
+            header[(colon + 1)...].allSatisfy({ $0 &- UInt8(ascii: "0") < 10 })
+        {
+            end = colon
+        }
+        return isPlainDomain(UnsafeBufferPointer(rebasing: header[..<end])) ? end : nil
+    }
+
     /// Lower-case letter-digit-hyphen labels, none empty, the last starting with a letter and none with
     /// `xn--`: names the WHATWG host parser returns unchanged, so no full parse is needed.
-    private static func isPlainDomain(_ name: Substring.UTF8View) -> Bool {
-        var labelStart = true
-        var lastLabelStartsWithLetter = false
-        var label: (UInt8, UInt8, UInt8, UInt8) = (0, 0, 0, 0)
-        var labelLength = 0
-        for byte in name {
-            if byte == UInt8(ascii: ".") {
-                guard !labelStart else { return false }
-                labelStart = true
-                continue
+    private static func isPlainDomain(_ name: UnsafeBufferPointer<UInt8>) -> Bool {
+        var start = 0
+        while start < name.count {
+            var end = start
+            while end < name.count, name[end] != UInt8(ascii: ".") {
+                let byte = name[end]
+                guard byte &- UInt8(ascii: "a") < 26 || byte &- UInt8(ascii: "0") < 10 || byte == UInt8(ascii: "-")
+                else { return false }
+                end += 1
             }
-            let isLetter = byte &- UInt8(ascii: "a") < 26
-            guard isLetter || byte &- UInt8(ascii: "0") < 10 || byte == UInt8(ascii: "-") else { return false }
-            if labelStart {
-                lastLabelStartsWithLetter = isLetter
-                labelLength = 0
-                labelStart = false
-            }
-            if labelLength < 4 {
-                switch labelLength {
-                case 0: label.0 = byte
-                case 1: label.1 = byte
-                case 2: label.2 = byte
-                default: label.3 = byte
-                }
-            }
-            labelLength += 1
-            if labelLength == 4, label == (UInt8(ascii: "x"), UInt8(ascii: "n"), UInt8(ascii: "-"), UInt8(ascii: "-")) {
+            guard end > start else { return false }
+            if end - start >= 4, name[start] == UInt8(ascii: "x"), name[start + 1] == UInt8(ascii: "n"),
+                name[start + 2] == UInt8(ascii: "-"), name[start + 3] == UInt8(ascii: "-")
+            {
                 return false
             }
+            if end == name.count { return name[start] &- UInt8(ascii: "a") < 26 }
+            start = end + 1
         }
-        return !labelStart && lastLabelStartsWithLetter
+        // Empty, or ending with a dot.
+        return false
     }
 }
 

@@ -46,20 +46,19 @@ public struct RequestPath: Sendable, Hashable, CustomStringConvertible {
 
     /// Normalises an origin-form request target (`/path?query`).
     public init(normalizing target: String) throws(Rejection) {
+        var target = target
+        // Read in place: where the query starts, whether it is sendable, and whether the path needs any work.
+        let (pathLength, queryProblem, normal) = target.withUTF8(Self.survey)
         var pathPart = Substring(target)
         var query: Substring?
-        if let mark = target.utf8.firstIndex(of: UInt8(ascii: "?")) {
+        if pathLength < target.utf8.count {
+            let mark = target.utf8.index(target.utf8.startIndex, offsetBy: pathLength)
             pathPart = target[..<mark]
             query = target[target.utf8.index(after: mark)...]
         }
-        guard pathPart.first == "/" else { throw .notOriginForm }
-        if let query {
-            for byte in query.utf8 {
-                if byte < 0x20 || byte == 0x7F { throw .controlCharacter }
-                if byte == UInt8(ascii: "#") { throw .fragment }
-            }
-        }
-        if Self.isAlreadyNormal(pathPart.utf8) {
+        guard pathPart.utf8.first == UInt8(ascii: "/") else { throw .notOriginForm }
+        if let queryProblem { throw queryProblem }
+        if normal {
             path = String(pathPart)
             self.query = query.map(String.init)
             return
@@ -87,20 +86,31 @@ public struct RequestPath: Sendable, Hashable, CustomStringConvertible {
         self.query = query.map(String.init)
     }
 
-    /// True for the common case that needs no work: printable ASCII without `%`, `\`, `;`, `#`, `//` or
-    /// any segment starting with a dot (so no dot segment either).
-    private static func isAlreadyNormal(_ bytes: Substring.UTF8View) -> Bool {
+    /// One pass over a target: the length of its path (up to the first `?`), what is wrong with its query, if
+    /// anything (a control character, or a `#`), and whether the path is in the common case that needs no work:
+    /// printable ASCII without `%`, `\`, `;`, `#`, `//` or any segment starting with a dot (so no dot segment).
+    private static func survey(_ target: UnsafeBufferPointer<UInt8>) -> (Int, Rejection?, Bool) {
         var previous: UInt8 = 0
-        for byte in bytes {
+        var normal = true
+        var index = 0
+        while index < target.count, target[index] != UInt8(ascii: "?") {
+            let byte = target[index]
             switch byte {
             case 0...0x20, 0x7F..., UInt8(ascii: "%"), UInt8(ascii: "\\"), UInt8(ascii: ";"), UInt8(ascii: "#"):
-                return false
-            default: break
+                normal = false
+            default:
+                if previous == UInt8(ascii: "/"), byte == UInt8(ascii: "/") || byte == UInt8(ascii: ".") {
+                    normal = false
+                }
             }
-            if previous == UInt8(ascii: "/"), byte == UInt8(ascii: "/") || byte == UInt8(ascii: ".") { return false }
             previous = byte
+            index += 1
         }
-        return true
+        for byte in target[min(index + 1, target.count)...] {
+            if byte < 0x20 || byte == 0x7F { return (index, .controlCharacter, normal) }
+            if byte == UInt8(ascii: "#") { return (index, .fragment, normal) }
+        }
+        return (index, nil, normal)
     }
 
     /// One segment, percent-encoding normalised; reports whether an escape decoded to ".".

@@ -8,12 +8,14 @@
 /// it: prefixes compare in ``routingKey(_:)``'s form (ASCII lower case, segments without trailing dots or
 /// spaces), and a prefix ending in `/` also takes the path without that slash (`/admin` is Express's and
 /// Spring's `/admin/`).
-struct RuleIndex<Rule: Sendable>: Sendable {
+///
+/// A class: a decision reads it through one reference, copying none of its tables.
+final class RuleIndex<Rule: Sendable>: Sendable {
     /// Rules by exact prefix, each list in written order, and the prefix lengths present, so that a
     /// candidate of another length costs no hashing.
     struct PathTable: Sendable {
         var rules: [Substring: [Rule]] = [:]
-        var lengths: Set<Int> = []
+        var lengths = Lengths()
 
         var isEmpty: Bool { rules.isEmpty }
 
@@ -22,44 +24,67 @@ struct RuleIndex<Rule: Sendable>: Sendable {
             lengths.insert(prefix.utf8.count)
         }
 
-        func first(_ candidate: Substring, where accepts: (Rule) -> Bool) -> Rule? {
-            guard lengths.contains(candidate.utf8.count) else { return nil }
-            return rules[candidate]?.first(where: accepts)
+        /// The first rule `accepts` among those for the first `length` bytes of `path`.
+        func first(_ path: String, length: Int, where accepts: (Rule) -> Bool) -> Rule? {
+            guard lengths.contains(length) else { return nil }
+            return rules[path.utf8Prefix(length)]?.first(where: accepts)
         }
     }
 
+    /// Which lengths of key a table holds, by length: ruling a length out costs no hashing.
+    struct Lengths: Sendable {
+        private var present: [Bool] = []
+
+        mutating func insert(_ length: Int) {
+            if present.count <= length { present += repeatElement(false, count: length + 1 - present.count) }
+            present[length] = true
+        }
+
+        func contains(_ length: Int) -> Bool { length < present.count && present[length] }
+    }
+
     // Substring keys: a candidate prefix or host suffix is looked up without building a String.
-    private var exact: [Substring: PathTable] = [:]
-    private var wildcard: [Substring: PathTable] = [:]
-    private var anyHost = PathTable()
+    private let exact: [Substring: PathTable]
+    private let wildcard: [Substring: PathTable]
+    private let exactLengths: Lengths
+    private let wildcardLengths: Lengths
+    private let anyHost: PathTable
     private let foldsSpellings: Bool
 
     init(
         _ rules: [Rule], host: (Rule) -> HostPattern, path: (Rule) -> PathPrefix, foldingSpellings: Bool = false
     ) {
-        foldsSpellings = foldingSpellings
+        var exact: [Substring: PathTable] = [:]
+        var wildcard: [Substring: PathTable] = [:]
+        var exactLengths = Lengths()
+        var wildcardLengths = Lengths()
+        var anyHost = PathTable()
         for rule in rules {
             let written = path(rule).value
             let prefix = Substring(foldingSpellings ? Self.routingKey(written) : written)
             switch host(rule) {
-            case .exactly(let name): exact[Substring(name), default: PathTable()].add(rule, prefix: prefix)
-            case .subdomains(let suffix): wildcard[Substring(suffix), default: PathTable()].add(rule, prefix: prefix)
-            case .any: anyHost.add(rule, prefix: prefix)
+            case .exactly(let name):
+                exact[Substring(name), default: PathTable()].add(rule, prefix: prefix)
+                exactLengths.insert(name.utf8.count)
+            case .subdomains(let suffix):
+                wildcard[Substring(suffix), default: PathTable()].add(rule, prefix: prefix)
+                wildcardLengths.insert(suffix.utf8.count)
+            case .any:
+                anyHost.add(rule, prefix: prefix)
             }
         }
+        self.exact = exact
+        self.wildcard = wildcard
+        self.exactLengths = exactLengths
+        self.wildcardLengths = wildcardLengths
+        self.anyHost = anyHost
+        foldsSpellings = foldingSpellings
     }
 
     /// Whether a rule names `host` (lower case, no port) exactly or by a wildcard; rules for any host do not count.
     func names(host: Substring) -> Bool {
-        if exact[host] != nil { return true }
-        guard !wildcard.isEmpty else { return false }
-        let utf8 = host.utf8
-        var index = utf8.startIndex
-        while let dot = utf8[index...].firstIndex(of: UInt8(ascii: ".")) {
-            index = utf8.index(after: dot)
-            if wildcard[host[index...]] != nil { return true }
-        }
-        return false
+        if exactLengths.contains(host.utf8.count), exact[host] != nil { return true }
+        return wildcardTables(of: host) { _ in true } ?? false
     }
 
     /// The most specific rule for `host` (lower case, no port) and the normalised `path` that `accepts`.
@@ -71,42 +96,49 @@ struct RuleIndex<Rule: Sendable>: Sendable {
         // Most policies have no redirect rules: no host to hash then.
         if exact.isEmpty, wildcard.isEmpty, anyHost.isEmpty { return nil }
         let path = foldsSpellings ? key ?? Self.routingKey(written) : written
-        if let table = exact[host], let rule = longestPrefix(in: table, path: path, accepts) { return rule }
-        if !wildcard.isEmpty {
-            // Suffixes of the host at label boundaries, longest first: a.b.example.com -> b.example.com -> ...
-            let utf8 = host.utf8
-            var index = utf8.startIndex
-            while let dot = utf8[index...].firstIndex(of: UInt8(ascii: ".")) {
-                index = utf8.index(after: dot)
-                if let table = wildcard[host[index...]], let rule = longestPrefix(in: table, path: path, accepts) {
-                    return rule
-                }
-            }
+        if exactLengths.contains(host.utf8.count), let table = exact[host],
+            let rule = longestPrefix(in: table, path: path, accepts)
+        {
+            return rule
         }
+        if let rule = wildcardTables(of: host, { longestPrefix(in: $0, path: path, accepts) }) { return rule }
         return longestPrefix(in: anyHost, path: path, accepts)
+    }
+
+    /// The first answer `body` gives for the wildcard tables of `host`'s suffixes at label boundaries, longest
+    /// first (a.b.example.com -> b.example.com -> example.com -> com); suffixes no wildcard has the length of are
+    /// not looked up.
+    private func wildcardTables<Answer>(of host: Substring, _ body: (PathTable) -> Answer?) -> Answer? {
+        guard !wildcard.isEmpty else { return nil }
+        let utf8 = host.utf8
+        let count = utf8.count
+        var offset = 0
+        for byte in utf8 {
+            offset += 1
+            guard byte == UInt8(ascii: "."), wildcardLengths.contains(count - offset) else { continue }
+            let suffix = Substring(utf8.suffix(count - offset))
+            if let table = wildcard[suffix], let answer = body(table) { return answer }
+        }
+        return nil
     }
 
     /// Tries the prefixes that can match `path`, longest first: the path itself, then at each `/`
     /// from the right the prefix with and without that slash (`/a/b` -> `/a/`, `/a`, `/`).
     private func longestPrefix(in table: PathTable, path: String, _ accepts: (Rule) -> Bool) -> Rule? {
         guard !table.isEmpty else { return nil }
-        if let rule = table.first(path[...], where: accepts) { return rule }
-        if foldsSpellings, table.lengths.contains(path.utf8.count + 1), path.utf8.last != UInt8(ascii: "/"),
-            let rule = table.first(Substring(path + "/"), where: accepts)
+        let count = path.utf8.count
+        if let rule = table.first(path, length: count, where: accepts) { return rule }
+        if foldsSpellings, table.lengths.contains(count + 1), path.utf8.last != UInt8(ascii: "/"),
+            let rule = table.first(path + "/", length: count + 1, where: accepts)
         {
             return rule
         }
-        let utf8 = path.utf8
-        var end = utf8.endIndex
-        while let slash = utf8[..<end].lastIndex(of: UInt8(ascii: "/")) {
-            let afterSlash = utf8.index(after: slash)
-            if afterSlash != utf8.endIndex, let rule = table.first(path[..<afterSlash], where: accepts) {
-                return rule
-            }
-            if slash != utf8.startIndex, let rule = table.first(path[..<slash], where: accepts) {
-                return rule
-            }
-            end = slash
+        var end = count
+        for byte in path.utf8.reversed() {
+            end -= 1
+            guard byte == UInt8(ascii: "/") else { continue }
+            if end + 1 != count, let rule = table.first(path, length: end + 1, where: accepts) { return rule }
+            if end != 0, let rule = table.first(path, length: end, where: accepts) { return rule }
         }
         return nil
     }
@@ -147,5 +179,12 @@ struct RuleIndex<Rule: Sendable>: Sendable {
         }
         trimSegment()
         return String(decoding: key, as: UTF8.self)
+    }
+}
+
+extension String {
+    /// The first `length` bytes, as a substring: `length` falls after a `/` or a `.` of ASCII, so on a character.
+    fileprivate func utf8Prefix(_ length: Int) -> Substring {
+        length == utf8.count ? self[...] : Substring(utf8.prefix(length))
     }
 }

@@ -63,6 +63,8 @@ def h2load(url, header):
     command = ["h2load", f"-D{SECONDS}", "-c16", "-m10", "-t2", "--warm-up-time=1", "-H", header, url]
     output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
     failed = int(re.search(r"(\d+) failed", output).group(1))
+    failed += sum(int(n) for n in re.search(r"status codes: \d+ 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx",
+                                            output).groups())
     return float(re.search(r"finished in [\d.]+\w+, ([\d.]+) req/s", output).group(1)), 0.0, failed
 
 
@@ -93,6 +95,7 @@ def cookie_of(detour):
 
 def main():
     work = pathlib.Path(tempfile.mkdtemp())
+    work.chmod(0o755)  # nginx's workers (nobody, when run as root) read the upstream's files under it
     files = work / "files"
     files.mkdir()
     (files / "1k").write_bytes(b"x" * 1024)

@@ -14,76 +14,54 @@ final class RuleIndex<Rule: Sendable>: Sendable {
     /// Rules by exact prefix, each list in written order, and the prefix lengths present, so that a
     /// candidate of another length costs no hashing.
     struct PathTable: Sendable {
-        var rules: [Substring: [Rule]] = [:]
-        var lengths = Lengths()
+        var rules = Keyed<[Rule]>()
 
         var isEmpty: Bool { rules.isEmpty }
 
         mutating func add(_ rule: Rule, prefix: Substring) {
-            rules[prefix, default: []].append(rule)
-            lengths.insert(prefix.utf8.count)
+            rules.update(prefix, default: []) { $0.append(rule) }
         }
 
         /// The first rule `accepts` among those for the first `length` bytes of `path`.
         func first(_ path: String, length: Int, where accepts: (Rule) -> Bool) -> Rule? {
-            guard lengths.contains(length) else { return nil }
+            guard rules.hasKey(ofLength: length) else { return nil }
             return rules[path.utf8Prefix(length)]?.first(where: accepts)
         }
     }
 
-    /// Which lengths of key a table holds, by length: ruling a length out costs no hashing.
-    struct Lengths: Sendable {
-        private var present: [Bool] = []
-
-        mutating func insert(_ length: Int) {
-            if present.count <= length { present += repeatElement(false, count: length + 1 - present.count) }
-            present[length] = true
-        }
-
-        func contains(_ length: Int) -> Bool { length < present.count && present[length] }
-    }
-
     // Substring keys: a candidate prefix or host suffix is looked up without building a String.
-    private let exact: [Substring: PathTable]
-    private let wildcard: [Substring: PathTable]
-    private let exactLengths: Lengths
-    private let wildcardLengths: Lengths
+    private let exact: Keyed<PathTable>
+    private let wildcard: Keyed<PathTable>
     private let anyHost: PathTable
     private let foldsSpellings: Bool
 
     init(
         _ rules: [Rule], host: (Rule) -> HostPattern, path: (Rule) -> PathPrefix, foldingSpellings: Bool = false
     ) {
-        var exact: [Substring: PathTable] = [:]
-        var wildcard: [Substring: PathTable] = [:]
-        var exactLengths = Lengths()
-        var wildcardLengths = Lengths()
+        var exact = Keyed<PathTable>()
+        var wildcard = Keyed<PathTable>()
         var anyHost = PathTable()
         for rule in rules {
             let written = path(rule).value
             let prefix = Substring(foldingSpellings ? Self.routingKey(written) : written)
             switch host(rule) {
             case .exactly(let name):
-                exact[Substring(name), default: PathTable()].add(rule, prefix: prefix)
-                exactLengths.insert(name.utf8.count)
+                exact.update(Substring(name), default: PathTable()) { $0.add(rule, prefix: prefix) }
             case .subdomains(let suffix):
-                wildcard[Substring(suffix), default: PathTable()].add(rule, prefix: prefix)
-                wildcardLengths.insert(suffix.utf8.count)
+                wildcard.update(Substring(suffix), default: PathTable()) { $0.add(rule, prefix: prefix) }
             case .any:
                 anyHost.add(rule, prefix: prefix)
             }
         }
         self.exact = exact
         self.wildcard = wildcard
-        self.exactLengths = exactLengths
-        self.wildcardLengths = wildcardLengths
         self.anyHost = anyHost
         foldsSpellings = foldingSpellings
     }
 
     /// Whether a rule names `host` (lower case, no port) exactly or by a wildcard; rules for any host do not count.
     func names(host: Substring) -> Bool {
-        if exactLengths.contains(host.utf8.count), exact[host] != nil { return true }
+        if exact[host] != nil { return true }
         return wildcardTables(of: host) { _ in true } ?? false
     }
 
@@ -96,11 +74,7 @@ final class RuleIndex<Rule: Sendable>: Sendable {
         // Most policies have no redirect rules: no host to hash then.
         if exact.isEmpty, wildcard.isEmpty, anyHost.isEmpty { return nil }
         let path = foldsSpellings ? key ?? Self.routingKey(written) : written
-        if exactLengths.contains(host.utf8.count), let table = exact[host],
-            let rule = longestPrefix(in: table, path: path, accepts)
-        {
-            return rule
-        }
+        if let table = exact[host], let rule = longestPrefix(in: table, path: path, accepts) { return rule }
         if let rule = wildcardTables(of: host, { longestPrefix(in: $0, path: path, accepts) }) { return rule }
         return longestPrefix(in: anyHost, path: path, accepts)
     }
@@ -115,7 +89,7 @@ final class RuleIndex<Rule: Sendable>: Sendable {
         var offset = 0
         for byte in utf8 {
             offset += 1
-            guard byte == UInt8(ascii: "."), wildcardLengths.contains(count - offset) else { continue }
+            guard byte == UInt8(ascii: "."), wildcard.hasKey(ofLength: count - offset) else { continue }
             let suffix = Substring(utf8.suffix(count - offset))
             if let table = wildcard[suffix], let answer = body(table) { return answer }
         }
@@ -128,7 +102,7 @@ final class RuleIndex<Rule: Sendable>: Sendable {
         guard !table.isEmpty else { return nil }
         let count = path.utf8.count
         if let rule = table.first(path, length: count, where: accepts) { return rule }
-        if foldsSpellings, table.lengths.contains(count + 1), path.utf8.last != UInt8(ascii: "/"),
+        if foldsSpellings, table.rules.hasKey(ofLength: count + 1), path.utf8.last != UInt8(ascii: "/"),
             let rule = table.first(path + "/", length: count + 1, where: accepts)
         {
             return rule
@@ -186,5 +160,27 @@ extension String {
     /// The first `length` bytes, as a substring: `length` falls after a `/` or a `.` of ASCII, so on a character.
     fileprivate func utf8Prefix(_ length: Int) -> Substring {
         length == utf8.count ? self[...] : Substring(utf8.prefix(length))
+    }
+}
+
+/// A table by substring key that also keeps which key lengths it holds, so that a key of a length it has none of is
+/// ruled out without hashing.
+struct Keyed<Value: Sendable>: Sendable {
+    private var values: [Substring: Value] = [:]
+    /// By length: whether some key has it.
+    private var lengths: [Bool] = []
+
+    var isEmpty: Bool { values.isEmpty }
+
+    func hasKey(ofLength length: Int) -> Bool { length < lengths.count && lengths[length] }
+
+    subscript(key: Substring) -> Value? { hasKey(ofLength: key.utf8.count) ? values[key] : nil }
+
+    /// Changes the value for `key` (made from `initial` first, if there is none).
+    mutating func update(_ key: Substring, default initial: Value, _ change: (inout Value) -> Void) {
+        change(&values[key, default: initial])
+        let length = key.utf8.count
+        if lengths.count <= length { lengths += repeatElement(false, count: length + 1 - lengths.count) }
+        lengths[length] = true
     }
 }

@@ -18,8 +18,8 @@ import NIOHTTP2
 ///   the upstream as the start of another request. So are trailers that do not end the stream.
 ///
 /// Guarantees, writing:
-/// - Names are lower-cased and the fields HTTP/2 forbids (`Connection`, `Transfer-Encoding`, `Keep-Alive`,
-///   `Upgrade`, `Proxy-Connection`) are dropped, so the machine's HTTP/1.1 framing never reaches the peer; the
+/// - Names are lower-cased and hop-by-hop fields (``ProxyHeaders/hopByHop``, which hold every field HTTP/2
+///   forbids: `Connection`, `Transfer-Encoding`, `Keep-Alive`, `Upgrade`, `Proxy-Connection`) are dropped, so the machine's HTTP/1.1 framing never reaches the peer; the
 ///   length of a body is the DATA it is sent in, and its end is the stream's end.
 /// - A response ends with its last DATA frame rather than an empty one after it (one frame less through the
 ///   connection's frame handling, on both sides): the latest DATA frame is held until the next part or the end.
@@ -158,25 +158,15 @@ struct HTTP2Wire: ClientWire {
         block.reserveCapacity(12)
         if let status { block.add(name: ":status", value: String(status.code)) }
         fields { name, value in
-            guard !isConnectionSpecific(name) else { return }
+            // The fields HTTP/2 forbids are all hop-by-hop (RFC 9113 8.2.2).
+            guard !ProxyHeaders.isHopByHop(name) else { return }
             block.add(name: lowercased(name), value: value)
         }
         return block
     }
 
-    private static let connectionSpecific = [
-        "connection", "transfer-encoding", "keep-alive", "upgrade", "proxy-connection",
-    ]
-
-    private static func isConnectionSpecific(_ name: String) -> Bool {
-        switch name.utf8.count {
-        case 7, 10, 16, 17: connectionSpecific.contains { ProxyHeaders.name(name, spells: $0) }
-        default: false
-        }
-    }
-
     /// `name` in ASCII lower case; itself when it has no upper-case letter (the usual case: no copy).
-    static func lowercased(_ name: String) -> String {
+    private static func lowercased(_ name: String) -> String {
         guard name.utf8.contains(where: { $0 &- UInt8(ascii: "A") < 26 }) else { return name }
         return String(decoding: name.utf8.map { $0 &- UInt8(ascii: "A") < 26 ? $0 | 0x20 : $0 }, as: UTF8.self)
     }

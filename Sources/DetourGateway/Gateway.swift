@@ -103,12 +103,13 @@ public struct Gateway: Sendable {
             return refresh
                 ? GatewayDecision(.check(.sessionRefresh), label: "forward-auth") : authenticated(identity, request)
         }
-        let decision = decided(request, identity)
-        let label = forwardAuth ? "forward-auth" : decision.rule ?? decision.reason
         // A bearer route's token decides instead of the cookies; otherwise a session about to expire is refreshed
         // first. Either way the gateway decides again with what the provider said.
-        if credentials.bearer == nil, let check = bearerCheck(request, decision) {
-            return GatewayDecision(.check(check), label: label)
+        let token = credentials.bearer == nil && engine.takesBearerTokens ? request.bearerToken : nil
+        let decision = decided(request, identity, presentsBearerToken: token != nil)
+        let label = forwardAuth ? "forward-auth" : decision.rule ?? decision.reason
+        if case .checkBearerToken(let mode) = decision.outcome, let token {
+            return GatewayDecision(.check(.bearerToken(token, mode)), label: label)
         }
         if refresh { return GatewayDecision(.check(.sessionRefresh), label: label) }
         guard case .forwardAuth(let forwardedMethod) = mode else {
@@ -118,20 +119,16 @@ public struct Gateway: Sendable {
             decision, request, identity: identity, accessToken: accessToken, forwardedMethod: forwardedMethod)
     }
 
-    private func decided(_ request: CanonicalRequest, _ identity: Identity?) -> Decision {
+    private func decided(
+        _ request: CanonicalRequest, _ identity: Identity?, presentsBearerToken: Bool = false
+    ) -> Decision {
         let headers = request.headers
         return engine.decide(
             PolicyEngine.Request(
                 method: request.method, scheme: request.scheme, host: request.host, target: request.target,
-                identity: identity, recognizesEndpoints: false, header: { headers.first($0) }),
+                identity: identity, recognizesEndpoints: false, presentsBearerToken: presentsBearerToken,
+                header: { headers.first($0) }),
             path: request.path)
-    }
-
-    /// The check a bearer route's token needs, if the request carries one.
-    private func bearerCheck(_ request: CanonicalRequest, _ decision: Decision) -> CredentialCheck? {
-        let mode = engine.bearerMode(for: decision)
-        guard mode != .off, let token = request.bearerToken else { return nil }
-        return .bearerToken(token, mode)
     }
 
     // MARK: Proxy mode
@@ -169,6 +166,9 @@ public struct Gateway: Sendable {
                 RequestRefusal.methodNotAllowed(allowed: allowed).answer(method: request.method, client: client))
         case .badRequest:
             return .answer(RequestRefusal.badRequest(decision.reason).answer(method: request.method, client: client))
+        case .checkBearerToken:
+            // Decided only for a request whose token is checked before anything is answered; never let through.
+            return .answer(RequestRefusal.invalidToken("unchecked").answer(method: request.method, client: client))
         case .proxy, .redirect, .signIn, .preflightDenied, .forbidden:
             guard let answer = decision.answer(method: request.method, client: client, authorizationURL: nil) else {
                 preconditionFailure("the matrix answers every decision but A1 and forwarding: \(decision.reason)")
@@ -203,7 +203,7 @@ public struct Gateway: Sendable {
         case .forbidden, .preflightDenied:
             return GatewayDecision(
                 .answer(Answer(status: 403, headers: [("Cache-Control", "no-store")])), label: label)
-        case .redirect, .signIn, .endpoint:
+        case .redirect, .signIn, .endpoint, .checkBearerToken:
             return unauthorized(request)
         }
     }

@@ -12,6 +12,9 @@ public struct Decision: Sendable, Hashable {
         case redirect(RedirectStatus, location: BrowserURL)
         /// Not signed in: rows A1-A3 as chosen by the redirect matrix.
         case signIn(SignInStep, returnTo: BrowserURL, start: BrowserURL)
+        /// A `bearer:` route asked with a token (``PolicyEngine/Request/presentsBearerToken``): the decision waits
+        /// for who the token names. Never the answer to a request decided without one (`policy test`).
+        case checkBearerToken(BearerMode)
         /// A CORS preflight on a route with `preflight: deny` (A4).
         case preflightDenied
         /// Signed in, and no allow rule grants access (A5).
@@ -30,7 +33,8 @@ public struct Decision: Sendable, Hashable {
     /// The route or redirect rule that decided, if any.
     public let rule: String?
 
-    /// The HTTP status Detour answers with; 200 for a proxied request (what `policy test` compares).
+    /// The HTTP status Detour answers with; 200 for a proxied request (what `policy test` compares), 401 for a token
+    /// not checked yet.
     public var status: Int {
         switch outcome {
         case .proxy: 200
@@ -42,6 +46,7 @@ public struct Decision: Sendable, Hashable {
             case .seeOtherToStart, .keepFormThenSeeOtherToStart: 303
             case .unauthorized, .preflight: 401
             }
+        case .checkBearerToken: 401
         case .preflightDenied, .forbidden: 403
         case .notFound: 404
         case .methodNotAllowed: 405
@@ -60,12 +65,12 @@ extension Decision {
     }
 
     /// The response Detour sends for this decision, per the redirect matrix; `nil` for proxied requests,
-    /// Detour's own endpoints, and for row A1 when `authorizationURL` is not known (`policy test` runs
+    /// Detour's own endpoints, a token not checked yet, and for row A1 when `authorizationURL` is not known (`policy test` runs
     /// without the provider).
     public func answer(method: String, client: ClientKind, authorizationURL: BrowserURL?) -> MatrixAnswer? {
         let situation: Situation
         switch outcome {
-        case .proxy, .endpoint, .notFound, .methodNotAllowed, .badRequest:
+        case .proxy, .endpoint, .notFound, .methodNotAllowed, .badRequest, .checkBearerToken:
             return nil
         case .redirect(let status, let location):
             situation =

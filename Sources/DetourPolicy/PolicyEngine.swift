@@ -54,14 +54,19 @@ public struct PolicyEngine: Sendable {
         /// matches endpoints before it asks, and a request a proxy in front asks about (forward-auth) is the
         /// application's own: both pass `false`, and such a path is judged by the routes like any other.
         public var recognizesEndpoints: Bool
+        /// Whether the request carries a bearer token nobody has checked yet: a `bearer:` route then decides
+        /// ``Decision/Outcome/checkBearerToken(_:)``, and the caller decides again with the token's identity.
+        public var presentsBearerToken: Bool
         /// A header's value by lower-case name.
         public var header: (String) -> String?
 
         public init(
             method: String, scheme: BrowserURL.Scheme, host: String, target: String, identity: Identity?,
-            recognizesEndpoints: Bool = true, header: @escaping (String) -> String?
+            recognizesEndpoints: Bool = true, presentsBearerToken: Bool = false,
+            header: @escaping (String) -> String?
         ) {
             self.recognizesEndpoints = recognizesEndpoints
+            self.presentsBearerToken = presentsBearerToken
             self.method = method
             self.scheme = scheme
             self.host = host
@@ -78,7 +83,8 @@ public struct PolicyEngine: Sendable {
     /// under `/public/`, so a folded spelling never gets less protection than its written one (CONTRACT 5.1).
     private let routesAsWritten: RuleIndex<Compiled<Route>>
     private let redirects: RuleIndex<Compiled<RedirectRule>>
-    private let bearerRoutes: [String: BearerMode]
+    /// Whether any route has `bearer: jwt` or `introspect`: when none does, no request's token needs reading.
+    public let takesBearerTokens: Bool
 
     public init(policies: PolicySet, settings: Settings) {
         self.settings = settings
@@ -87,18 +93,7 @@ public struct PolicyEngine: Sendable {
         routes = RuleIndex(compiled, host: \.rule.host, path: \.rule.path, foldingSpellings: true)
         routesAsWritten = RuleIndex(compiled, host: \.rule.host, path: \.rule.path)
         redirects = RuleIndex(policies.redirects.map(Compiled.init), host: \.rule.host, path: \.rule.path)
-        bearerRoutes = Dictionary(
-            policies.routes.filter { $0.bearer != .off }.map { ($0.name, $0.bearer) },
-            uniquingKeysWith: { first, _ in first })
-    }
-
-    /// The `bearer` mode of the route behind a decision: `.off` unless a route with `bearer: jwt` or
-    /// `introspect` decided (to proxy, to ask for sign-in, or to forbid), so that a token there counts.
-    public func bearerMode(for decision: Decision) -> BearerMode {
-        switch decision.outcome {
-        case .proxy, .signIn, .forbidden: decision.rule.flatMap { bearerRoutes[$0] } ?? .off
-        default: .off
-        }
+        takesBearerTokens = policies.routes.contains { $0.bearer != .off }
     }
 
     public func decide(_ request: Request) -> Decision {
@@ -205,6 +200,12 @@ public struct PolicyEngine: Sendable {
             return Decision(
                 outcome: .methodNotAllowed(allowed: methods.sorted()), reason: "method-not-allowed",
                 rule: route.rule.name)
+        }
+        // The token decides who asks, whatever the cookies say; no sign-in answer is built for a request that may
+        // not need one.
+        if request.presentsBearerToken, route.rule.bearer != .off {
+            return Decision(
+                outcome: .checkBearerToken(route.rule.bearer), reason: "bearer-token-check", rule: route.rule.name)
         }
         if route.rule.publicPaths.contains(where: { $0.matches(path.path) }) {
             return proxy(route, path, request, identity: request.identity, reason: "proxy-public-path")

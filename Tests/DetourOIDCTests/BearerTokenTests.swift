@@ -174,35 +174,45 @@ import Testing
 
     @Test func theCacheCoalescesAndKeepsAnswersForTheirTime() async throws {
         let calls = Atomic<Int>(0)
-        let cache = BearerTokenCache(ttl: .seconds(60), inactiveTTL: .seconds(5)) { token, _ throws(OIDCError) in
-            calls.add(1, ordering: .relaxed)
-            try? await Task.sleep(for: .milliseconds(50))
-            return token == "good"
-                ? TokenClaims(subject: "alice", expiry: Self.now.addingTimeInterval(30), all: [:]) : nil
-        }
+        let readings = Atomic<Int>(0)
+        let cache = BearerTokenCache(
+            ttl: .seconds(60), inactiveTTL: .seconds(5),
+            verdict: {
+                readings.add(1, ordering: .relaxed)
+                return $1
+            },
+            lookUp: { token, _ throws(OIDCError) in
+                calls.add(1, ordering: .relaxed)
+                try? await Task.sleep(for: .milliseconds(50))
+                return token == "good"
+                    ? TokenClaims(subject: "alice", expiry: Self.now.addingTimeInterval(30), all: [:]) : nil
+            })
         await withTaskGroup(of: Void.self) { group in
-            for _ in 0..<10 { group.addTask { _ = try? await cache.claims(for: "good", now: Self.now) } }
+            for _ in 0..<10 { group.addTask { _ = try? await cache.check("good", now: Self.now).get() } }
         }
         #expect(calls.load(ordering: .relaxed) == 1, "ten concurrent lookups, one call")
-        #expect(try await cache.claims(for: "good", now: Self.now.addingTimeInterval(29))?.subject == "alice")
+        #expect(try await cache.check("good", now: Self.now.addingTimeInterval(29)).get()?.subject == "alice")
         #expect(calls.load(ordering: .relaxed) == 1)
-        _ = try await cache.claims(for: "good", now: Self.now.addingTimeInterval(31))
+        _ = try await cache.check("good", now: Self.now.addingTimeInterval(31)).get()
         #expect(calls.load(ordering: .relaxed) == 2, "kept no longer than the token's exp")
-        #expect(try await cache.claims(for: "bad", now: Self.now) == nil)
-        #expect(try await cache.claims(for: "bad", now: Self.now.addingTimeInterval(4)) == nil)
+        #expect(try await cache.check("bad", now: Self.now).get() == nil)
+        #expect(try await cache.check("bad", now: Self.now.addingTimeInterval(4)).get() == nil)
         #expect(calls.load(ordering: .relaxed) == 3)
-        _ = try await cache.claims(for: "bad", now: Self.now.addingTimeInterval(6))
+        _ = try await cache.check("bad", now: Self.now.addingTimeInterval(6)).get()
         #expect(calls.load(ordering: .relaxed) == 4, "inactive answers are kept briefly")
+        #expect(readings.load(ordering: .relaxed) == 4, "an answer is read once, not on each use")
     }
 
     @Test func errorsAreNeverKept() async {
         let calls = Atomic<Int>(0)
-        let cache = BearerTokenCache(ttl: .seconds(60)) { _, _ throws(OIDCError) in
-            calls.add(1, ordering: .relaxed)
-            throw OIDCError(.providerTimedOut, "slow")
-        }
+        let cache = BearerTokenCache(
+            ttl: .seconds(60), verdict: { $1 },
+            lookUp: { _, _ throws(OIDCError) in
+                calls.add(1, ordering: .relaxed)
+                throw OIDCError(.providerTimedOut, "slow")
+            })
         for _ in 0..<3 {
-            await #expect(throws: OIDCError(.providerTimedOut, "")) { try await cache.claims(for: "t", now: Self.now) }
+            await #expect(throws: OIDCError(.providerTimedOut, "")) { try await cache.check("t", now: Self.now).get() }
         }
         #expect(calls.load(ordering: .relaxed) == 3)
     }

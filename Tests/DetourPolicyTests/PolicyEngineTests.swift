@@ -96,6 +96,48 @@ import Testing
         #expect(denied.status == 403)
     }
 
+    @Test func aBearerRouteAsksForItsTokenBeforeDecidingWho() throws {
+        let engine = try Self.engine(
+            """
+            routes:
+              - name: api
+                match: { host: "app.example.com", path: "/api/" }
+                upstream: "http://127.0.0.1:1"
+                methods: ["GET"]
+                public: ["/api/status"]
+                preflight: pass
+                bearer: introspect
+                allow: [{ group: ["admins"] }]
+              - name: app
+                match: { host: "app.example.com" }
+                upstream: "http://127.0.0.1:2"
+                allow: [{ authenticated: true }]
+            """)
+        #expect(engine.takesBearerTokens)
+        func decide(_ path: String, method: String = "GET", token: Bool, user: Identity? = nil) -> Decision {
+            guard let (scheme, host, target) = PolicyTestCase.splitURL("https://app.example.com\(path)") else {
+                fatalError("bad test URL")
+            }
+            let headers = ["origin": "https://web.example.com", "access-control-request-method": "GET"]
+            return engine.decide(
+                .init(
+                    method: method, scheme: scheme, host: host, target: target, identity: user,
+                    presentsBearerToken: token, header: { method == "OPTIONS" ? headers[$0] : nil }))
+        }
+        // Whatever the cookies say, a public path included: the token decides who asks.
+        for (path, user) in [("/api/x", nil), ("/api/x", Identity(subject: "s")), ("/api/status", nil)] {
+            let decision = decide(path, token: true, user: user)
+            #expect(decision.outcome == .checkBearerToken(.introspect), "\(path)")
+            #expect(decision.rule == "api")
+            #expect(decision.answer(method: "GET", client: .api, authorizationURL: nil) == nil)
+        }
+        #expect(decide("/api/x", token: false).reason == "sign-in-required")
+        #expect(decide("/x", token: true).reason == "sign-in-required", "a route without bearer ignores tokens")
+        #expect(decide("/api/x", method: "DELETE", token: true).status == 405, "the method is checked first")
+        #expect(decide("/api/x", method: "OPTIONS", token: true).reason == "proxy-preflight", "no token on preflights")
+        #expect(try !Self.engine(Self.rules).takesBearerTokens)
+    }
+
     @Test func routesAreTriedMostSpecificFirst() throws {
         let engine = try Self.engine(
             """

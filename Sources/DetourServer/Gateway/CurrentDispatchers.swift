@@ -70,13 +70,9 @@ struct SharedParts: Sendable {
         self.metrics = metrics.registry
         counters = RequestCounters(factory: metrics.factory)
         authentication = Authentication(
-            jwts: BearerTokenCache(ttl: .seconds(60)) { token, now throws(OIDCError) in
-                try await provider.validateAccessToken(token, now: now)
-            },
-            introspections: BearerTokenCache(ttl: configuration.oidc?.introspectionCacheTTL ?? .seconds(60)) {
-                token, now throws(OIDCError) in
-                try await provider.introspect(token, now: now)
-            },
+            validate: { token, now throws(OIDCError) in try await provider.validateAccessToken(token, now: now) },
+            introspect: { token, now throws(OIDCError) in try await provider.introspect(token, now: now) },
+            introspectionTTL: configuration.oidc?.introspectionCacheTTL ?? .seconds(60),
             refresher: SessionRefresher(refreshBefore: configuration.session.refreshBefore, logger: logger) {
                 token, subject, now throws(OIDCError) in
                 try await provider.refresh(token, subject: subject, now: now)

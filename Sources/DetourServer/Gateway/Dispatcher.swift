@@ -189,10 +189,9 @@ struct Dispatcher: Sendable {
             guard let tokens = authentication.tokens(for: mode) else {
                 preconditionFailure("the gateway asks for a bearer check only on a bearer route")
             }
-            let decideWith: @Sendable (Result<TokenClaims?, OIDCError>, ConnectionInfo?) -> Dispatch = {
-                checked, memo in
+            let decideWith: @Sendable (BearerCheck, ConnectionInfo?) -> Dispatch = { checked, memo in
                 var credentials = credentials
-                credentials.bearer = Self.bearerCheck(checked, token: token)
+                credentials.bearer = checked
                 return perform(
                     gateway.decide(exchange.request, exchange.mode, credentials: credentials), exchange, credentials,
                     memo: memo)
@@ -286,19 +285,6 @@ struct Dispatcher: Sendable {
         }
     }
 
-    /// What the provider said about a bearer token, as the gateway reads it.
-    private static func bearerCheck(_ checked: Result<TokenClaims?, OIDCError>, token: String) -> BearerCheck {
-        switch checked {
-        case .success(let claims?):
-            // A token without the claim `oidc.claims.user` names is refused, as a sign-in without it is.
-            (try? identity(claims)).map { .accepted($0, token: token) } ?? .refused(reason: "missing-subject")
-        case .success(nil): .refused(reason: "inactive")
-        case .failure(let error) where error.code == .providerUnavailable || error.code == .providerTimedOut:
-            .providerUnavailable
-        case .failure(let error): .refused(reason: error.code.rawValue)
-        }
-    }
-
     /// The session with fresh tokens and the cookies that store it, or `nil` and the cookies that end it.
     private func refreshed(_ session: Session?, _ head: HTTPRequestHead, now: Date) async -> (Session?, [SetCookie]) {
         let existing = RequestCookies(headers: head.headers["cookie"])
@@ -363,15 +349,6 @@ struct Dispatcher: Sendable {
             expected = expected.dropFirst()
         }
         return expected.isEmpty
-    }
-
-    /// Who a validated bearer token speaks for, read as a session's claims are.
-    static func identity(_ claims: TokenClaims) throws(OIDCError) -> Identity {
-        let mapped = try claims.identity()
-        return Identity(
-            subject: mapped.user, email: mapped.email, emailVerified: mapped.emailVerified, groups: mapped.groups,
-            // RFC 7662 answers name the user `username`.
-            preferredUsername: mapped.preferredUsername ?? claims.all["username"]?.string, claims: mapped.claims)
     }
 
     /// Who the credentials say is asking: the bearer token's identity, else the session's.

@@ -21,9 +21,10 @@ public struct AuthorizationRequest: Sendable {
         metadata: ProviderMetadata, clientID: String, redirectURI: String, scopes: [String],
         responseMode: ResponseMode, extraParameters: [(String, String)] = [], returnTo: String, now: Date
     ) {
-        let state = Self.randomToken()
-        let nonce = Self.randomToken()
-        let verifier = Self.randomToken()
+        let secrets = SecureRandom.bytes(96)
+        let state = Base64URL.encode(secrets[0..<32])
+        let nonce = Base64URL.encode(secrets[32..<64])
+        let verifier = Base64URL.encode(secrets[64..<96])
         loginState = LoginState(state: state, nonce: nonce, codeVerifier: verifier, returnTo: returnTo, startedAt: now)
         var parameters = [
             ("response_type", "code"), ("client_id", clientID), ("redirect_uri", redirectURI),
@@ -33,7 +34,7 @@ public struct AuthorizationRequest: Sendable {
         if responseMode == .formPost { parameters.append(("response_mode", "form_post")) }
         // `oidc.auth_params` (prompt, acr_values, login_hint...): the configuration refuses any named above.
         parameters += extraParameters
-        let separator = metadata.authorizationEndpoint.contains("?") ? "&" : "?"
+        let separator = metadata.authorizationEndpoint.utf8.contains(UInt8(ascii: "?")) ? "&" : "?"
         url = metadata.authorizationEndpoint + separator + FormEncoding.encode(parameters)
     }
 
@@ -41,21 +42,30 @@ public struct AuthorizationRequest: Sendable {
     public static func challenge(for verifier: String) -> String {
         Base64URL.encode(SHA256.hash(data: Array(verifier.utf8)))
     }
-
-    static func randomToken() -> String {
-        Base64URL.encode(SecureRandom.bytes(32))
-    }
 }
 
 /// `application/x-www-form-urlencoded` (WHATWG URL section 5), for query strings and token requests.
 public enum FormEncoding {
     public static func encode(_ pairs: [(String, String)]) -> String {
-        pairs.map { "\(escape($0.0))=\(escape($0.1))" }.joined(separator: "&")
+        var output: [UInt8] = []
+        output.reserveCapacity(pairs.reduce(0) { $0 + $1.0.utf8.count + $1.1.utf8.count + 2 } * 2)
+        for (index, (name, value)) in pairs.enumerated() {
+            if index > 0 { output.append(UInt8(ascii: "&")) }
+            append(name, to: &output)
+            output.append(UInt8(ascii: "="))
+            append(value, to: &output)
+        }
+        return String(decoding: output, as: UTF8.self)
     }
 
     public static func escape(_ text: String) -> String {
         var output: [UInt8] = []
         output.reserveCapacity(text.utf8.count * 3)
+        append(text, to: &output)
+        return String(decoding: output, as: UTF8.self)
+    }
+
+    private static func append(_ text: String, to output: inout [UInt8]) {
         for byte in text.utf8 {
             switch byte {
             case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"),
@@ -68,7 +78,6 @@ public enum FormEncoding {
                 Hex.appendUppercase(byte, to: &output)
             }
         }
-        return String(decoding: output, as: UTF8.self)
     }
 
     /// Decodes a form or query string; malformed escapes are kept as written, as browsers do.

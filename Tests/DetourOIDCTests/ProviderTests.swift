@@ -208,12 +208,18 @@ func json(_ status: Int = 200, _ text: String) -> HTTPResponse {
                 "code_challenge=\(AuthorizationRequest.challenge(for: request.loginState.codeVerifier))"))
         #expect(!request.url.contains(request.loginState.codeVerifier))
         #expect(!request.url.contains("secret-path"))
+        // Three secrets from one draw of random bytes: 256 bits each, none a copy of another.
+        let secrets = [request.loginState.state, request.loginState.nonce, request.loginState.codeVerifier]
+        #expect(Set(secrets).count == 3)
+        #expect(secrets.allSatisfy { Base64URL.decode($0)?.count == 32 })
     }
 
     @Test func formEncodingRoundTrips() {
         let pairs = [("a b", "c&d=e"), ("ü", "+%"), ("empty", "")]
         #expect(FormEncoding.decode(FormEncoding.encode(pairs)).map { [$0.0, $0.1] } == pairs.map { [$0.0, $0.1] })
         #expect(FormEncoding.decode("x=%zz&y=%4").map(\.1) == ["%zz", "%4"])
+        #expect(FormEncoding.encode(pairs) == "a+b=c%26d%3De&%C3%BC=%2B%25&empty=")
+        #expect(FormEncoding.encode([]).isEmpty)
     }
 }
 

@@ -26,7 +26,9 @@ public enum Endpoint: String, Sendable, Hashable, CaseIterable {
 
     /// `/ping`, `/ready` or `/metrics`, by a normalised `path`: all the admin listener serves.
     public static func health(_ path: String) -> Endpoint? {
-        switch path {
+        // Most paths are longer than these, and a length is cheaper to compare than the bytes.
+        guard (5...8).contains(path.utf8.count) else { return nil }
+        return switch path {
         case "/ping": .ping
         case "/ready": .ready
         case "/metrics": .metrics

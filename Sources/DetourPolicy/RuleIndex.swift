@@ -121,18 +121,8 @@ final class RuleIndex<Rule: Sendable>: Sendable {
     /// and encoded spaces (Windows servers serve `/ADMIN./` and `/admin%20/` as `/admin/`). The same string, not a
     /// copy, for the usual path that has none of these.
     static func routingKey(_ path: String) -> String {
-        var previous: UInt8 = 0
-        var usual = true
-        for byte in path.utf8 {
-            if byte &- UInt8(ascii: "A") < 26 || byte == UInt8(ascii: "%")
-                || (byte == UInt8(ascii: "/") && previous == UInt8(ascii: "."))
-            {
-                usual = false
-                break
-            }
-            previous = byte
-        }
-        guard !usual || previous == UInt8(ascii: ".") else { return path }
+        var path = path
+        guard !path.withUTF8(isUsualKey) else { return path }
         var key: [UInt8] = []
         key.reserveCapacity(path.utf8.count)
         /// Drops the trailing dots and `%20`s of the segment `key` ends with.
@@ -153,6 +143,20 @@ final class RuleIndex<Rule: Sendable>: Sendable {
         }
         trimSegment()
         return String(decoding: key, as: UTF8.self)
+    }
+
+    /// Whether a path is its own routing key: no upper case, no `%`, no segment ending with a dot.
+    private static func isUsualKey(_ path: UnsafeBufferPointer<UInt8>) -> Bool {
+        var previous: UInt8 = 0
+        for byte in path {
+            if byte &- UInt8(ascii: "A") < 26 || byte == UInt8(ascii: "%")
+                || (byte == UInt8(ascii: "/") && previous == UInt8(ascii: "."))
+            {
+                return false
+            }
+            previous = byte
+        }
+        return previous != UInt8(ascii: ".")
     }
 }
 

@@ -12,16 +12,17 @@ public struct BearerTokenCache<Verdict: Sendable>: Sendable {
     public let ttl: Duration
     public let inactiveTTL: Duration
     private let lookUp: @Sendable (String, Date) async throws(OIDCError) -> TokenClaims?
-    private let verdict: @Sendable (_ token: String, Result<TokenClaims?, OIDCError>) -> Verdict
+    private let verdict: @Sendable (Result<TokenClaims?, OIDCError>) -> Verdict
     private let answers = SecretKeyedCache<Verdict>()
 
     /// - Parameters:
-    ///   - verdict: what a token's answer means to the caller, read once per answer.
+    ///   - verdict: what a token's answer means to the caller, read once per answer. It should not hold the token:
+    ///     what is kept is kept in the clear.
     ///   - lookUp: validates or asks about the token (``OpenIDProvider/validateAccessToken(_:now:)``
     ///     or ``OpenIDProvider/introspect(_:now:)`` in production); `nil` means not active.
     public init(
         ttl: Duration, inactiveTTL: Duration = .seconds(5),
-        verdict: @escaping @Sendable (_ token: String, Result<TokenClaims?, OIDCError>) -> Verdict,
+        verdict: @escaping @Sendable (Result<TokenClaims?, OIDCError>) -> Verdict,
         lookUp: @escaping @Sendable (String, Date) async throws(OIDCError) -> TokenClaims?
     ) {
         self.ttl = ttl
@@ -43,9 +44,9 @@ public struct BearerTokenCache<Verdict: Sendable>: Sendable {
                 let claims = try await lookUp(token, now)
                 var until = now.addingTimeInterval(Double((claims == nil ? inactiveTTL : ttl).components.seconds))
                 if let expiry = claims?.expiry { until = min(until, expiry) }
-                return (verdict(token, .success(claims)), until)
+                return (verdict(.success(claims)), until)
             } catch {
-                return (verdict(token, .failure(error)), now)
+                return (verdict(.failure(error)), now)
             }
         }
     }

@@ -191,22 +191,25 @@ public struct PolicyEngine: Sendable {
 
     private func decide(_ request: Request, route: Compiled<Route>, path: RequestPath) -> Decision {
         let client = ClientKind.classify(method: request.method, header: request.header)
+        // The token decides who asks, whatever the cookies say; no sign-in answer is built for a request that may
+        // not need one. A preflight passed upstream is checked too: its `Authorization` header goes with it.
+        let tokenCheck =
+            request.presentsBearerToken && route.rule.bearer != .off
+            ? Decision(
+                outcome: .checkBearerToken(route.rule.bearer), reason: "bearer-token-check", rule: route.rule.name)
+            : nil
         if client == .preflight {
-            return route.rule.preflight == .pass
-                ? proxy(route, path, request, identity: nil, reason: "proxy-preflight")
-                : Decision(outcome: .preflightDenied, reason: "preflight-denied", rule: route.rule.name)
+            guard route.rule.preflight == .pass else {
+                return Decision(outcome: .preflightDenied, reason: "preflight-denied", rule: route.rule.name)
+            }
+            return tokenCheck ?? proxy(route, path, request, identity: nil, reason: "proxy-preflight")
         }
         if let methods = route.rule.methods, !methods.contains(request.method) {
             return Decision(
                 outcome: .methodNotAllowed(allowed: methods.sorted()), reason: "method-not-allowed",
                 rule: route.rule.name)
         }
-        // The token decides who asks, whatever the cookies say; no sign-in answer is built for a request that may
-        // not need one.
-        if request.presentsBearerToken, route.rule.bearer != .off {
-            return Decision(
-                outcome: .checkBearerToken(route.rule.bearer), reason: "bearer-token-check", rule: route.rule.name)
-        }
+        if let tokenCheck { return tokenCheck }
         if route.rule.publicPaths.contains(where: { $0.matches(path.path) }) {
             return proxy(route, path, request, identity: request.identity, reason: "proxy-public-path")
         }

@@ -10,7 +10,21 @@
 public enum SecureRandom {
     public static func bytes(_ count: Int) -> [UInt8] {
         [UInt8](unsafeUninitializedCapacity: count) { buffer, initialized in
-            if let start = buffer.baseAddress, count > 0 { arc4random_buf(start, count) }
+            #if canImport(Glibc) || canImport(Darwin)
+                if let start = buffer.baseAddress, count > 0 { arc4random_buf(start, count) }
+            #else
+                // Elsewhere (musl has no arc4random): the standard library's generator, eight bytes a call.
+                var generator = SystemRandomNumberGenerator()
+                var index = 0
+                while index < count {
+                    withUnsafeBytes(of: generator.next() as UInt64) { word in
+                        for byte in word.prefix(count - index) {
+                            buffer[index] = byte
+                            index += 1
+                        }
+                    }
+                }
+            #endif
             initialized = count
         }
     }

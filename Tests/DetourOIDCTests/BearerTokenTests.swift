@@ -179,7 +179,7 @@ import Testing
             ttl: .seconds(60), inactiveTTL: .seconds(5),
             verdict: {
                 readings.add(1, ordering: .relaxed)
-                return $1
+                return $0
             },
             lookUp: { token, _ throws(OIDCError) in
                 calls.add(1, ordering: .relaxed)
@@ -206,7 +206,7 @@ import Testing
     @Test func errorsAreNeverKept() async {
         let calls = Atomic<Int>(0)
         let cache = BearerTokenCache(
-            ttl: .seconds(60), verdict: { $1 },
+            ttl: .seconds(60), verdict: { $0 },
             lookUp: { _, _ throws(OIDCError) in
                 calls.add(1, ordering: .relaxed)
                 throw OIDCError(.providerTimedOut, "slow")

@@ -211,7 +211,12 @@ func json(_ status: Int = 200, _ text: String) -> HTTPResponse {
         // Three secrets from one draw of random bytes: 256 bits each, none a copy of another.
         let secrets = [request.loginState.state, request.loginState.nonce, request.loginState.codeVerifier]
         #expect(Set(secrets).count == 3)
-        #expect(secrets.allSatisfy { Base64URL.decode($0)?.count == 32 })
+        let drawn = secrets.compactMap { Base64URL.decode($0) }
+        #expect(drawn.count == 3 && drawn.allSatisfy { $0.count == 32 && $0.contains { $0 != 0 } })
+        // Slices of the draw that overlapped would share a run of bytes.
+        let runs = drawn.map { secret in Set((0...24).map { Array(secret[$0..<$0 + 8]) }) }
+        #expect(runs.count == 3 && runs[0].isDisjoint(with: runs[1]) && runs[1].isDisjoint(with: runs[2]))
+        #expect(runs.count == 3 && runs[0].isDisjoint(with: runs[2]))
     }
 
     @Test func formEncodingRoundTrips() {

@@ -11,9 +11,9 @@ import Logging
 /// references would cost one each.
 final class Authentication: Sendable {
     /// Validated JWT access tokens (`bearer: jwt`).
-    let jwts: BearerTokenCache<BearerCheck>
+    let jwts: BearerTokenCache<TokenVerdict>
     /// Introspected opaque tokens (`bearer: introspect`).
-    let introspections: BearerTokenCache<BearerCheck>
+    let introspections: BearerTokenCache<TokenVerdict>
     let refresher: SessionRefresher
     let logger: Logger
 
@@ -26,31 +26,48 @@ final class Authentication: Sendable {
         introspect: @escaping @Sendable (String, Date) async throws(OIDCError) -> TokenClaims?,
         introspectionTTL: Duration, refresher: SessionRefresher, logger: Logger
     ) {
-        jwts = BearerTokenCache(ttl: .seconds(60), verdict: Self.verdict, lookUp: validate)
-        introspections = BearerTokenCache(ttl: introspectionTTL, verdict: Self.verdict, lookUp: introspect)
+        jwts = BearerTokenCache(ttl: .seconds(60), verdict: TokenVerdict.init, lookUp: validate)
+        introspections = BearerTokenCache(ttl: introspectionTTL, verdict: TokenVerdict.init, lookUp: introspect)
         self.refresher = refresher
         self.logger = logger
     }
 
     /// Where a route's bearer tokens are checked; `nil` for `bearer: off`.
-    func tokens(for mode: BearerMode) -> BearerTokenCache<BearerCheck>? {
+    func tokens(for mode: BearerMode) -> BearerTokenCache<TokenVerdict>? {
         switch mode {
         case .off: nil
         case .jwt: jwts
         case .introspect: introspections
         }
     }
+}
 
-    /// What the provider said about a bearer token, as the gateway reads it: who it names, mapped once per answer.
-    @Sendable static func verdict(_ token: String, _ checked: Result<TokenClaims?, OIDCError>) -> BearerCheck {
+/// What the provider said about a bearer token, as the gateway reads it: who the token names, mapped once per answer
+/// and kept with it. It never holds the token itself, so the cache keeps tokens only as digests.
+enum TokenVerdict: Sendable {
+    case accepted(Identity)
+    /// Not valid, not active, or naming no user; `reason` is a code safe to show.
+    case refused(reason: String)
+    case providerUnavailable
+
+    init(_ checked: Result<TokenClaims?, OIDCError>) {
         switch checked {
         case .success(let claims?):
             // A token without the claim `oidc.claims.user` names is refused, as a sign-in without it is.
-            (try? identity(claims)).map { .accepted($0, token: token) } ?? .refused(reason: "missing-subject")
-        case .success(nil): .refused(reason: "inactive")
+            self = (try? Self.identity(claims)).map(Self.accepted) ?? .refused(reason: "missing-subject")
+        case .success(nil): self = .refused(reason: "inactive")
         case .failure(let error) where error.code == .providerUnavailable || error.code == .providerTimedOut:
-            .providerUnavailable
-        case .failure(let error): .refused(reason: error.code.rawValue)
+            self = .providerUnavailable
+        case .failure(let error): self = .refused(reason: error.code.rawValue)
+        }
+    }
+
+    /// The check for the gateway, for a request that presented `token`.
+    func check(presenting token: String) -> BearerCheck {
+        switch self {
+        case .accepted(let identity): .accepted(identity, token: token)
+        case .refused(let reason): .refused(reason: reason)
+        case .providerUnavailable: .providerUnavailable
         }
     }
 

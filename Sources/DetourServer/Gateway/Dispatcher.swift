@@ -189,9 +189,9 @@ struct Dispatcher: Sendable {
             guard let tokens = authentication.tokens(for: mode) else {
                 preconditionFailure("the gateway asks for a bearer check only on a bearer route")
             }
-            let decideWith: @Sendable (BearerCheck, ConnectionInfo?) -> Dispatch = { checked, memo in
+            let decideWith: @Sendable (TokenVerdict, ConnectionInfo?) -> Dispatch = { verdict, memo in
                 var credentials = credentials
-                credentials.bearer = checked
+                credentials.bearer = verdict.check(presenting: token)
                 return perform(
                     gateway.decide(exchange.request, exchange.mode, credentials: credentials), exchange, credentials,
                     memo: memo)

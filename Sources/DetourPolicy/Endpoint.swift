@@ -46,10 +46,20 @@ public enum Endpoint: String, Sendable, Hashable, CaseIterable {
     /// (`server.admin_listen` is set), `/ping`, `/ready` and `/metrics` are not Detour's on this listener.
     public static func named(by path: String, prefix: String, health: Bool = true) -> Endpoint? {
         if health, let endpoint = Self.health(path) { return endpoint }
-        guard path.utf8.starts(with: prefix.utf8) else { return nil }
+        guard bytes(of: path, startWith: prefix) else { return nil }
         let rest = path.utf8.dropFirst(prefix.utf8.count)
         if rest.isEmpty { return .unknown }
         guard rest.first == UInt8(ascii: "/") else { return nil }
         return underPrefix[String(Substring(rest.dropFirst()))] ?? .unknown
+    }
+
+    /// Whether `path` starts with the bytes of `prefix`, compared in place.
+    private static func bytes(of path: String, startWith prefix: String) -> Bool {
+        var (path, prefix) = (path, prefix)
+        return path.withUTF8 { path in
+            prefix.withUTF8 { prefix in
+                path.count >= prefix.count && UnsafeBufferPointer(rebasing: path[..<prefix.count]).elementsEqual(prefix)
+            }
+        }
     }
 }

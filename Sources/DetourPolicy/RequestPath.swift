@@ -49,21 +49,29 @@ public struct RequestPath: Sendable, Hashable, CustomStringConvertible {
         var target = target
         // Read in place: where the query starts, whether it is sendable, and whether the path needs any work.
         let (pathLength, queryProblem, normal) = target.withUTF8(Self.survey)
-        var pathPart = Substring(target)
-        var query: Substring?
-        if pathLength < target.utf8.count {
-            let mark = target.utf8.index(target.utf8.startIndex, offsetBy: pathLength)
-            pathPart = target[..<mark]
-            query = target[target.utf8.index(after: mark)...]
-        }
-        guard pathPart.utf8.first == UInt8(ascii: "/") else { throw .notOriginForm }
+        guard target.utf8.first == UInt8(ascii: "/") else { throw .notOriginForm }
         if let queryProblem { throw queryProblem }
-        if normal {
-            path = String(pathPart)
-            self.query = query.map(String.init)
+        guard pathLength < target.utf8.count else {
+            if normal {
+                (path, query) = (target, nil)
+                return
+            }
+            (path, query) = (try Self.normalizedPath(target[...]), nil)
             return
         }
+        // Split where the bytes are: `?` is ASCII, so both halves are whole characters.
+        let (pathPart, queryPart) = target.withUTF8 { bytes in
+            (
+                String(decoding: UnsafeBufferPointer(rebasing: bytes[..<pathLength]), as: UTF8.self),
+                String(decoding: UnsafeBufferPointer(rebasing: bytes[(pathLength + 1)...]), as: UTF8.self)
+            )
+        }
+        path = normal ? pathPart : try Self.normalizedPath(pathPart[...])
+        query = queryPart
+    }
 
+    /// A path that needs work: dot segments, repeated slashes, escapes (see the type's guarantees).
+    private static func normalizedPath(_ pathPart: Substring) throws(Rejection) -> String {
         var segments: [String] = []
         let raw = pathPart.utf8.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false).dropFirst()
         var endsWithSlash = false
@@ -73,7 +81,7 @@ public struct RequestPath: Sendable, Hashable, CustomStringConvertible {
                 if isLast { endsWithSlash = !segments.isEmpty }
                 continue  // "//" is "/"
             }
-            let (segment, hadEncodedDot) = try Self.normalizeSegment(rawSegment)
+            let (segment, hadEncodedDot) = try normalizeSegment(rawSegment)
             if segment == "." || segment == ".." {
                 guard !hadEncodedDot else { throw .encodedDotSegment }
                 if segment == "..", !segments.isEmpty { segments.removeLast() }
@@ -82,8 +90,7 @@ public struct RequestPath: Sendable, Hashable, CustomStringConvertible {
             }
             segments.append(segment)
         }
-        path = "/" + segments.joined(separator: "/") + (endsWithSlash ? "/" : "")
-        self.query = query.map(String.init)
+        return "/" + segments.joined(separator: "/") + (endsWithSlash ? "/" : "")
     }
 
     /// One pass over a target: the length of its path (up to the first `?`), what is wrong with its query, if

@@ -22,9 +22,26 @@ import Testing
         ("/a%3Bb", "/a%3Bb"),
         ("/a%23b", "/a%23b"),
         ("/x?q=%2f&r=../", "/x?q=%2f&r=../"),
+        ("/a//b/../c?x=ü", "/a/c?x=ü"),
+        ("/é?", "/%C3%A9?"),
     ])
     func normalises(target: String, expected: String) throws {
         #expect(try RequestPath(normalizing: target).description == expected)
+    }
+
+    @Test func theQueryIsSplitOffAtTheFirstQuestionMark() throws {
+        let parts =
+            [
+                "/": ("/", nil), "/a?": ("/a", ""), "/a?b?c": ("/a", "b?c"), "/a/./b?q=%41": ("/a/b", "q=%41"),
+                "/ü?é": ("/%C3%BC", "é"),
+            ] as [String: (String, String?)]
+        for (target, (path, query)) in parts {
+            let normalised = try RequestPath(normalizing: target)
+            #expect(normalised.path == path, "\(target)")
+            #expect(normalised.query == query, "\(target)")
+        }
+        #expect(throws: RequestPath.Rejection.notOriginForm) { try RequestPath(normalizing: "?a") }
+        #expect(throws: RequestPath.Rejection.notOriginForm) { try RequestPath(normalizing: "") }
     }
 
     /// Spellings that must never reach a protected path as a public one (CONTRACT section 7).

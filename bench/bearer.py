@@ -6,7 +6,7 @@ as the provider). Then fresh opaque tokens are sent one at a time: the first req
 miss (one introspection call), the second a hit; the median difference is the latency a miss adds.
 
 Usage: .venv/bin/python bench/bearer.py [seconds-per-round] [connections]
-Needs: wrk, nginx, a release build (swift build -c release --product detour), the e2e requirements in .venv.
+Needs: wrk, nginx, a release build (scripts/release-build --product detour), the e2e requirements in .venv.
 """
 import os
 import pathlib

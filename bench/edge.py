@@ -6,7 +6,7 @@ log (`server.access_log: off`, `access_log off`).
 
 Usage: .venv/bin/python bench/edge.py [seconds-per-round] [clients] [streams-per-client] [rounds] [detour-binary...]
 With several binaries (an A/B of two builds), each is measured in every round, beside the same nginx.
-Needs: h2load (Debian's nghttp2-client), nginx, openssl, a release build (swift build -c release --product
+Needs: h2load (Debian's nghttp2-client), nginx, openssl, a release build (scripts/release-build --product
 detour), and the e2e requirements in .venv (scripts/test installs them).
 """
 import os

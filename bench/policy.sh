@@ -3,5 +3,5 @@
 # Usage: bench/policy.sh [seconds-per-size]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-swift build -c release --product detour-bench >/dev/null
+scripts/release-build --product detour-bench >/dev/null
 .build/release/detour-bench policy "${1:-2}"

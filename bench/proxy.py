@@ -10,7 +10,7 @@ Usage: .venv/bin/python bench/proxy.py [seconds-per-round] [connections] [rounds
 With no binary, the release build is measured. Several binaries (this commit's build and an older one's, say)
 are measured side by side in the same rounds: on a shared machine that is the only way to see a change of a
 few per cent, which separate runs drown in noise.
-Needs: wrk and nginx (Debian's), a release build (swift build -c release --product detour), and the e2e
+Needs: wrk and nginx (Debian's), a release build (scripts/release-build --product detour), and the e2e
 requirements in .venv (scripts/test installs them).
 """
 import os

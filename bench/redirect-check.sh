@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds="${1:-3}"
-swift build -c release --product detour-bench >/dev/null
+scripts/release-build --product detour-bench >/dev/null
 for round in 1 2; do
   echo "round $round"
   .build/release/detour-bench redirect "$seconds"

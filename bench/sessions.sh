@@ -3,5 +3,5 @@
 # Usage: bench/sessions.sh [seconds-per-case]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-swift build -c release --product detour-bench >/dev/null
+scripts/release-build --product detour-bench >/dev/null
 .build/release/detour-bench sessions "${1:-2}"

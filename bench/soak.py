@@ -6,7 +6,7 @@ RSS is read from /proc after each window. "Flat" means the second half of the so
 a process that keeps what a load needs, and no more each minute.
 
 Usage: .venv/bin/python bench/soak.py [minutes] [detour-binary]
-Needs wrk, nginx, a release build of detour, and the e2e requirements in .venv.
+Needs wrk, nginx, a release build of detour (scripts/release-build --product detour), and the e2e requirements in .venv.
 """
 import pathlib
 import sys

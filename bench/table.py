@@ -13,8 +13,8 @@ Rows (each ratio is Detour over the comparison, per round, then the median):
 
 Detour runs with `server.access_log: off`, as nginx runs with `access_log off`.
 Usage: .venv/bin/python bench/table.py [seconds-per-run] [rounds] [detour-binary]
-Needs wrk, h2load, nginx, openssl, PostgreSQL (Debian's), a release build of detour and detour-bench, and the e2e
-requirements in .venv.
+Needs wrk, h2load, nginx, openssl, PostgreSQL (Debian's), release builds of detour and detour-bench
+(`scripts/release-build --product detour`, then `--product detour-bench`), and the e2e requirements in .venv.
 """
 import os
 import pathlib

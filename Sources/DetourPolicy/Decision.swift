@@ -65,8 +65,8 @@ extension Decision {
     }
 
     /// The response Detour sends for this decision, per the redirect matrix; `nil` for proxied requests,
-    /// Detour's own endpoints, a token not checked yet, and for row A1 when `authorizationURL` is not known (`policy test` runs
-    /// without the provider).
+    /// Detour's own endpoints, a token not checked yet, and for row A1 when `authorizationURL` is not known
+    /// (`policy test` runs without the provider).
     public func answer(method: String, client: ClientKind, authorizationURL: BrowserURL?) -> MatrixAnswer? {
         let situation: Situation
         switch outcome {

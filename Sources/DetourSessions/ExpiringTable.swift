@@ -1,20 +1,29 @@
 import Crypto
 import Foundation
 
-/// Values under string keys, each until its expiry, remembered in the order they were added: the one mechanism
-/// behind ``ReplayGuard`` and ``SignInCounter``, bounded by age and never by refusal.
+/// Values under keys made from strings, each until its expiry, remembered in the order they were added: the one
+/// mechanism behind ``ReplayGuard`` and ``SignInCounter``, bounded by age and never by refusal.
 ///
 /// Guarantees: ``removeExpired(now:)`` and the room made by ``add(_:for:expiry:capacity:)`` drop entries oldest
 /// first, each in amortised constant time; an entry added again after it expired has an order slot of its own, and
-/// only that slot removes it. A key is kept as its SHA-256, 32 bytes in place: an entry costs the same whatever its
-/// key, and a table filled to its capacity by a flood holds no string of the flood's.
+/// only that slot removes it. A key is a string's SHA-256, 32 bytes in place (``key(_:)``, made before taking a
+/// lock): an entry costs the same whatever its string, and a table filled to its capacity by a flood holds no string
+/// of the flood's.
 struct ExpiringTable<Value> {
-    private(set) var entries: [SHA256Digest: (value: Value, expiry: Date)] = [:]
-    private var order: [(key: SHA256Digest, expiry: Date)] = []
+    typealias Key = SHA256Digest
+
+    private(set) var entries: [Key: (value: Value, expiry: Date)] = [:]
+    private var order: [(key: Key, expiry: Date)] = []
     private var oldest = 0
 
+    /// The key `string` is kept under.
+    static func key(_ string: String) -> Key {
+        var string = string
+        return string.withUTF8 { SHA256.hash(data: UnsafeRawBufferPointer($0)) }
+    }
+
     /// The live entry under `key`, if any.
-    subscript(key: String) -> (value: Value, expiry: Date)? { entries[Self.digest(key)] }
+    subscript(key: Key) -> (value: Value, expiry: Date)? { entries[key] }
 
     /// Drops the entries, oldest first, that expired by `now` (stopping at the first that has not).
     mutating func removeExpired(now: Date) {
@@ -23,21 +32,15 @@ struct ExpiringTable<Value> {
 
     /// Adds (or replaces) `value` under `key` until `expiry`, first dropping the oldest entries to stay under
     /// `capacity`.
-    mutating func add(_ value: Value, for key: String, expiry: Date, capacity: Int) {
+    mutating func add(_ value: Value, for key: Key, expiry: Date, capacity: Int) {
         while entries.count >= capacity, oldest < order.count { removeOldest() }
-        let digest = Self.digest(key)
-        entries[digest] = (value, expiry)
-        order.append((digest, expiry))
+        entries[key] = (value, expiry)
+        order.append((key, expiry))
     }
 
     /// Changes the value under a live `key`, keeping its expiry and place.
-    mutating func update(_ key: String, to value: Value) {
-        entries[Self.digest(key)]?.value = value
-    }
-
-    private static func digest(_ key: String) -> SHA256Digest {
-        var key = key
-        return key.withUTF8 { SHA256.hash(data: UnsafeRawBufferPointer($0)) }
+    mutating func update(_ key: Key, to value: Value) {
+        entries[key]?.value = value
     }
 
     private mutating func removeOldest() {

@@ -20,10 +20,11 @@ public final class ReplayGuard: Sendable {
 
     /// True the first time `value` is seen before `expiry`; false for a replay of a value still held.
     public func firstUse(of value: String, expiry: Date, now: Date) -> Bool {
-        table.withLock { table in
+        let key = ExpiringTable<Void>.key(value)
+        return table.withLock { table in
             table.removeExpired(now: now)
-            if let seen = table[value], seen.expiry > now { return false }
-            table.add((), for: value, expiry: expiry, capacity: capacity)
+            if let seen = table[key], seen.expiry > now { return false }
+            table.add((), for: key, expiry: expiry, capacity: capacity)
             return true
         }
     }

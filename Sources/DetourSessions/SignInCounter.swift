@@ -18,7 +18,8 @@ public final class SignInCounter: Sendable {
 
     /// Counts one start under `key`: the number of starts within `window` of the first, this one included.
     public func count(_ key: String, window: Duration, now: Date) -> Int {
-        table.withLock { table in
+        let key = ExpiringTable<Int>.key(key)
+        return table.withLock { table in
             table.removeExpired(now: now)
             if let (count, expiry) = table[key], expiry > now {
                 table.update(key, to: count + 1)

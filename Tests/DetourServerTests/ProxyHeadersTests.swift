@@ -183,6 +183,11 @@ import Testing
         #expect(RequestFraming.problem(Self.head([host, ("host", "b.example")])) == .hostCount)
         #expect(RequestFraming.problem(Self.head([])) == .hostCount)
         #expect(RequestFraming.problem(Self.head(version: .http1_0, [host, host])) == .hostCount)
+        let token = ("Authorization", "Bearer checked")
+        #expect(RequestFraming.problem(Self.head([host, token])) == nil)
+        #expect(
+            RequestFraming.problem(Self.head([host, token, ("authorization", "Bearer forged")])) == .authorizationCount)
+        #expect(RequestFraming.problem(Self.head(version: .http2, [host, token, token])) == .authorizationCount)
         for coding in ["gzip, chunked", "chunked, chunked", "gzip", "chunked;x=1", "", "identity"] {
             #expect(
                 RequestFraming.problem(Self.head([host, ("Transfer-Encoding", coding)])) == .transferEncoding,

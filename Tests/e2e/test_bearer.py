@@ -2,6 +2,7 @@
 `bearer: jwt` routes check JWT access tokens against the provider's keys, `bearer: introspect` routes ask
 the provider, with a cache; every refusal is a 401 `invalid_token` (or a 503), never a redirect."""
 import concurrent.futures
+import http.client
 import re
 import time
 
@@ -182,3 +183,33 @@ def test_forward_auth_judges_a_bearer_route_by_its_token(tmp_path, oauth_provide
         assert_invalid_token(ask("not-a-jwt"), "malformed-token")
     finally:
         behind_nginx.stop()
+
+
+def test_a_preflight_with_a_forged_token_is_refused_and_one_without_passes(api):
+    # A preflight the route passes upstream carries its Authorization header there: the token is checked first.
+    preflight = {"Origin": "https://web.example", "Access-Control-Request-Method": "GET"}
+    forged = requests.options(api.url("/echo/jwt/orders"), headers={**preflight, "Authorization": "Bearer not-a-jwt"})
+    assert forged.status_code == 401, forged.text
+    assert forged.headers["WWW-Authenticate"] == 'Bearer error="invalid_token"'
+    plain = requests.options(api.url("/echo/jwt/orders"), headers=preflight)
+    assert plain.status_code == 200, plain.text
+    assert plain.json()["method"] == "OPTIONS"
+
+
+def test_hostile_authorization_headers_are_refused_without_harm(api, oauth_provider):
+    good = token(oauth_provider, "jwt-cli")
+    # A token of 20,000 bytes, still within the header limit: refused as malformed, and the process goes on.
+    assert_invalid_token(requests.get(api.url("/echo/jwt/x"), headers=bearer("x" * 20_000)), "malformed-token")
+    # Two Authorization headers: the upstream might read the one Detour did not check.
+    doubled = http.client.HTTPConnection("127.0.0.1", int(api.url("/").split(":")[2].split("/")[0]))
+    doubled.putrequest("GET", "/echo/jwt/x", skip_host=True)
+    doubled.putheader("Host", "localhost")
+    doubled.putheader("Accept", "application/json")
+    doubled.putheader("Authorization", f"Bearer {good}")
+    doubled.putheader("Authorization", "Bearer forged")
+    doubled.endheaders()
+    answer = doubled.getresponse()
+    answer.read()
+    doubled.close()
+    assert answer.status == 400, "refused before any decision (an echo upstream read the last one: the forged)"
+    assert requests.get(api.url("/echo/jwt/x"), headers=bearer(good)).status_code == 200

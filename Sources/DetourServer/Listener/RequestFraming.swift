@@ -4,7 +4,9 @@ import NIOHTTP1
 /// section 7, request smuggling): every head that breaks one is answered 400 and its connection closed.
 ///
 /// Guarantees, beyond what SwiftNIO's HTTP/1.1 parser already refuses (bare CR or LF, obs-fold, control bytes,
-/// two different `Content-Length`s): exactly one `Host` in HTTP/1.1 and at most one in HTTP/1.0;
+/// two different `Content-Length`s): exactly one `Host` in HTTP/1.1 and at most one in HTTP/1.0; at most one
+/// `Authorization` (Detour checks the first bearer token, and an upstream that reads the last would trust one nobody
+/// checked);
 /// `Transfer-Encoding` only in HTTP/1.1, only as exactly `chunked`, and never beside `Content-Length`; at most one
 /// `Content-Length`, spelled with `-`, and only digits (`+5`, `5, 5` and `-0` are refused, not passed on). An
 /// HTTP/2 stream's head, which SwiftNIO's HTTP/2 codec checks only for CR, LF and NUL, also has no other control
@@ -13,6 +15,7 @@ enum RequestFraming {
     /// Why a head cannot be served; a stable, kebab-case code.
     enum Problem: String, Sendable, CustomStringConvertible {
         case hostCount = "host-count"
+        case authorizationCount = "authorization-count"
         case transferEncoding = "transfer-encoding"
         case transferEncodingAndLength = "transfer-encoding-and-content-length"
         case contentLength = "content-length"
@@ -24,11 +27,15 @@ enum RequestFraming {
     /// The first rule `head` breaks, or `nil`.
     static func problem(_ head: HTTPRequestHead) -> Problem? {
         var hosts = 0
+        var authorizations = 0
         var codings: [Substring] = []
         var lengths = 0
         for (name, value) in head.headers {
             if ProxyHeaders.name(name, spells: "host") {
                 hosts += 1
+            } else if ProxyHeaders.name(name, spells: "authorization") {
+                authorizations += 1
+                guard authorizations == 1 else { return .authorizationCount }
             } else if ProxyHeaders.name(name, spells: "content-length") {
                 lengths += 1
                 // `Content_Length` frames nothing here but would to an upstream that reads `_` as `-` (CGI does).

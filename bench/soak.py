@@ -10,7 +10,6 @@ Needs wrk, nginx, a release build of detour (scripts/release-build --product det
 """
 import pathlib
 import sys
-import tempfile
 import time
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -25,20 +24,13 @@ sys.argv[1:] = []  # table.py reads its own arguments when imported
 import conftest  # noqa: E402
 import table  # noqa: E402
 from conftest import Detour, provider, wait_for  # noqa: E402
-from proxy import start_nginx  # noqa: E402
 
 conftest.DETOUR = BINARY
 table.SECONDS = WINDOW
 
 
 def main():
-    work = pathlib.Path(tempfile.mkdtemp())
-    work.chmod(0o755)  # nginx's workers (nobody, when run as root) read the upstream's files under it
-    files = work / "files"
-    files.mkdir()
-    (files / "1k").write_bytes(b"x" * 1024)
-    (files / "64k").write_bytes(b"x" * 65536)
-    upstream_port, upstream = start_nginx(work / "upstream", {"location": f"location / {{ root {files}; }}"})
+    work, upstream_port, upstream = table.file_upstream()
     issuer_fixture = provider.__wrapped__()
     issuer = next(issuer_fixture)
     detour = Detour(work, issuer, extra=table.routes(f"http://127.0.0.1:{upstream_port}"),

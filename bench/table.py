@@ -93,7 +93,8 @@ def cookie_of(detour):
     return "Cookie: " + "; ".join(f"{c.name}={c.value}" for c in session.cookies if "_detour" in c.name)
 
 
-def main():
+def file_upstream():
+    """A work folder, and an nginx in it serving `/1k`, `/64k` and `/jwt/1k`: (work, port, process)."""
     work = pathlib.Path(tempfile.mkdtemp())
     work.chmod(0o755)  # nginx's workers (nobody, when run as root) read the upstream's files under it
     files = work / "files"
@@ -102,7 +103,12 @@ def main():
     (files / "64k").write_bytes(b"x" * 65536)
     (files / "jwt").mkdir()
     (files / "jwt" / "1k").write_bytes(b"x" * 1024)  # the bearer route passes its path on as it is
-    upstream_port, upstream = start_nginx(work / "upstream", {"location": f"location / {{ root {files}; }}"})
+    port, process = start_nginx(work / "upstream", {"location": f"location / {{ root {files}; }}"})
+    return work, port, process
+
+
+def main():
+    work, upstream_port, upstream = file_upstream()
     upstream_url = f"http://127.0.0.1:{upstream_port}"
     proxy = "location / { proxy_pass http://app; proxy_http_version 1.1; proxy_set_header Connection \"\"; }"
     endless = "keepalive_requests 100000000;"  # as Detour: wrk's connections are never closed on it

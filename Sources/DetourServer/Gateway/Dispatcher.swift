@@ -15,7 +15,9 @@ import NIOHTTP1
 /// Guarantees: every decision is the pure gateway's, made once per request (again only after the provider was
 /// asked); each response is counted as `detour_requests_total{route,status}` and Detour's own redirects as
 /// `detour_redirects_total{status}`; Set-Cookie headers from a refresh reach the client whatever the answer.
-struct Dispatcher: Sendable {
+///
+/// A class: a request's closures and steps hold one reference to it, not a copy of its fields.
+final class Dispatcher: Sendable {
     let gateway: Gateway
     let endpoints: Endpoints
     let sessions: SessionCookies
@@ -189,7 +191,7 @@ struct Dispatcher: Sendable {
             guard let tokens = authentication.tokens(for: mode) else {
                 preconditionFailure("the gateway asks for a bearer check only on a bearer route")
             }
-            let decideWith: @Sendable (TokenVerdict, ConnectionInfo?) -> Dispatch = { verdict, memo in
+            let decideWith: @Sendable (TokenVerdict, ConnectionInfo?) -> Dispatch = { [self] verdict, memo in
                 var credentials = credentials
                 credentials.bearer = verdict.check(presenting: token)
                 return perform(
@@ -200,7 +202,7 @@ struct Dispatcher: Sendable {
             if let known = tokens.cached(token, now: Date()) { return decideWith(known, memo) }
             return .later { decideWith(await tokens.check(token, now: Date()), nil) }
         case .check(.sessionRefresh):
-            return .later {
+            return .later { [self] in
                 let now = Date()
                 let (renewed, cookies) = await refreshed(exchange.session, exchange.head, now: now)
                 var credentials = credentials

@@ -1,0 +1,108 @@
+"""Writes scripts/detour.order: the functions Detour runs when it starts and serves, hottest first.
+
+`scripts/release-build` compiles every function into a section of its own and has the linker place the functions
+this file names first, together. Starting Detour then touches a few dense megabytes of its binary instead of
+pages scattered over 28 MB of code, each of which the kernel maps with its neighbours (fault-around): idle RSS
+34 -> 30 MiB (docs/performance.md#memory). A function the file does not name (new code, a renamed one) is placed
+after them as before, so a stale file costs memory, never correctness. Run this again after large changes.
+
+How: the release build (stripped of its DWARF, which valgrind cannot read) runs under valgrind's callgrind, against
+the e2e provider and an nginx upstream. It starts, a user signs in, 300 signed-in GETs are proxied, 50 anonymous
+browser GETs are answered 302, and it stops. Every function of the binary that ran is listed, ordered by the
+instructions it ran itself.
+
+Usage: .venv/bin/python bench/order.py [detour-binary]   (default: .build/release/detour)
+Needs valgrind, binutils (strip, nm), nginx and the e2e requirements in .venv.
+"""
+import collections
+import pathlib
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "Tests" / "e2e"))
+sys.path.insert(0, str(ROOT / "bench"))
+BINARY = pathlib.Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / ".build" / "release" / "detour"
+ORDER = ROOT / "scripts" / "detour.order"
+sys.argv[1:] = []
+
+import requests  # noqa: E402
+
+import conftest  # noqa: E402
+from conftest import Detour, provider, wait_for  # noqa: E402
+from proxy import start_nginx  # noqa: E402
+from table import cookie_of, routes  # noqa: E402
+
+
+def self_costs(profile, binary_name):
+    """Instructions each function of `binary_name` ran itself, by name, from a callgrind profile."""
+    names, objects, costs = {}, {}, collections.Counter()
+    current_object = current = None
+    skip_next = False
+    for line in profile.read_text().splitlines():
+        if match := re.match(r"^(c?)(ob|fn)=\((\d+)\)(?: (.+))?$", line):
+            called, kind, number, name = match.groups()
+            table = objects if kind == "ob" else names
+            if name:
+                table[number] = name
+            if not called and kind == "ob":
+                current_object = objects[number]
+            elif not called:
+                current = names[number] if current_object.endswith(binary_name) else None
+        elif line.startswith("calls="):
+            skip_next = True  # the next line is the call's inclusive cost, not the caller's own
+        elif line[:1].isdigit() or line[:1] in "+-*":
+            fields = line.split()  # a position, then the instructions (none when there were none)
+            if not skip_next and current and len(fields) > 1:
+                costs[current] += int(fields[1])
+            skip_next = False
+    return costs
+
+
+def main():
+    work = pathlib.Path(tempfile.mkdtemp())
+    work.chmod(0o755)
+    stripped, profile, wrapper = work / "detour", work / "callgrind.out", work / "detour-under-callgrind"
+    subprocess.run(["strip", "--strip-debug", "-o", str(stripped), str(BINARY)], check=True)
+    wrapper.write_text(f"#!/bin/sh\nexec valgrind --tool=callgrind --demangle=no --dump-instr=no "
+                       f"--callgrind-out-file={profile} {stripped} \"$@\"\n")
+    wrapper.chmod(0o755)
+    conftest.DETOUR = wrapper
+    files = work / "files"
+    files.mkdir()
+    (files / "1k").write_bytes(b"x" * 1024)
+    upstream_port, upstream = start_nginx(work / "upstream", {"location": f"location / {{ root {files}; }}"})
+    issuer_fixture = provider.__wrapped__()
+    issuer = next(issuer_fixture)
+    detour = Detour.__new__(Detour)
+    try:
+        detour.__init__(work, issuer, extra=routes(f"http://127.0.0.1:{upstream_port}"), server='  access_log: "off"')
+    except RuntimeError:
+        pass  # its own wait for /ready is too short under valgrind
+    wait_for(detour.url("/ready"), timeout=180)
+    name, value = cookie_of(detour).split(": ", 1)
+    with requests.Session() as session:
+        for _ in range(300):
+            assert session.get(detour.url("/1k"), headers={name: value}).status_code == 200
+    for _ in range(50):
+        assert requests.get(detour.url("/1k"), headers={"Accept": "text/html"},
+                            allow_redirects=False).status_code == 302
+    detour.process.send_signal(signal.SIGTERM)
+    detour.process.wait(120)
+    upstream.terminate()
+    next(issuer_fixture, None)
+
+    costs = self_costs(profile, stripped.name)
+    symbols = subprocess.run(["nm", "--defined-only", str(BINARY)], capture_output=True, text=True,
+                             check=True).stdout
+    functions = {line.split()[2] for line in symbols.splitlines() if line.split()[1:2] in (["t"], ["T"], ["W"])}
+    ordered = [name for name, _ in costs.most_common() if name in functions]
+    ORDER.write_text("\n".join(ordered) + "\n")
+    print(f"{ORDER}: {len(ordered)} functions of {len(costs)} that ran in {BINARY.name}")
+
+
+if __name__ == "__main__":
+    main()

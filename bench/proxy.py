@@ -75,14 +75,19 @@ def children_rss_kb(pid):
     return total
 
 
-def cpu_seconds(pid):
-    """User and system CPU time of a process and its children (nginx's worker) so far, in seconds."""
-    total = 0
+def cpu_times(pid):
+    """User and system (kernel) CPU time of a process and its children (nginx's worker) so far, in seconds."""
+    user = system = 0
     pids = [str(pid)] + subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
     for p in pids:
         fields = pathlib.Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
-        total += int(fields[11]) + int(fields[12])  # utime and stime, fields 14 and 15 of stat(5)
-    return total / os.sysconf("SC_CLK_TCK")
+        user, system = user + int(fields[11]), system + int(fields[12])  # utime, stime: fields 14, 15 of stat(5)
+    return user / os.sysconf("SC_CLK_TCK"), system / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid):
+    """User and system CPU time of a process and its children (nginx's worker) so far, in seconds."""
+    return sum(cpu_times(pid))
 
 
 def wrk(url, header=None, seconds=None, connections=None):

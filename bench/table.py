@@ -2,7 +2,8 @@
 and wrk settings, rounds interleaved (each round runs every contender once), median of rounds shown.
 
 Rows (each ratio is Detour over the comparison, per round, then the median):
-- signed-in proxied GET, 1 KiB body, HTTP/1.1: against nginx `proxy_pass` (requests/s, p99, CPU per request)
+- signed-in proxied GET, 1 KiB body, HTTP/1.1: against nginx `proxy_pass` (requests/s, p99, CPU per request, and
+  that CPU's user and kernel parts)
 - the same with a 64 KiB body
 - the same (1 KiB) with the PostgreSQL session store: against Detour's cookie store
 - the same over TLS and HTTP/2 from the client (h2load): against nginx `listen ssl http2` + `proxy_pass`
@@ -40,7 +41,7 @@ import requests  # noqa: E402
 import conftest  # noqa: E402
 from conftest import Detour, free_port, provider, signed_in, wait_for  # noqa: E402
 from edge import certificates  # noqa: E402
-from proxy import cpu_seconds, start_nginx  # noqa: E402
+from proxy import cpu_times, start_nginx  # noqa: E402
 
 conftest.DETOUR = BINARY
 
@@ -180,9 +181,11 @@ def main():
     rss_start = rss_mib(detour.process.pid)
     for _ in range(ROUNDS):
         for name, (measure, pid) in runs.items():
-            before = cpu_seconds(pid)
+            user, system = cpu_times(pid)
             rps, p99, failures = measure()
-            results[name].append((rps, p99, failures, (cpu_seconds(pid) - before) / (rps * SECONDS) * 1e6))
+            per_request = [(after - before) / (rps * SECONDS) * 1e6 for after, before in zip(cpu_times(pid),
+                                                                                         (user, system))]
+            results[name].append((rps, p99, failures, sum(per_request), *per_request))
     rss_end = rss_mib(detour.process.pid)
     decision = subprocess.run([str(conftest.DETOUR.with_name("detour-bench")), "policy", "1"], capture_output=True,
                               text=True).stdout
@@ -195,10 +198,11 @@ def main():
 
     print(f"{SECONDS} s per run, {ROUNDS} rounds interleaved, wrk 2 threads x {CONNECTIONS} connections (h2load 16 x 10"
           f" streams); medians of rounds; binary {conftest.DETOUR}")
-    print(f"{'':24} {'req/s':>8} {'p99 ms':>7} {'CPU µs':>7} {'failed':>7}")
+    print(f"{'':24} {'req/s':>8} {'p99 ms':>7} {'CPU µs':>7} {'user':>6} {'kernel':>6} {'failed':>7}")
     for name in runs:
         failed = sum(run[2] for run in results[name])
-        print(f"{name:24} {median(name):8.0f} {median(name, 1):7.2f} {median(name, 3):7.1f} {failed:7d}")
+        print(f"{name:24} {median(name):8.0f} {median(name, 1):7.2f} {median(name, 3):7.1f} {median(name, 4):6.1f} "
+              f"{median(name, 5):6.1f} {failed:7d}")
     rows = [
         ("signed-in GET 1 KiB, h1", ratio("detour 1k", "nginx 1k"), ">= 0.9x nginx"),
         ("  p99", ratio("detour 1k", "nginx 1k", 1), "<= 1.2x nginx"),
@@ -215,6 +219,8 @@ def main():
         bound = float(re.search(r"([\d.]+)x", target).group(1))
         met = value <= bound if target.startswith("<=") else value >= bound
         print(f"{name:28} {value:8.2f}x  {target:24} {'met' if met else 'NOT met'}")
+    print("CPU per signed-in 1 KiB request, user + kernel: " + ", ".join(
+        f"{name} {median(name + ' 1k', 4):.1f} + {median(name + ' 1k', 5):.1f} µs" for name in ("detour", "nginx")))
     print(f"memory: idle {idle_rss:.1f} MiB after start (target < 32 MiB: {'met' if idle_rss < 32 else 'NOT met'}); "
           f"{rss_start:.1f} MiB before the rounds, {rss_end:.1f} MiB after them")
     print("policy decision (detour-bench policy):\n" + decision.strip())

@@ -50,7 +50,9 @@ public struct SealedCookieCodec: Sendable {
         var framed = withUnsafeBytes(of: Int64(expiry.timeIntervalSince1970.rounded(.down)).bigEndian) { Array($0) }
         framed += plaintext
         do {
-            let box = try AES.GCM.seal(framed, using: sealingKey.key, authenticating: Array(purpose.utf8))
+            // The nonce from one call into the kernel: swift-crypto's own makes one for every eight bytes.
+            let nonce = try AES.GCM.Nonce(data: SecureRandom.bytes(12))
+            let box = try AES.GCM.seal(framed, using: sealingKey.key, nonce: nonce, authenticating: Array(purpose.utf8))
             let bytes = [Self.version] + sealingKey.id + Array(box.nonce) + Array(box.ciphertext) + Array(box.tag)
             return Base64URL.encode(bytes)
         } catch {

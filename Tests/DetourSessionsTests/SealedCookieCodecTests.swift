@@ -17,6 +17,17 @@ import Testing
         #expect(sealed.allSatisfy { $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" })
     }
 
+    /// AES-GCM loses its secrecy and its integrity when a key seals twice under one nonce.
+    @Test func everySealHasItsOwnNonce() throws {
+        let codec = try SealedCookieCodec(secrets: [Self.secretA])
+        let nonces = (0..<1000).map { _ in
+            let bytes = Base64URL.decode(codec.seal(Array("same".utf8), purpose: "session", expiry: Self.later))
+            return bytes.map { Array($0[5..<17]) } ?? []  // after the version and the key id
+        }
+        #expect(Set(nonces).count == 1000)
+        #expect(nonces.allSatisfy { $0.count == 12 && $0 != Array(repeating: 0, count: 12) })
+    }
+
     @Test func everyTamperedByteIsRefused() throws {
         let codec = try SealedCookieCodec(secrets: [Self.secretA])
         let sealed = Base64URL.decode(codec.seal(Array("alice".utf8), purpose: "session", expiry: Self.later))!

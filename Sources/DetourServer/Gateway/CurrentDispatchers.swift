@@ -13,7 +13,7 @@ import Synchronization
 
 /// The decision path of one configuration: its dispatchers, made together and replaced together.
 ///
-/// A class, so that reading the current one costs one reference, not a copy of every dispatcher's fields.
+/// A class, so that reading the current one costs one reference.
 final class Generation: Sendable {
     /// The public listener's.
     let main: Dispatcher

@@ -2,7 +2,7 @@
 
 `scripts/release-build` compiles every function into a section of its own and has the linker place the functions
 this file names first, together. Starting Detour then touches a few dense megabytes of its binary instead of
-pages scattered over 28 MB of code, each of which the kernel maps with its neighbours (fault-around): about 6 MiB
+pages scattered over 28 MB of code, each of which the kernel maps with its neighbours (fault-around): about 5 MiB
 less RSS at start (docs/performance.md#memory). A function the file does not name (new code, a renamed one) is
 placed after them as before, so a stale file costs memory, never correctness. Run this again after large changes;
 `scripts/release-build` relinks when the file is newer than its binaries.

@@ -22,6 +22,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "Tests" / "e2e"))
@@ -33,7 +34,7 @@ sys.argv[1:] = []
 import requests  # noqa: E402
 
 import conftest  # noqa: E402
-from conftest import Detour, provider, wait_for  # noqa: E402
+from conftest import Detour, provider  # noqa: E402
 from proxy import start_nginx  # noqa: E402
 from table import cookie_of, routes  # noqa: E402
 
@@ -66,6 +67,19 @@ def self_costs(profile, binary_name):
 MINIMUM = 3000  # functions: fewer means the run did not do what it should (the last run listed 6,631)
 
 
+def ready(url, seconds=180):
+    """Waits for `url` to answer 200, giving a slow process (under valgrind) 10 s per try."""
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        try:
+            if requests.get(url, timeout=10).status_code == 200:
+                return
+        except (requests.ConnectionError, requests.Timeout):
+            pass
+        time.sleep(0.5)
+    raise RuntimeError(f"{url} was not ready within {seconds} s")
+
+
 def profile_run(work):
     """Runs the stripped binary under callgrind through start, a sign-in, 300 GETs and 50 A1 answers; the profile."""
     stripped, profile, wrapper = work / "detour", work / "callgrind.out", work / "detour-under-callgrind"
@@ -85,11 +99,11 @@ def profile_run(work):
         try:
             detour.__init__(work, issuer, extra=routes(f"http://127.0.0.1:{upstream_port}"),
                             server='  access_log: "off"')
-        except RuntimeError:
+        except (RuntimeError, requests.Timeout):
             if detour.process.poll() is not None:
                 raise  # it stopped: its log says why
-            # else only slow: the fixture waits 20 s for /ping, and valgrind can take longer
-        wait_for(detour.url("/ready"), timeout=180)
+            # else only slow: the fixture waits 20 s for /ping, a second per answer, and valgrind can take longer
+        ready(detour.url("/ready"))
         name, value = cookie_of(detour).split(": ", 1)
         with requests.Session() as session:
             for _ in range(300):
@@ -102,7 +116,9 @@ def profile_run(work):
     finally:
         if getattr(detour, "process", None) and detour.process.poll() is None:
             detour.process.kill()
+            detour.process.wait(10)
         upstream.terminate()
+        upstream.wait(10)
         next(issuer_fixture, None)
     return self_costs(profile, stripped.name)
 

@@ -5,7 +5,7 @@ this file names first, together. Starting Detour then touches a few dense megaby
 pages scattered over 28 MB of code, each of which the kernel maps with its neighbours (fault-around): about 5 MiB
 less RSS at start (docs/performance.md#memory). A function the file does not name (new code, a renamed one) is
 placed after them as before, so a stale file costs memory, never correctness. Run this again after large changes;
-`scripts/release-build` relinks when the file is newer than its binaries.
+`scripts/release-build` relinks whenever the file's contents change.
 
 How: the release build (stripped of its DWARF, which valgrind cannot read) runs under valgrind's callgrind, against
 the e2e provider and an nginx upstream. It starts, a user signs in, 300 signed-in GETs are proxied, 50 anonymous

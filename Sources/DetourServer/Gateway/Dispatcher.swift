@@ -242,7 +242,7 @@ final class Dispatcher: Sendable {
         return .proxy(
             ProxyPlan(
                 host: route.host, port: route.port, head: upstreamHead,
-                // Captures the counters, not the dispatcher: a response outlives no more than it needs.
+                // Captures the counters, not the dispatcher: a response keeps alive only what it needs.
                 rewriteResponse: { [counters] head in
                     counters.count(
                         route: label, decision: AccessNote.proxied, status: Int(head.status.code), redirect: false)

@@ -52,11 +52,7 @@ public struct RequestPath: Sendable, Hashable, CustomStringConvertible {
         guard target.utf8.first == UInt8(ascii: "/") else { throw .notOriginForm }
         if let queryProblem { throw queryProblem }
         guard pathLength < target.utf8.count else {
-            if normal {
-                (path, query) = (target, nil)
-                return
-            }
-            (path, query) = (try Self.normalizedPath(target[...]), nil)
+            (path, query) = (normal ? target : try Self.normalizedPath(target[...]), nil)
             return
         }
         // Split where the bytes are: `?` is ASCII, so both halves are whole characters.

@@ -18,11 +18,10 @@ Needs valgrind, binutils (strip, nm), nginx and the e2e requirements in .venv.
 import collections
 import pathlib
 import re
+import shutil
 import signal
 import subprocess
 import sys
-import tempfile
-import time
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "Tests" / "e2e"))
@@ -34,9 +33,8 @@ sys.argv[1:] = []
 import requests  # noqa: E402
 
 import conftest  # noqa: E402
-from conftest import Detour, provider  # noqa: E402
-from proxy import start_nginx  # noqa: E402
-from table import cookie_of, routes  # noqa: E402
+from conftest import Detour, provider, wait_for  # noqa: E402
+from table import cookie_of, file_upstream, routes  # noqa: E402
 
 
 def self_costs(profile, binary_name):
@@ -67,31 +65,15 @@ def self_costs(profile, binary_name):
 MINIMUM = 3000  # functions: fewer means the run did not do what it should (the last run listed 6,631)
 
 
-def ready(url, seconds=180):
-    """Waits for `url` to answer 200, giving a slow process (under valgrind) 10 s per try."""
-    deadline = time.time() + seconds
-    while time.time() < deadline:
-        try:
-            if requests.get(url, timeout=10).status_code == 200:
-                return
-        except (requests.ConnectionError, requests.Timeout):
-            pass
-        time.sleep(0.5)
-    raise RuntimeError(f"{url} was not ready within {seconds} s")
-
-
-def profile_run(work):
+def profile_run():
     """Runs the stripped binary under callgrind through start, a sign-in, 300 GETs and 50 A1 answers; the profile."""
+    work, upstream_port, upstream = file_upstream()
     stripped, profile, wrapper = work / "detour", work / "callgrind.out", work / "detour-under-callgrind"
     subprocess.run(["strip", "--strip-debug", "-o", str(stripped), str(BINARY)], check=True)
     wrapper.write_text(f"#!/bin/sh\nexec valgrind --tool=callgrind --demangle=no --dump-instr=no "
                        f"--callgrind-out-file={profile} {stripped} \"$@\"\n")
     wrapper.chmod(0o755)
     conftest.DETOUR = wrapper
-    files = work / "files"
-    files.mkdir()
-    (files / "1k").write_bytes(b"x" * 1024)
-    upstream_port, upstream = start_nginx(work / "upstream", {"location": f"location / {{ root {files}; }}"})
     issuer_fixture = provider.__wrapped__()
     issuer = next(issuer_fixture)
     detour = Detour.__new__(Detour)
@@ -103,7 +85,7 @@ def profile_run(work):
             if detour.process.poll() is not None:
                 raise  # it stopped: its log says why
             # else only slow: the fixture waits 20 s for /ping, a second per answer, and valgrind can take longer
-        ready(detour.url("/ready"))
+        wait_for(detour.url("/ready"), timeout=180, each=10)
         name, value = cookie_of(detour).split(": ", 1)
         with requests.Session() as session:
             for _ in range(300):
@@ -120,14 +102,13 @@ def profile_run(work):
         upstream.terminate()
         upstream.wait(10)
         next(issuer_fixture, None)
-    return self_costs(profile, stripped.name)
+    costs = self_costs(profile, stripped.name)
+    shutil.rmtree(work)
+    return costs
 
 
 def main():
-    with tempfile.TemporaryDirectory() as folder:
-        work = pathlib.Path(folder)
-        work.chmod(0o755)
-        costs = profile_run(work)
+    costs = profile_run()
     symbols = subprocess.run(["nm", "--defined-only", str(BINARY)], capture_output=True, text=True,
                              check=True).stdout
     functions = {line.split()[2] for line in symbols.splitlines() if line.split()[1:2] in (["t"], ["T"], ["W"])}

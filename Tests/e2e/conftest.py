@@ -26,13 +26,14 @@ def free_port():
         return s.getsockname()[1]
 
 
-def wait_for(url, status=200, timeout=20, verify=True):
+def wait_for(url, status=200, timeout=20, verify=True, each=1):
+    """Waits up to `timeout` seconds for `url` to answer `status`, giving each try `each` seconds."""
     deadline = time.time() + timeout
     while time.time() < deadline:
         try:
-            if requests.get(url, timeout=1, verify=verify).status_code == status:
+            if requests.get(url, timeout=each, verify=verify).status_code == status:
                 return
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):
             pass
         time.sleep(0.1)
     raise RuntimeError(f"{url} did not answer {status} within {timeout} s")

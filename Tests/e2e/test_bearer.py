@@ -201,7 +201,7 @@ def test_hostile_authorization_headers_are_refused_without_harm(api, oauth_provi
     # A token of 20,000 bytes, still within the header limit: refused as malformed, and the process goes on.
     assert_invalid_token(requests.get(api.url("/echo/jwt/x"), headers=bearer("x" * 20_000)), "malformed-token")
     # Two Authorization headers: the upstream might read the one Detour did not check.
-    doubled = http.client.HTTPConnection("127.0.0.1", int(api.url("/").split(":")[2].split("/")[0]))
+    doubled = http.client.HTTPConnection("127.0.0.1", api.port)
     doubled.putrequest("GET", "/echo/jwt/x", skip_host=True)
     doubled.putheader("Host", "localhost")
     doubled.putheader("Accept", "application/json")
